@@ -1,0 +1,2 @@
+/* placeholder: replaced by the engine */
+typedef int jfs_placeholder_super;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, the tests and the benchmarks need. Idempotent; run as root
+# (or through sudo) on a fresh Debian 12 machine.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential cmake pkg-config clang
+	libfuse3-dev fuse3 libyaml-dev libxxhash-dev libcmocka-dev libsqlite3-dev
+	# tests
+	python3 attr xxhash git npm kmod util-linux procps psmisc valgrind sqlite3
+	# peers the tests and benchmarks compare against
+	fuse-overlayfs
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		SUDO=sudo
+	else
+		SUDO=
+	fi
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

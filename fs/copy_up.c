@@ -1,2 +1,474 @@
-/* placeholder: replaced by the engine */
-typedef int jfs_placeholder_copy_up;
+/* Atomic copy-up: a lower object is rebuilt in the work dir (data, xattrs, owner, mode, times),
+ * then renamed into the upper, parents first; see the invariants in jfs.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "jfs.h"
+
+#define COPY_CHUNK (1 << 20)
+
+static int copy_range_rw(int src_fd, int dst_fd, off_t off, off_t len)
+{
+	char *buf = malloc(COPY_CHUNK);
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (len > 0) {
+		size_t want = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
+		ssize_t n = pread(src_fd, buf, want, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = pwrite(dst_fd, buf + done, (size_t)(n - done), off + done);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				r = -errno;
+				goto out;
+			}
+			done += w;
+		}
+		off += n;
+		len -= n;
+	}
+out:
+	free(buf);
+	return r;
+}
+
+static int copy_range(int src_fd, int dst_fd, off_t off, off_t len)
+{
+	while (len > 0) {
+		loff_t in = off, out = off;
+		ssize_t n = copy_file_range(src_fd, &in, dst_fd, &out, (size_t)len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+			    errno == EOPNOTSUPP)
+				return copy_range_rw(src_fd, dst_fd, off, len);
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Copies size bytes, keeping holes: a reflink where the filesystem shares extents, otherwise each
+ * data extent found with SEEK_DATA/SEEK_HOLE. */
+int jfs_copy_data(int src_fd, int dst_fd, off_t size)
+{
+	off_t off = 0;
+	int r;
+
+	if (size == 0)
+		return 0;
+	if (ioctl(dst_fd, FICLONE, src_fd) == 0)
+		return 0;
+	while (off < size) {
+		off_t data = lseek(src_fd, off, SEEK_DATA);
+		off_t hole;
+		if (data < 0) {
+			if (errno == ENXIO)
+				break; /* only a hole remains */
+			/* no SEEK_DATA here: copy everything */
+			r = copy_range(src_fd, dst_fd, off, size - off);
+			if (r < 0)
+				return r;
+			break;
+		}
+		hole = lseek(src_fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > size)
+			hole = size;
+		r = copy_range(src_fd, dst_fd, data, hole - data);
+		if (r < 0)
+			return r;
+		off = hole;
+	}
+	if (ftruncate(dst_fd, size) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Copies the xattrs of src to dst (descriptors or O_PATH descriptors of non-symlinks), except our
+ * private ones. */
+int jfs_copy_xattrs(struct jfs_fs *fs, int src_fd, int dst_fd)
+{
+	char src[64], dst[64], *names = NULL, *value = NULL;
+	ssize_t len, vlen;
+	int r = 0;
+
+	jfs_proc_path(src, sizeof(src), src_fd);
+	jfs_proc_path(dst, sizeof(dst), dst_fd);
+	len = listxattr(src, NULL, 0);
+	if (len <= 0)
+		return (len < 0 && errno != ENOTSUP) ? -errno : 0;
+	names = malloc((size_t)len);
+	if (!names)
+		return -ENOMEM;
+	len = listxattr(src, names, (size_t)len);
+	if (len < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (char *name = names; name < names + len; name += strlen(name) + 1) {
+		if (jfs_is_private_xattr(fs, name))
+			continue;
+		vlen = getxattr(src, name, NULL, 0);
+		if (vlen < 0)
+			continue;
+		free(value);
+		value = malloc((size_t)vlen + 1);
+		if (!value) {
+			r = -ENOMEM;
+			goto out;
+		}
+		vlen = getxattr(src, name, value, (size_t)vlen);
+		if (vlen < 0)
+			continue;
+		if (setxattr(dst, name, value, (size_t)vlen, 0) < 0) {
+			/* security labels may be refused by policy: the copy is still faithful */
+			if (!strncmp(name, "security.", 9) && (errno == EPERM || errno == ENOTSUP))
+				continue;
+			r = -errno;
+			goto out;
+		}
+	}
+out:
+	free(value);
+	free(names);
+	return r;
+}
+
+static int set_metadata(int fd, const struct stat *st, bool is_symlink)
+{
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	char proc[64];
+
+	if (fchownat(fd, "", st->st_uid, st->st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!is_symlink) {
+		jfs_proc_path(proc, sizeof(proc), fd);
+		/* after chown, which clears set-id bits */
+		if (chmod(proc, st->st_mode & 07777) < 0)
+			return -errno;
+	}
+	if (utimensat(fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Builds a copy of the object behind src_fd in the work dir under tmp. Returns an O_PATH (or
+ * directory) descriptor of the copy. */
+static int build_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, const char *tmp)
+{
+	char proc[64], target[PATH_MAX + 1];
+	int fd = -1, data_fd = -1, r = 0;
+	ssize_t n;
+
+	switch (st->st_mode & S_IFMT) {
+	case S_IFDIR:
+		if (mkdirat(fs->work_fd, tmp, 0700) < 0)
+			return -errno;
+		fd = openat(fs->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		break;
+	case S_IFREG:
+		jfs_proc_path(proc, sizeof(proc), src_fd);
+		data_fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOATIME);
+		if (data_fd < 0 && errno == EPERM)
+			data_fd = open(proc, O_RDONLY | O_CLOEXEC);
+		if (data_fd < 0)
+			return -errno;
+		fd = openat(fs->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			r = -errno;
+			close(data_fd);
+			return r;
+		}
+		r = jfs_copy_data(data_fd, fd, st->st_size);
+		close(data_fd);
+		if (r == 0 && fs->opts.fsync_copy_up && fsync(fd) < 0)
+			r = -errno;
+		if (r < 0)
+			goto out_close;
+		break;
+	case S_IFLNK:
+		n = readlinkat(src_fd, "", target, sizeof(target) - 1);
+		if (n < 0)
+			return -errno;
+		target[n] = '\0';
+		if (symlinkat(target, fs->work_fd, tmp) < 0)
+			return -errno;
+		fd = openat(fs->work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		break;
+	default:
+		if (mknodat(fs->work_fd, tmp, st->st_mode & (S_IFMT | 0700), st->st_rdev) < 0)
+			return -errno;
+		fd = openat(fs->work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		break;
+	}
+	if (fd < 0)
+		return -errno;
+	if (!S_ISLNK(st->st_mode)) {
+		r = jfs_copy_xattrs(fs, src_fd, fd);
+		if (r < 0)
+			goto out_close;
+	}
+	r = set_metadata(fd, st, S_ISLNK(st->st_mode));
+	if (r < 0)
+		goto out_close;
+	return fd;
+
+out_close:
+	close(fd);
+	return r;
+}
+
+/* The upper descriptor of a directory, copying it up first. Valid for the inode's life. */
+int jfs_upper_dir_fd(struct jfs_fs *fs, struct jfs_inode *dir)
+{
+	int r, fd, idx;
+
+	r = jfs_copy_up(fs, dir);
+	if (r < 0)
+		return r;
+	fd = jfs_inode_top_fd(dir, &idx);
+	return idx == JFS_UPPER ? fd : -EIO;
+}
+
+static int reopen_object(int dirfd, const char *name, mode_t mode)
+{
+	int flags = S_ISDIR(mode) ? O_RDONLY | O_DIRECTORY : O_PATH;
+	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
+			  const char *name)
+{
+	struct jfs_ilayer layers[JFS_MAX_LAYERS];
+	struct stat st, pst, ust;
+	char tmp[64];
+	int nlayers, src_fd, pfd, copy_fd, upper_fd, r;
+
+	pfd = jfs_upper_dir_fd(fs, parent);
+	if (pfd < 0)
+		return pfd;
+	nlayers = jfs_inode_dup_layers(inode, layers, JFS_MAX_LAYERS - 1);
+	src_fd = layers[0].fd;
+	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (fstat(pfd, &pst) < 0)
+		return -errno;
+
+	jfs_tmpname(fs, tmp, sizeof(tmp));
+	copy_fd = build_copy(fs, src_fd, &st, tmp);
+	if (copy_fd < 0) {
+		jfs_remove_tree_at(fs->work_fd, tmp);
+		return copy_fd;
+	}
+	close(copy_fd);
+	if (renameat2(fs->work_fd, tmp, pfd, name, RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		jfs_remove_tree_at(fs->work_fd, tmp);
+		return r;
+	}
+	/* the parent's times are the view's: creating our copy in it must not move them */
+	{
+		struct timespec ts[2] = {pst.st_atim, pst.st_mtim};
+		futimens(pfd, ts);
+	}
+	upper_fd = reopen_object(pfd, name, st.st_mode);
+	if (upper_fd < 0)
+		return upper_fd;
+	if (fstat(upper_fd, &ust) < 0) {
+		r = -errno;
+		close(upper_fd);
+		return r;
+	}
+	r = jfs_inomap_add(&fs->inomap, JFS_UPPER, ust.st_ino, inode->ino);
+	if (r < 0) {
+		close(upper_fd);
+		return r;
+	}
+	/* a directory keeps merging its lowers; anything else is now just the copy */
+	if (S_ISDIR(st.st_mode)) {
+		for (int i = 0; i < nlayers; i++) {
+			layers[i].fd = fcntl(layers[i].fd, F_DUPFD_CLOEXEC, 0);
+			if (layers[i].fd < 0) {
+				r = -errno;
+				for (int j = 0; j < i; j++)
+					close(layers[j].fd);
+				close(upper_fd);
+				return r;
+			}
+		}
+		memmove(layers + 1, layers, sizeof(*layers) * (size_t)nlayers);
+		nlayers++;
+	} else {
+		nlayers = 1;
+	}
+	layers[0].idx = JFS_UPPER;
+	layers[0].fd = upper_fd;
+	jfs_inode_set_layers(fs, inode, nlayers, layers);
+	return 0;
+}
+
+/* An open file whose name is gone still copies up, to an orphan nobody can reach by name, so that
+ * changes through its descriptor never resurrect the name. */
+static int copy_up_orphan(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	struct jfs_ilayer upper;
+	struct stat st;
+	char tmp[64];
+	int fd, idx, src_fd = jfs_inode_top_fd(inode, &idx);
+
+	if (idx == JFS_UPPER)
+		return 0;
+	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	jfs_tmpname(fs, tmp, sizeof(tmp));
+	fd = build_copy(fs, src_fd, &st, tmp);
+	if (fd >= 0) {
+		close(fd);
+		fd = reopen_object(fs->work_fd, tmp, st.st_mode);
+	}
+	jfs_remove_tree_at(fs->work_fd, tmp);
+	if (fd < 0)
+		return fd;
+	upper.idx = JFS_UPPER;
+	upper.fd = fd;
+	jfs_inode_set_layers(fs, inode, 1, &upper);
+	return 0;
+}
+
+int jfs_copy_up(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	struct jfs_inode *parent;
+	char *name;
+	bool unlinked;
+	int idx, r;
+
+	jfs_inode_top_fd(inode, &idx);
+	if (idx == JFS_UPPER)
+		return 0;
+	pthread_mutex_lock(&inode->lock);
+	unlinked = inode->unlinked;
+	pthread_mutex_unlock(&inode->lock);
+	if (unlinked) {
+		pthread_mutex_lock(&inode->copy_lock);
+		r = copy_up_orphan(fs, inode);
+		pthread_mutex_unlock(&inode->copy_lock);
+		return r;
+	}
+
+	pthread_mutex_lock(&inode->lock);
+	parent = inode->parent;
+	name = strdup(inode->name ? inode->name : "");
+	pthread_mutex_unlock(&inode->lock);
+	if (!parent || !name) {
+		free(name);
+		return parent ? -ENOMEM : -EIO;
+	}
+	jfs_inode_ref(fs, parent);
+	r = jfs_copy_up(fs, parent); /* invariant 1: parents first */
+	if (r < 0)
+		goto out;
+
+	pthread_mutex_lock(&inode->copy_lock);
+	jfs_inode_top_fd(inode, &idx);
+	if (idx != JFS_UPPER) {
+		/* re-read the name: a rename may have moved it while we copied the parents */
+		struct jfs_inode *cur_parent;
+		pthread_mutex_lock(&inode->lock);
+		cur_parent = inode->parent;
+		free(name);
+		name = strdup(inode->name);
+		pthread_mutex_unlock(&inode->lock);
+		if (!name)
+			r = -ENOMEM;
+		else if (cur_parent != parent)
+			r = -EAGAIN;
+		else
+			r = copy_up_locked(fs, inode, parent, name);
+	}
+	pthread_mutex_unlock(&inode->copy_lock);
+out:
+	jfs_inode_put(fs, parent);
+	free(name);
+	if (r == -EAGAIN)
+		return jfs_copy_up(fs, inode);
+	return r;
+}
+
+/* Makes dir and everything below it live in the upper, then opaque: the prerequisite for moving a
+ * directory that has lower parts without redirects. */
+int jfs_copy_up_tree(struct jfs_fs *fs, struct jfs_inode *dir)
+{
+	struct jfs_ilayer upper;
+	struct jfs_dirlist list;
+	int nlayers, r;
+
+	r = jfs_copy_up(fs, dir);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&dir->lock);
+	nlayers = dir->nlayers;
+	pthread_mutex_unlock(&dir->lock);
+	if (nlayers == 1)
+		return 0; /* upper only: nothing below to merge */
+
+	r = jfs_dirlist_build(fs, dir, &list);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < list.count && r == 0; i++) {
+		struct jfs_inode *child;
+		const char *name = list.entries[i].name;
+		if (!strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		r = jfs_lookup(fs, dir, name, false, &child);
+		if (r == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		if (r < 0)
+			break;
+		r = child->type == S_IFDIR ? jfs_copy_up_tree(fs, child) : jfs_copy_up(fs, child);
+		jfs_inode_put(fs, child);
+	}
+	jfs_dirlist_free(&list);
+	if (r < 0)
+		return r;
+
+	upper.idx = JFS_UPPER;
+	upper.fd = fcntl(jfs_inode_top_fd(dir, NULL), F_DUPFD_CLOEXEC, 0);
+	if (upper.fd < 0)
+		return -errno;
+	r = jfs_set_opaque(fs, upper.fd);
+	if (r < 0) {
+		close(upper.fd);
+		return r;
+	}
+	jfs_inode_set_layers(fs, dir, 1, &upper);
+	return 0;
+}

@@ -1,2 +1,566 @@
-/* placeholder: replaced by the engine */
-typedef int jfs_placeholder_dir;
+/* Namespace changes: create/mkdir/mknod/symlink/link/unlink/rmdir/rename, and the whiteouts and
+ * opaque directories that keep lower names hidden after them. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jfs.h"
+
+static bool daemon_is_root(void)
+{
+	return geteuid() == 0;
+}
+
+/* Gives a new object to the caller. A set-group-ID parent already gave it its group. */
+static int chown_to_caller(int fd, const struct fuse_ctx *ctx, bool parent_sgid)
+{
+	gid_t gid = parent_sgid ? (gid_t)-1 : ctx->gid;
+
+	if (fchownat(fd, "", ctx->uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == EPERM && !daemon_is_root())
+			return 0; /* an unprivileged daemon owns what it creates */
+		return -errno;
+	}
+	return 0;
+}
+
+/* Creates the object at (dirfd, name); returns an O_PATH descriptor (or, for a regular file with
+ * open_flags >= 0, a descriptor open with those flags). */
+static int make_object(int dirfd, const char *name, mode_t mode, dev_t rdev,
+		       const char *link_target, int open_flags)
+{
+	int fd;
+
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		if (mkdirat(dirfd, name, mode & 07777) < 0)
+			return -errno;
+		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		break;
+	case S_IFLNK:
+		if (symlinkat(link_target, dirfd, name) < 0)
+			return -errno;
+		fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		break;
+	case S_IFREG:
+		if (open_flags >= 0) {
+			fd = openat(dirfd, name,
+				    (open_flags & ~(O_NOFOLLOW | O_TRUNC)) | O_CREAT | O_EXCL |
+					    O_CLOEXEC,
+				    mode & 07777);
+			break;
+		}
+		__attribute__((fallthrough)); /* mknod of a regular file */
+	default:
+		if (mknodat(dirfd, name, mode, rdev) < 0)
+			return -errno;
+		fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		break;
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+int jfs_create_object(struct jfs_fs *fs, fuse_req_t req, struct jfs_inode *dir, const char *name,
+		      mode_t mode, dev_t rdev, const char *link_target, int open_flags,
+		      int *ret_open_fd, struct fuse_entry_param *ret_e)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct jfs_resolved res;
+	struct jfs_inode *inode;
+	struct stat pst;
+	char tmp[64];
+	int pfd, fd, r;
+
+	r = jfs_resolve(fs, dir, name, &res);
+	if (r < 0)
+		return r;
+	if (res.exists) {
+		jfs_resolved_release(&res);
+		return -EEXIST;
+	}
+	pfd = jfs_upper_dir_fd(fs, dir);
+	if (pfd < 0)
+		return pfd;
+	if (fstat(pfd, &pst) < 0)
+		return -errno;
+
+	if (!res.upper_whiteout) {
+		fd = make_object(pfd, name, mode, rdev, link_target, open_flags);
+		if (fd < 0)
+			return fd;
+		r = chown_to_caller(fd, ctx, pst.st_mode & S_ISGID);
+		if (r < 0) {
+			close(fd);
+			unlinkat(pfd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+			return r;
+		}
+	} else {
+		/* replace the whiteout in one step: build aside, then rename over it */
+		jfs_tmpname(fs, tmp, sizeof(tmp));
+		fd = make_object(fs->work_fd, tmp, mode, rdev, link_target, open_flags);
+		if (fd < 0)
+			return fd;
+		if (pst.st_mode & S_ISGID) {
+			if (S_ISDIR(mode)) {
+				char proc[64];
+				jfs_proc_path(proc, sizeof(proc), fd);
+				chmod(proc, (mode & 07777) | S_ISGID);
+			}
+			if (fchownat(fd, "", ctx->uid, pst.st_gid,
+				     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 &&
+			    daemon_is_root())
+				r = -errno;
+		} else {
+			r = chown_to_caller(fd, ctx, false);
+		}
+		if (r == 0 && S_ISDIR(mode))
+			r = jfs_set_opaque(fs, fd); /* the lower directory must not show through */
+		if (r == 0) {
+			if (S_ISDIR(mode)) {
+				if (renameat2(fs->work_fd, tmp, pfd, name, RENAME_EXCHANGE) < 0)
+					r = -errno;
+				else
+					unlinkat(fs->work_fd, tmp, 0);
+			} else if (renameat(fs->work_fd, tmp, pfd, name) < 0) {
+				r = -errno;
+			}
+		}
+		if (r < 0) {
+			close(fd);
+			jfs_remove_tree_at(fs->work_fd, tmp);
+			return r;
+		}
+	}
+
+	r = jfs_lookup(fs, dir, name, true, &inode);
+	if (r == 0) {
+		r = jfs_fill_entry(fs, inode, ret_e);
+		if (r < 0)
+			jfs_inode_forget(fs, inode, 1);
+	}
+	if (r < 0 || !ret_open_fd || open_flags < 0)
+		close(fd);
+	else
+		*ret_open_fd = fd;
+	return r;
+}
+
+void jfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct fuse_entry_param e;
+	int r;
+
+	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name, mode, rdev, NULL, -1,
+			      NULL, &e);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_entry(req, &e);
+}
+
+void jfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct fuse_entry_param e;
+	int r;
+
+	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name, S_IFDIR | (mode & 07777),
+			      0, NULL, -1, NULL, &e);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_entry(req, &e);
+}
+
+void jfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct fuse_entry_param e;
+	int r;
+
+	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name, S_IFLNK | 0777, 0, link,
+			      -1, NULL, &e);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_entry(req, &e);
+}
+
+static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *dir,
+		   const char *name, struct fuse_entry_param *ret_e)
+{
+	struct jfs_resolved res;
+	struct jfs_inode *found;
+	char proc[64], tmp[64];
+	int pfd, r;
+
+	if (inode->type == S_IFDIR)
+		return -EPERM;
+	r = jfs_resolve(fs, dir, name, &res);
+	if (r < 0)
+		return r;
+	if (res.exists) {
+		jfs_resolved_release(&res);
+		return -EEXIST;
+	}
+	r = jfs_copy_up(fs, inode);
+	if (r < 0)
+		return r;
+	pfd = jfs_upper_dir_fd(fs, dir);
+	if (pfd < 0)
+		return pfd;
+	jfs_proc_path(proc, sizeof(proc), jfs_inode_top_fd(inode, NULL));
+	if (!res.upper_whiteout) {
+		if (linkat(AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW) < 0)
+			return -errno;
+	} else {
+		jfs_tmpname(fs, tmp, sizeof(tmp));
+		if (linkat(AT_FDCWD, proc, fs->work_fd, tmp, AT_SYMLINK_FOLLOW) < 0)
+			return -errno;
+		if (renameat(fs->work_fd, tmp, pfd, name) < 0) {
+			r = -errno;
+			unlinkat(fs->work_fd, tmp, 0);
+			return r;
+		}
+	}
+	r = jfs_lookup(fs, dir, name, true, &found);
+	if (r < 0)
+		return r;
+	r = jfs_fill_entry(fs, found, ret_e);
+	if (r < 0)
+		jfs_inode_forget(fs, found, 1);
+	return r;
+}
+
+void jfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct fuse_entry_param e;
+	int r;
+
+	r = do_link(fs, jfs_inode_from_id(fs, ino), jfs_inode_from_id(fs, newparent), newname, &e);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_entry(req, &e);
+}
+
+/* After its name is gone: an object whose last link went away must never be matched again by a
+ * new object that reuses its real inode number. */
+static void mark_removed(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	struct stat st;
+	int idx, fd = jfs_inode_top_fd(inode, &idx);
+
+	if (idx == JFS_UPPER && inode->type != S_IFDIR) {
+		if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
+		    st.st_nlink > 0)
+			return; /* other hard links remain */
+		jfs_inomap_del(&fs->inomap, JFS_UPPER, st.st_ino);
+	} else if (idx == JFS_UPPER) {
+		if (fstat(fd, &st) == 0)
+			jfs_inomap_del(&fs->inomap, JFS_UPPER, st.st_ino);
+	}
+	pthread_mutex_lock(&inode->lock);
+	inode->unlinked = true;
+	pthread_mutex_unlock(&inode->lock);
+	jfs_inode_unhash(fs, inode);
+}
+
+/* Removes every whiteout directly inside an upper directory. */
+static int clear_whiteouts(int dirfd)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0;
+
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && jfs_is_whiteout(&st) &&
+		    unlinkat(fd, de->d_name, 0) < 0 && r == 0)
+			r = -errno;
+	}
+	closedir(d);
+	return r;
+}
+
+/* Replaces the upper entry (dirfd, name) by a whiteout in one step, then deletes the old entry. */
+static int whiteout_upper_entry(struct jfs_fs *fs, int dirfd, const char *name)
+{
+	char tmp[64];
+	int r;
+
+	jfs_tmpname(fs, tmp, sizeof(tmp));
+	r = jfs_make_whiteout(fs, fs->work_fd, tmp);
+	if (r < 0)
+		return r;
+	if (renameat2(fs->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) < 0) {
+		r = -errno;
+		unlinkat(fs->work_fd, tmp, 0);
+		return r;
+	}
+	return jfs_remove_tree_at(fs->work_fd, tmp);
+}
+
+static int do_remove(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool want_dir)
+{
+	struct jfs_inode *child;
+	int pfd, idx, lower, r;
+
+	r = jfs_lookup(fs, dir, name, false, &child);
+	if (r < 0)
+		return r;
+	if (want_dir && child->type != S_IFDIR) {
+		r = -ENOTDIR;
+		goto out_put;
+	}
+	if (!want_dir && child->type == S_IFDIR) {
+		r = -EISDIR;
+		goto out_put;
+	}
+	if (want_dir) {
+		r = jfs_dir_is_empty(fs, child);
+		if (r < 0)
+			goto out_put;
+		if (r == 0) {
+			r = -ENOTEMPTY;
+			goto out_put;
+		}
+	}
+	pfd = jfs_upper_dir_fd(fs, dir);
+	if (pfd < 0) {
+		r = pfd;
+		goto out_put;
+	}
+	lower = jfs_lower_visible(fs, dir, name);
+	if (lower < 0) {
+		r = lower;
+		goto out_put;
+	}
+	jfs_inode_top_fd(child, &idx);
+	if (idx != JFS_UPPER) {
+		r = jfs_make_whiteout(fs, pfd, name);
+	} else if (lower) {
+		r = whiteout_upper_entry(fs, pfd, name);
+	} else if (unlinkat(pfd, name, want_dir ? AT_REMOVEDIR : 0) < 0) {
+		r = -errno;
+		if (r == -ENOTEMPTY) {
+			/* only whiteouts left from an earlier life: empty it, then remove */
+			int fd = jfs_inode_top_fd(child, NULL);
+			r = clear_whiteouts(fd);
+			if (r == 0 && unlinkat(pfd, name, AT_REMOVEDIR) < 0)
+				r = -errno;
+		}
+	}
+	if (r == 0)
+		mark_removed(fs, child);
+out_put:
+	jfs_inode_put(fs, child);
+	return r;
+}
+
+void jfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+
+	fuse_reply_err(req, -do_remove(fs, jfs_inode_from_id(fs, parent), name, false));
+}
+
+void jfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+
+	fuse_reply_err(req, -do_remove(fs, jfs_inode_from_id(fs, parent), name, true));
+}
+
+static int copy_up_for_move(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	return inode->type == S_IFDIR ? jfs_copy_up_tree(fs, inode) : jfs_copy_up(fs, inode);
+}
+
+/* A directory moved to a name that a lower shows there must hide it. */
+static int opaque_if_covering(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *dir,
+			      const char *name)
+{
+	int r;
+
+	if (inode->type != S_IFDIR)
+		return 0;
+	r = jfs_lower_visible(fs, dir, name);
+	if (r <= 0)
+		return r;
+	return jfs_set_opaque(fs, jfs_inode_top_fd(inode, NULL));
+}
+
+static int rename_exchange(struct jfs_fs *fs, struct jfs_inode *odir, const char *oname,
+			   struct jfs_inode *ndir, const char *nname, struct jfs_inode *src,
+			   struct jfs_inode *tgt, int opfd, int npfd)
+{
+	int r;
+
+	r = opaque_if_covering(fs, src, ndir, nname);
+	if (r == 0)
+		r = opaque_if_covering(fs, tgt, odir, oname);
+	if (r < 0)
+		return r;
+	if (renameat2(opfd, oname, npfd, nname, RENAME_EXCHANGE) < 0)
+		return -errno;
+	jfs_inode_set_name(fs, src, ndir, nname);
+	jfs_inode_set_name(fs, tgt, odir, oname);
+	return 0;
+}
+
+static int rename_move(struct jfs_fs *fs, struct jfs_inode *odir, const char *oname,
+		       struct jfs_inode *ndir, const char *nname, struct jfs_inode *src,
+		       struct jfs_inode *tgt, int opfd, int npfd)
+{
+	struct stat st;
+	bool target_whiteout = false;
+	int owhite, r;
+
+	owhite = jfs_lower_visible(fs, odir, oname);
+	if (owhite < 0)
+		return owhite;
+	if (tgt && tgt->type == S_IFDIR) {
+		int idx, fd = jfs_inode_top_fd(tgt, &idx);
+		if (idx == JFS_UPPER) {
+			r = clear_whiteouts(fd);
+			if (r < 0)
+				return r;
+		}
+	}
+	r = opaque_if_covering(fs, src, ndir, nname);
+	if (r < 0)
+		return r;
+	if (!tgt && fstatat(npfd, nname, &st, AT_SYMLINK_NOFOLLOW) == 0 && jfs_is_whiteout(&st))
+		target_whiteout = true;
+
+	if (target_whiteout && src->type == S_IFDIR) {
+		/* a directory cannot replace the whiteout's device node: swap them instead */
+		if (renameat2(opfd, oname, npfd, nname, RENAME_EXCHANGE) < 0)
+			return -errno;
+		if (!owhite && unlinkat(opfd, oname, 0) < 0)
+			return -errno;
+	} else if (owhite) {
+		if (renameat2(opfd, oname, npfd, nname, RENAME_WHITEOUT) < 0) {
+			if (errno != EINVAL && errno != EPERM)
+				return -errno;
+			if (renameat(opfd, oname, npfd, nname) < 0)
+				return -errno;
+			r = jfs_make_whiteout(fs, opfd, oname);
+			if (r < 0)
+				return r;
+		}
+	} else if (renameat(opfd, oname, npfd, nname) < 0) {
+		return -errno;
+	}
+	if (tgt)
+		mark_removed(fs, tgt);
+	jfs_inode_set_name(fs, src, ndir, nname);
+	return 0;
+}
+
+static int do_rename(struct jfs_fs *fs, struct jfs_inode *odir, const char *oname,
+		     struct jfs_inode *ndir, const char *nname, unsigned int flags)
+{
+	struct jfs_inode *src = NULL, *tgt = NULL;
+	int opfd, npfd, r;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+		return -EINVAL;
+	r = jfs_check_name(nname);
+	if (r < 0)
+		return r;
+	r = jfs_lookup(fs, odir, oname, false, &src);
+	if (r < 0)
+		return r;
+	r = jfs_lookup(fs, ndir, nname, false, &tgt);
+	if (r == -ENOENT) {
+		tgt = NULL;
+		r = 0;
+	}
+	if (r < 0)
+		goto out;
+	if (!tgt && (flags & RENAME_EXCHANGE)) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (tgt == src) {
+		r = 0; /* two names of one object: nothing to do */
+		goto out;
+	}
+	if (tgt && (flags & RENAME_NOREPLACE)) {
+		r = -EEXIST;
+		goto out;
+	}
+	if (tgt && !(flags & RENAME_EXCHANGE)) {
+		if (src->type == S_IFDIR && tgt->type != S_IFDIR) {
+			r = -ENOTDIR;
+			goto out;
+		}
+		if (src->type != S_IFDIR && tgt->type == S_IFDIR) {
+			r = -EISDIR;
+			goto out;
+		}
+		if (tgt->type == S_IFDIR) {
+			r = jfs_dir_is_empty(fs, tgt);
+			if (r < 0)
+				goto out;
+			if (r == 0) {
+				r = -ENOTEMPTY;
+				goto out;
+			}
+		}
+	}
+	r = copy_up_for_move(fs, src);
+	if (r == 0 && tgt && (flags & RENAME_EXCHANGE))
+		r = copy_up_for_move(fs, tgt);
+	if (r < 0)
+		goto out;
+	opfd = jfs_upper_dir_fd(fs, odir);
+	npfd = jfs_upper_dir_fd(fs, ndir);
+	if (opfd < 0 || npfd < 0) {
+		r = opfd < 0 ? opfd : npfd;
+		goto out;
+	}
+	if (flags & RENAME_EXCHANGE)
+		r = rename_exchange(fs, odir, oname, ndir, nname, src, tgt, opfd, npfd);
+	else
+		r = rename_move(fs, odir, oname, ndir, nname, src, tgt, opfd, npfd);
+out:
+	jfs_inode_put(fs, tgt);
+	jfs_inode_put(fs, src);
+	return r;
+}
+
+void jfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		   const char *newname, unsigned int flags)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+
+	fuse_reply_err(req, -do_rename(fs, jfs_inode_from_id(fs, parent), name,
+				       jfs_inode_from_id(fs, newparent), newname, flags));
+}

@@ -1,2 +1,682 @@
-/* placeholder: replaced by the engine */
-typedef int jfs_placeholder_inode;
+/* The inode table: stable view inode numbers, lookup counting, forget, and getattr/setattr. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jfs.h"
+
+#define JFS_ITABLE_STRIPE 16
+#define JFS_INO_ENCODE_BITS 48
+
+static uint32_t hash64(uint64_t v)
+{
+	v ^= v >> 33;
+	v *= 0xff51afd7ed558ccdULL;
+	v ^= v >> 33;
+	return (uint32_t)v;
+}
+
+/* --- the inode map: real (layer, st_ino) -> view inode number ------------------------------- */
+
+/*
+ * A view number is normally derived from the top object: (layer index + 1) << 48 | st_ino, so it
+ * needs no memory and survives forget. The map holds the exceptions for the mount's life: copied-up
+ * objects (their upper st_ino aliases the number they had below) and real numbers too large to
+ * encode.
+ */
+struct jfs_inomap_entry {
+	struct jfs_inomap_entry *next;
+	int idx;
+	ino_t real_ino;
+	uint64_t view_ino;
+};
+
+int jfs_inomap_init(struct jfs_inomap *m)
+{
+	m->nbuckets = 4096;
+	m->count = 0;
+	m->next_alloc = 1ULL << 63;
+	m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
+	if (!m->buckets)
+		return -ENOMEM;
+	pthread_mutex_init(&m->lock, NULL);
+	return 0;
+}
+
+void jfs_inomap_destroy(struct jfs_inomap *m)
+{
+	for (uint32_t i = 0; i < m->nbuckets; i++) {
+		struct jfs_inomap_entry *e = m->buckets[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	free(m->buckets);
+	pthread_mutex_destroy(&m->lock);
+}
+
+static uint32_t inomap_bucket(struct jfs_inomap *m, int idx, ino_t real_ino)
+{
+	return hash64((uint64_t)real_ino * 131 + (uint64_t)idx) % m->nbuckets;
+}
+
+static struct jfs_inomap_entry *inomap_find(struct jfs_inomap *m, int idx, ino_t real_ino)
+{
+	struct jfs_inomap_entry *e = m->buckets[inomap_bucket(m, idx, real_ino)];
+
+	for (; e; e = e->next)
+		if (e->idx == idx && e->real_ino == real_ino)
+			return e;
+	return NULL;
+}
+
+static int inomap_insert_locked(struct jfs_inomap *m, int idx, ino_t real_ino, uint64_t view_ino)
+{
+	struct jfs_inomap_entry *e = inomap_find(m, idx, real_ino);
+	uint32_t b;
+
+	if (e) {
+		e->view_ino = view_ino;
+		return 0;
+	}
+	e = malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	b = inomap_bucket(m, idx, real_ino);
+	e->idx = idx;
+	e->real_ino = real_ino;
+	e->view_ino = view_ino;
+	e->next = m->buckets[b];
+	m->buckets[b] = e;
+	m->count++;
+	return 0;
+}
+
+uint64_t jfs_inomap_view_ino(struct jfs_inomap *m, int idx, ino_t real_ino)
+{
+	struct jfs_inomap_entry *e;
+	uint64_t view_ino;
+
+	pthread_mutex_lock(&m->lock);
+	e = inomap_find(m, idx, real_ino);
+	if (e) {
+		view_ino = e->view_ino;
+	} else if ((uint64_t)real_ino < (1ULL << JFS_INO_ENCODE_BITS) && idx < 0x7fff) {
+		view_ino = ((uint64_t)(idx + 1) << JFS_INO_ENCODE_BITS) | (uint64_t)real_ino;
+	} else {
+		view_ino = m->next_alloc++;
+		if (inomap_insert_locked(m, idx, real_ino, view_ino) < 0)
+			view_ino = (uint64_t)real_ino; /* out of memory: unstable but usable */
+	}
+	pthread_mutex_unlock(&m->lock);
+	return view_ino;
+}
+
+int jfs_inomap_add(struct jfs_inomap *m, int idx, ino_t real_ino, uint64_t view_ino)
+{
+	int r;
+
+	pthread_mutex_lock(&m->lock);
+	r = inomap_insert_locked(m, idx, real_ino, view_ino);
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+/* The real inode is gone (its last link removed): its number may be reused by a new object. */
+void jfs_inomap_del(struct jfs_inomap *m, int idx, ino_t real_ino)
+{
+	struct jfs_inomap_entry **pp, *e;
+
+	pthread_mutex_lock(&m->lock);
+	pp = &m->buckets[inomap_bucket(m, idx, real_ino)];
+	for (; (e = *pp); pp = &e->next) {
+		if (e->idx == idx && e->real_ino == real_ino) {
+			*pp = e->next;
+			free(e);
+			m->count--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* --- the inode table --------------------------------------------------------------------------- */
+
+int jfs_itable_init(struct jfs_itable *t, uint32_t nbuckets)
+{
+	t->nbuckets = nbuckets;
+	t->nlocks = (nbuckets + JFS_ITABLE_STRIPE - 1) / JFS_ITABLE_STRIPE;
+	t->buckets = calloc(nbuckets, sizeof(*t->buckets));
+	t->locks = calloc(t->nlocks, sizeof(*t->locks));
+	if (!t->buckets || !t->locks) {
+		free(t->buckets);
+		free(t->locks);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < t->nlocks; i++)
+		pthread_mutex_init(&t->locks[i], NULL);
+	return 0;
+}
+
+static pthread_mutex_t *bucket_lock(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	return &fs->itable.locks[inode->hash / JFS_ITABLE_STRIPE];
+}
+
+static void close_layers(struct jfs_ilayer *layers, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (layers[i].fd >= 0)
+			close(layers[i].fd);
+}
+
+static void inode_free(struct jfs_inode *inode)
+{
+	close_layers(inode->layers, inode->nlayers);
+	close_layers(inode->retired, inode->nretired);
+	free(inode->layers);
+	free(inode->retired);
+	free(inode->name);
+	pthread_mutex_destroy(&inode->lock);
+	pthread_mutex_destroy(&inode->copy_lock);
+	free(inode);
+}
+
+void jfs_itable_destroy(struct jfs_itable *t)
+{
+	for (uint32_t i = 0; i < t->nbuckets; i++) {
+		struct jfs_inode *inode = t->buckets[i], *next;
+		for (; inode; inode = next) {
+			next = inode->hnext;
+			inode_free(inode);
+		}
+	}
+	for (uint32_t i = 0; i < t->nlocks; i++)
+		pthread_mutex_destroy(&t->locks[i]);
+	free(t->buckets);
+	free(t->locks);
+}
+
+static void unhash_locked(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	struct jfs_inode **pp;
+
+	if (!inode->hashed)
+		return;
+	for (pp = &fs->itable.buckets[inode->hash]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == inode) {
+			*pp = inode->hnext;
+			break;
+		}
+	}
+	inode->hashed = false;
+	inode->hnext = NULL;
+}
+
+void jfs_inode_unhash(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	pthread_mutex_t *lock = bucket_lock(fs, inode);
+
+	pthread_mutex_lock(lock);
+	unhash_locked(fs, inode);
+	pthread_mutex_unlock(lock);
+}
+
+struct jfs_inode *jfs_inode_from_id(struct jfs_fs *fs, fuse_ino_t id)
+{
+	if (id == FUSE_ROOT_ID)
+		return fs->root;
+	return (struct jfs_inode *)(uintptr_t)id;
+}
+
+fuse_ino_t jfs_inode_id(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	if (inode == fs->root)
+		return FUSE_ROOT_ID;
+	return (fuse_ino_t)(uintptr_t)inode;
+}
+
+static bool inode_is_dead(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	return inode != fs->root && inode->nlookup == 0 && inode->nref == 0;
+}
+
+/* Frees a dead inode and drops the reference it held on its parent, iteratively. */
+static void inode_release_dead(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	while (inode) {
+		struct jfs_inode *parent = inode->parent;
+		inode_free(inode);
+		inode = NULL;
+		if (!parent)
+			break;
+		pthread_mutex_t *lock = bucket_lock(fs, parent);
+		pthread_mutex_lock(lock);
+		if (parent->nref == 0) {
+			fprintf(stderr, "jobfs-fs: reference count underflow on inode %llu\n",
+				(unsigned long long)parent->ino);
+			abort();
+		}
+		parent->nref--;
+		if (inode_is_dead(fs, parent)) {
+			unhash_locked(fs, parent);
+			inode = parent;
+		}
+		pthread_mutex_unlock(lock);
+	}
+}
+
+void jfs_inode_ref(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	pthread_mutex_t *lock = bucket_lock(fs, inode);
+
+	pthread_mutex_lock(lock);
+	inode->nref++;
+	pthread_mutex_unlock(lock);
+}
+
+void jfs_inode_put(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	pthread_mutex_t *lock;
+	bool dead;
+
+	if (!inode)
+		return;
+	lock = bucket_lock(fs, inode);
+	pthread_mutex_lock(lock);
+	if (inode->nref == 0) {
+		fprintf(stderr, "jobfs-fs: reference count underflow on inode %llu\n",
+			(unsigned long long)inode->ino);
+		abort();
+	}
+	inode->nref--;
+	dead = inode_is_dead(fs, inode);
+	if (dead)
+		unhash_locked(fs, inode);
+	pthread_mutex_unlock(lock);
+	if (dead)
+		inode_release_dead(fs, inode);
+}
+
+void jfs_inode_forget(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t nlookup)
+{
+	pthread_mutex_t *lock = bucket_lock(fs, inode);
+	bool dead;
+
+	pthread_mutex_lock(lock);
+	if (inode->nlookup < nlookup) {
+		fprintf(stderr, "jobfs-fs: lookup count underflow on inode %llu (%llu < %llu)\n",
+			(unsigned long long)inode->ino, (unsigned long long)inode->nlookup,
+			(unsigned long long)nlookup);
+		abort();
+	}
+	inode->nlookup -= nlookup;
+	dead = inode_is_dead(fs, inode);
+	if (dead)
+		unhash_locked(fs, inode);
+	pthread_mutex_unlock(lock);
+	if (dead)
+		inode_release_dead(fs, inode);
+}
+
+static struct jfs_inode *inode_alloc(uint64_t ino, mode_t type, int nlayers,
+				     const struct jfs_ilayer *layers)
+{
+	struct jfs_inode *inode = calloc(1, sizeof(*inode));
+
+	if (!inode)
+		return NULL;
+	inode->layers = malloc(sizeof(*layers) * (size_t)nlayers);
+	if (!inode->layers) {
+		free(inode);
+		return NULL;
+	}
+	memcpy(inode->layers, layers, sizeof(*layers) * (size_t)nlayers);
+	inode->nlayers = nlayers;
+	inode->ino = ino;
+	inode->type = type & S_IFMT;
+	pthread_mutex_init(&inode->lock, NULL);
+	pthread_mutex_init(&inode->copy_lock, NULL);
+	return inode;
+}
+
+/*
+ * Finds or creates the inode for a resolved name, taking one kernel (kernel_ref) or internal
+ * reference. Consumes the descriptors in res either way.
+ */
+int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
+		  struct jfs_resolved *res, bool kernel_ref, struct jfs_inode **ret_inode)
+{
+	int top_idx = res->layers[0].idx;
+	ino_t top_ino = res->st.st_ino;
+	uint64_t ino = jfs_inomap_view_ino(&fs->inomap, top_idx, top_ino);
+	uint32_t hash = hash64(ino) % fs->itable.nbuckets;
+	pthread_mutex_t *lock = &fs->itable.locks[hash / JFS_ITABLE_STRIPE];
+	struct jfs_inode *inode, *fresh;
+	bool by_name;
+
+	fresh = inode_alloc(ino, res->st.st_mode, res->nlayers, res->layers);
+	if (!fresh) {
+		jfs_resolved_release(res);
+		return -ENOMEM;
+	}
+	fresh->hash = hash;
+	fresh->top_idx = top_idx;
+	fresh->top_ino = top_ino;
+	fresh->name = strdup(name);
+	if (!fresh->name) {
+		inode_free(fresh);
+		res->nlayers = 0;
+		return -ENOMEM;
+	}
+	res->nlayers = 0; /* the descriptors now belong to fresh */
+
+	/* like overlayfs without an index, the names of a hard-linked lower file are separate
+	 * objects: each copies up on its own */
+	by_name = top_idx != JFS_UPPER && !S_ISDIR(res->st.st_mode) && res->st.st_nlink > 1;
+	pthread_mutex_lock(lock);
+	for (inode = fs->itable.buckets[hash]; inode; inode = inode->hnext) {
+		if (inode->ino != ino || inode->top_idx != top_idx || inode->top_ino != top_ino ||
+		    inode->type != fresh->type)
+			continue;
+		if (!by_name)
+			break;
+		pthread_mutex_lock(&inode->lock);
+		bool same = inode->parent == parent && !strcmp(inode->name, name);
+		pthread_mutex_unlock(&inode->lock);
+		if (same)
+			break;
+	}
+	if (inode) {
+		if (kernel_ref)
+			inode->nlookup++;
+		else
+			inode->nref++;
+		pthread_mutex_unlock(lock);
+		inode_free(fresh);
+		*ret_inode = inode;
+		return 0;
+	}
+	if (kernel_ref)
+		fresh->nlookup = 1;
+	else
+		fresh->nref = 1;
+	fresh->hashed = true;
+	fresh->hnext = fs->itable.buckets[hash];
+	fs->itable.buckets[hash] = fresh;
+	fresh->parent = parent;
+	pthread_mutex_unlock(lock);
+	if (parent)
+		jfs_inode_ref(fs, parent);
+	*ret_inode = fresh;
+	return 0;
+}
+
+int jfs_inode_make_root(struct jfs_fs *fs)
+{
+	struct jfs_ilayer layers[JFS_MAX_LAYERS];
+	struct jfs_inode *root;
+	struct stat st;
+	int n = 0;
+
+	for (int i = 0; i < fs->nlayers && n < JFS_MAX_LAYERS; i++) {
+		layers[n].idx = i;
+		layers[n].fd = fcntl(fs->layers[i].fd, F_DUPFD_CLOEXEC, 0);
+		if (layers[n].fd < 0) {
+			int r = -errno;
+			close_layers(layers, n);
+			return r;
+		}
+		n++;
+		/* an opaque root hides the layers below it */
+		if (jfs_is_opaque(fs, layers[n - 1].fd) > 0)
+			break;
+	}
+	if (fstat(layers[0].fd, &st) < 0) {
+		int r = -errno;
+		close_layers(layers, n);
+		return r;
+	}
+	root = inode_alloc(FUSE_ROOT_ID, st.st_mode, n, layers);
+	if (!root) {
+		close_layers(layers, n);
+		return -ENOMEM;
+	}
+	root->name = strdup("");
+	root->nlookup = 1;
+	root->top_idx = 0;
+	root->top_ino = st.st_ino;
+	fs->root = root;
+	return 0;
+}
+
+/* Replaces the inode's layers after a copy-up. The old descriptors retire rather than close, so a
+ * descriptor another thread read under the lock stays valid. */
+void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayers,
+			  const struct jfs_ilayer *layers)
+{
+	struct jfs_ilayer *fresh = malloc(sizeof(*layers) * (size_t)nlayers);
+	struct jfs_ilayer *retired;
+	pthread_mutex_t *lock;
+
+	pthread_mutex_lock(&inode->lock);
+	retired = realloc(inode->retired,
+			  sizeof(*retired) * (size_t)(inode->nretired + inode->nlayers));
+	if (!fresh || !retired) {
+		/* keep the old descriptors open rather than risk closing one in use */
+		free(fresh);
+		if (retired)
+			inode->retired = retired;
+		pthread_mutex_unlock(&inode->lock);
+		close_layers((struct jfs_ilayer *)layers, nlayers);
+		return;
+	}
+	memcpy(retired + inode->nretired, inode->layers, sizeof(*retired) * (size_t)inode->nlayers);
+	inode->retired = retired;
+	inode->nretired += inode->nlayers;
+	free(inode->layers);
+	memcpy(fresh, layers, sizeof(*layers) * (size_t)nlayers);
+	inode->layers = fresh;
+	inode->nlayers = nlayers;
+	pthread_mutex_unlock(&inode->lock);
+
+	/* the identity follows the top object */
+	lock = bucket_lock(fs, inode);
+	pthread_mutex_lock(lock);
+	if (layers[0].idx != inode->top_idx) {
+		struct stat st;
+		if (fstatat(layers[0].fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0) {
+			inode->top_idx = layers[0].idx;
+			inode->top_ino = st.st_ino;
+		}
+	}
+	pthread_mutex_unlock(lock);
+}
+
+/* The descriptor of the top object; valid for the inode's life. */
+int jfs_inode_top_fd(struct jfs_inode *inode, int *ret_idx)
+{
+	int fd;
+
+	pthread_mutex_lock(&inode->lock);
+	fd = inode->layers[0].fd;
+	if (ret_idx)
+		*ret_idx = inode->layers[0].idx;
+	pthread_mutex_unlock(&inode->lock);
+	return fd;
+}
+
+/* Copies the layer list (descriptors borrowed, valid for the inode's life). */
+int jfs_inode_dup_layers(struct jfs_inode *inode, struct jfs_ilayer *out, int max)
+{
+	int n;
+
+	pthread_mutex_lock(&inode->lock);
+	n = inode->nlayers < max ? inode->nlayers : max;
+	memcpy(out, inode->layers, sizeof(*out) * (size_t)n);
+	pthread_mutex_unlock(&inode->lock);
+	return n;
+}
+
+/* Moves the inode's remembered name (rename, or a lookup through another hard link). */
+void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
+			const char *name)
+{
+	struct jfs_inode *old_parent;
+	char *copy = strdup(name);
+
+	if (!copy)
+		return;
+	jfs_inode_ref(fs, parent);
+	pthread_mutex_lock(&inode->lock);
+	old_parent = inode->parent;
+	free(inode->name);
+	inode->name = copy;
+	inode->parent = parent;
+	pthread_mutex_unlock(&inode->lock);
+	jfs_inode_put(fs, old_parent);
+}
+
+int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, int fd, struct stat *ret_st)
+{
+	struct stat st;
+	int nlayers;
+	bool unlinked;
+
+	(void)fs;
+	if (fd < 0)
+		fd = jfs_inode_top_fd(inode, NULL);
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	pthread_mutex_lock(&inode->lock);
+	nlayers = inode->nlayers;
+	unlinked = inode->unlinked;
+	pthread_mutex_unlock(&inode->lock);
+	st.st_ino = inode->ino;
+	/* like overlayfs: counting a merged directory's subdirectories is not worth it; 1 tells
+	 * find(1) not to rely on the count */
+	if (S_ISDIR(st.st_mode) && nlayers > 1)
+		st.st_nlink = 1;
+	if (unlinked && !S_ISDIR(st.st_mode))
+		st.st_nlink = 0;
+	*ret_st = st;
+	return 0;
+}
+
+int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, struct fuse_entry_param *e)
+{
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	r = jfs_getattr(fs, inode, -1, &e->attr);
+	if (r < 0)
+		return r;
+	e->ino = jfs_inode_id(fs, inode);
+	e->generation = 0;
+	e->attr_timeout = fs->opts.entry_timeout;
+	e->entry_timeout = fs->opts.entry_timeout;
+	return 0;
+}
+
+void jfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+
+	jfs_inode_forget(fs, jfs_inode_from_id(fs, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+void jfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+
+	for (size_t i = 0; i < count; i++)
+		jfs_inode_forget(fs, jfs_inode_from_id(fs, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+void jfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct jfs_inode *inode = jfs_inode_from_id(fs, ino);
+	struct stat st;
+	int r;
+
+	(void)fi; /* the inode's own descriptor sees the same object as any open file */
+	r = jfs_getattr(fs, inode, -1, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_attr(req, &st, fs->opts.entry_timeout);
+}
+
+static int do_setattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *attr, int valid,
+		      struct fuse_file_info *fi)
+{
+	struct jfs_file *file = fi ? (struct jfs_file *)(uintptr_t)fi->fh : NULL;
+	char proc[64];
+	int fd, idx, r;
+
+	r = jfs_copy_up(fs, inode);
+	if (r < 0)
+		return r;
+	fd = jfs_inode_top_fd(inode, &idx);
+	jfs_proc_path(proc, sizeof(proc), fd);
+
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (chmod(proc, attr->st_mode & 07777) < 0)
+			return -errno;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		if (file && file->idx == JFS_UPPER && (file->flags & O_ACCMODE) != O_RDONLY)
+			r = ftruncate(file->fd, attr->st_size);
+		else
+			r = truncate(proc, attr->st_size);
+		if (r < 0)
+			return -errno;
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		if (utimensat(fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+void jfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		    struct fuse_file_info *fi)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct jfs_inode *inode = jfs_inode_from_id(fs, ino);
+	struct stat st;
+	int r;
+
+	r = do_setattr(fs, inode, attr, valid, fi);
+	if (r == 0)
+		r = jfs_getattr(fs, inode, -1, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_attr(req, &st, fs->opts.entry_timeout);
+}

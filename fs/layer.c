@@ -1,2 +1,139 @@
-/* placeholder: replaced by the engine */
-typedef int jfs_placeholder_layer;
+/* The on-disk layer format shared by the daemon and the CLI: whiteouts, opaque directories, the
+ * private xattr namespace, temporaries in the work dir, and removal that never follows a link. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "jfs.h"
+
+bool jfs_is_whiteout(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
+}
+
+static void xattr_name(struct jfs_fs *fs, const char *suffix, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s", fs->xattr_prefix, suffix);
+}
+
+/* Returns 1 when the directory behind dirfd (a real, non-O_PATH descriptor) is opaque. */
+int jfs_is_opaque(struct jfs_fs *fs, int dirfd)
+{
+	char name[64], val[2];
+	ssize_t n;
+
+	xattr_name(fs, "opaque", name, sizeof(name));
+	n = fgetxattr(dirfd, name, val, sizeof(val));
+	if (n < 0) {
+		if (errno == ENODATA || errno == ENOTSUP || errno == ERANGE)
+			return 0;
+		return -errno;
+	}
+	return n == 1 && val[0] == 'y';
+}
+
+int jfs_set_opaque(struct jfs_fs *fs, int dirfd)
+{
+	char name[64];
+
+	xattr_name(fs, "opaque", name, sizeof(name));
+	if (fsetxattr(dirfd, name, "y", 1, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+bool jfs_is_private_xattr(struct jfs_fs *fs, const char *name)
+{
+	return strncmp(name, fs->xattr_prefix, fs->xattr_prefix_len) == 0;
+}
+
+/* The kernel does not check NAME_MAX for a FUSE filesystem: we must. */
+int jfs_check_name(const char *name)
+{
+	size_t len = strnlen(name, NAME_MAX + 1);
+
+	if (len > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (len == 0 || strchr(name, '/'))
+		return -EINVAL;
+	return 0;
+}
+
+int jfs_tmpname(struct jfs_fs *fs, char *buf, size_t size)
+{
+	uint64_t n = __atomic_add_fetch(&fs->tmp_counter, 1, __ATOMIC_RELAXED);
+
+	snprintf(buf, size, "#jfs.%ld.%llx", (long)getpid(), (unsigned long long)n);
+	return 0;
+}
+
+int jfs_make_whiteout(struct jfs_fs *fs, int dirfd, const char *name)
+{
+	(void)fs;
+	if (mknodat(dirfd, name, S_IFCHR | 0000, makedev(0, 0)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Removes name below dirfd and everything under it. Directories are entered with O_NOFOLLOW and
+ * O_DIRECTORY relative to their parent's descriptor, so a symlink is removed, never followed, and
+ * nothing outside the tree can be reached by swapping a component. Mount points are not crossed. */
+int jfs_remove_tree_at(int dirfd, const char *name)
+{
+	struct stat st, sub;
+	struct dirent *de;
+	DIR *dir;
+	int fd, r = 0;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			return -errno;
+		return 0;
+	}
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &sub) < 0 || sub.st_dev != st.st_dev || sub.st_ino != st.st_ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	dir = fdopendir(fd);
+	if (!dir) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(fd, de->d_name, &sub, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sub.st_mode) &&
+		    sub.st_dev != st.st_dev) {
+			r = -EXDEV; /* a mount point inside: leave it alone */
+			continue;
+		}
+		int rr = jfs_remove_tree_at(fd, de->d_name);
+		if (rr < 0 && r == 0)
+			r = rr;
+	}
+	closedir(dir);
+	if (r < 0)
+		return r;
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+void jfs_proc_path(char *buf, size_t size, int fd)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+}

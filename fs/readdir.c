@@ -1,2 +1,319 @@
-/* placeholder: replaced by the engine */
-typedef int jfs_placeholder_readdir;
+/* Merged directory listings: the layers' entries de-duplicated top first, whiteouts filtered, taken
+ * as one snapshot per open (and per rewind) so offsets stay stable under telldir/seekdir. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jfs.h"
+
+struct name_set {
+	size_t cap; /* power of two */
+	size_t count;
+	char **slots;
+};
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static void name_set_free(struct name_set *set)
+{
+	for (size_t i = 0; i < set->cap; i++)
+		free(set->slots[i]);
+	free(set->slots);
+}
+
+static int name_set_grow(struct name_set *set)
+{
+	size_t cap = set->cap ? set->cap * 2 : 256;
+	char **slots = calloc(cap, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->cap; i++) {
+		char *name = set->slots[i];
+		if (!name)
+			continue;
+		size_t j = name_hash(name) & (cap - 1);
+		while (slots[j])
+			j = (j + 1) & (cap - 1);
+		slots[j] = name;
+	}
+	free(set->slots);
+	set->slots = slots;
+	set->cap = cap;
+	return 0;
+}
+
+/* Returns 1 when name was added, 0 when it was there already. */
+static int name_set_add(struct name_set *set, const char *name)
+{
+	size_t j;
+
+	if ((set->count + 1) * 2 > set->cap && name_set_grow(set) < 0)
+		return -ENOMEM;
+	j = name_hash(name) & (set->cap - 1);
+	for (; set->slots[j]; j = (j + 1) & (set->cap - 1))
+		if (!strcmp(set->slots[j], name))
+			return 0;
+	set->slots[j] = strdup(name);
+	if (!set->slots[j])
+		return -ENOMEM;
+	set->count++;
+	return 1;
+}
+
+static int dirlist_add(struct jfs_dirlist *list, const char *name, uint64_t ino, unsigned char type)
+{
+	if (list->count == list->cap) {
+		size_t cap = list->cap ? list->cap * 2 : 64;
+		struct jfs_dirent *e = realloc(list->entries, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		list->entries = e;
+		list->cap = cap;
+	}
+	list->entries[list->count].name = strdup(name);
+	if (!list->entries[list->count].name)
+		return -ENOMEM;
+	list->entries[list->count].ino = ino;
+	list->entries[list->count].type = type;
+	list->count++;
+	return 0;
+}
+
+void jfs_dirlist_free(struct jfs_dirlist *list)
+{
+	for (size_t i = 0; i < list->count; i++)
+		free(list->entries[i].name);
+	free(list->entries);
+	memset(list, 0, sizeof(*list));
+}
+
+static int read_layer(struct jfs_fs *fs, const struct jfs_ilayer *layer, bool dedup,
+		      struct name_set *seen, struct jfs_dirlist *list)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0;
+
+	fd = openat(layer->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		unsigned char type = de->d_type;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (dedup) {
+			r = name_set_add(seen, de->d_name);
+			if (r < 0)
+				break;
+			if (r == 0)
+				continue; /* a layer above has the name */
+			r = 0;
+		}
+		if (type == DT_CHR || type == DT_UNKNOWN) {
+			struct stat st;
+			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			if (jfs_is_whiteout(&st))
+				continue;
+			type = (unsigned char)IFTODT(st.st_mode);
+		}
+		r = dirlist_add(list, de->d_name,
+				jfs_inomap_view_ino(&fs->inomap, layer->idx, de->d_ino), type);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+int jfs_dirlist_build(struct jfs_fs *fs, struct jfs_inode *dir, struct jfs_dirlist *ret)
+{
+	struct jfs_ilayer layers[JFS_MAX_LAYERS];
+	struct jfs_dirlist list = {0};
+	struct name_set seen = {0};
+	int n, r;
+
+	n = jfs_inode_dup_layers(dir, layers, JFS_MAX_LAYERS);
+	struct jfs_inode *parent;
+	uint64_t parent_ino;
+
+	pthread_mutex_lock(&dir->lock);
+	parent = dir->parent;
+	pthread_mutex_unlock(&dir->lock);
+	/* readdir(3) skips entries with inode 0, so ".." needs a real number */
+	parent_ino = parent ? parent->ino : dir->ino;
+	r = dirlist_add(&list, ".", dir->ino, DT_DIR);
+	if (r == 0)
+		r = dirlist_add(&list, "..", parent_ino, DT_DIR);
+	for (int i = 0; i < n && r == 0; i++)
+		r = read_layer(fs, &layers[i], n > 1, &seen, &list);
+	name_set_free(&seen);
+	if (r < 0) {
+		jfs_dirlist_free(&list);
+		return r;
+	}
+	*ret = list;
+	return 0;
+}
+
+/* Returns 1 when the directory shows no entries, 0 when it does. */
+int jfs_dir_is_empty(struct jfs_fs *fs, struct jfs_inode *dir)
+{
+	struct jfs_dirlist list;
+	int r;
+
+	r = jfs_dirlist_build(fs, dir, &list);
+	if (r < 0)
+		return r;
+	r = list.count <= 2;
+	jfs_dirlist_free(&list);
+	return r;
+}
+
+struct jfs_dirhandle {
+	pthread_mutex_t lock;
+	bool loaded;
+	struct jfs_dirlist list;
+};
+
+void jfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct jfs_dirhandle *dh = calloc(1, sizeof(*dh));
+
+	(void)ino;
+	if (!dh) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&dh->lock, NULL);
+	fi->fh = (uintptr_t)dh;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* interrupted: the kernel will not release it */
+		pthread_mutex_destroy(&dh->lock);
+		free(dh);
+	}
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct jfs_inode *dir = jfs_inode_from_id(fs, ino);
+	struct jfs_dirhandle *dh = (struct jfs_dirhandle *)(uintptr_t)fi->fh;
+	char *buf;
+	size_t pos = 0;
+	int r = 0;
+
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&dh->lock);
+	if (!dh->loaded || off == 0) {
+		jfs_dirlist_free(&dh->list);
+		dh->loaded = false;
+		r = jfs_dirlist_build(fs, dir, &dh->list);
+		if (r < 0)
+			goto out_unlock;
+		dh->loaded = true;
+	}
+	for (size_t i = (size_t)off; i < dh->list.count; i++) {
+		struct jfs_dirent *de = &dh->list.entries[i];
+		size_t len;
+		if (!plus) {
+			struct stat st = {.st_ino = de->ino, .st_mode = (mode_t)DTTOIF(de->type)};
+			len = fuse_add_direntry(req, buf + pos, size - pos, de->name, &st,
+						(off_t)(i + 1));
+			if (len > size - pos)
+				break;
+		} else {
+			struct fuse_entry_param e = {0};
+			struct jfs_inode *inode = NULL;
+			bool dots = !strcmp(de->name, ".") || !strcmp(de->name, "..");
+			if (dots) {
+				e.attr.st_ino = de->ino;
+				e.attr.st_mode = (mode_t)DTTOIF(de->type);
+			} else {
+				r = jfs_lookup(fs, dir, de->name, true, &inode);
+				if (r == 0) {
+					r = jfs_fill_entry(fs, inode, &e);
+					if (r < 0)
+						jfs_inode_forget(fs, inode, 1);
+				}
+				if (r < 0) {
+					r = 0;
+					continue; /* gone meanwhile: skip it */
+				}
+			}
+			len = fuse_add_direntry_plus(req, buf + pos, size - pos, de->name, &e,
+						     (off_t)(i + 1));
+			if (len > size - pos) {
+				if (inode)
+					jfs_inode_forget(fs, inode, 1); /* not emitted */
+				break;
+			}
+		}
+		pos += len;
+	}
+out_unlock:
+	pthread_mutex_unlock(&dh->lock);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+void jfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+void jfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+void jfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct jfs_dirhandle *dh = (struct jfs_dirhandle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	jfs_dirlist_free(&dh->list);
+	pthread_mutex_destroy(&dh->lock);
+	free(dh);
+	fuse_reply_err(req, 0);
+}
+
+void jfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+	int idx, fd = jfs_inode_top_fd(jfs_inode_from_id(fs, ino), &idx);
+	int r = 0;
+
+	(void)fi;
+	if (idx == JFS_UPPER && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
+		r = errno;
+	fuse_reply_err(req, r);
+}

@@ -1,2 +1,386 @@
-/* placeholder: replaced by the engine */
-typedef int jfs_placeholder_super;
+/* Session life: checking and opening the layers, the work dir, the fuse_lowlevel_ops table,
+ * init/destroy, statfs, and serving a view until it is unmounted. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "jfs.h"
+
+static int set_error(struct jfs_error *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+void jfs_config_defaults(struct jfs_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->opts.user_xattr = geteuid() != 0;
+	cfg->opts.allow_other = geteuid() == 0;
+	cfg->opts.fsync_copy_up = true;
+	cfg->opts.entry_timeout = 1.0;
+	cfg->opts.max_threads = 16;
+}
+
+static void jfs_op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* the kernel clears set-id bits on write and chown itself; as root we would not */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+}
+
+void jfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct statvfs sv;
+
+	(void)ino;
+	if (fstatvfs(fs->layers[JFS_UPPER].fd, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+static const struct fuse_lowlevel_ops jfs_ops = {
+	.init = jfs_op_init,
+	.lookup = jfs_op_lookup,
+	.forget = jfs_op_forget,
+	.forget_multi = jfs_op_forget_multi,
+	.getattr = jfs_op_getattr,
+	.setattr = jfs_op_setattr,
+	.readlink = jfs_op_readlink,
+	.mknod = jfs_op_mknod,
+	.mkdir = jfs_op_mkdir,
+	.symlink = jfs_op_symlink,
+	.link = jfs_op_link,
+	.unlink = jfs_op_unlink,
+	.rmdir = jfs_op_rmdir,
+	.rename = jfs_op_rename,
+	.create = jfs_op_create,
+	.open = jfs_op_open,
+	.read = jfs_op_read,
+	.write_buf = jfs_op_write_buf,
+	.flush = jfs_op_flush,
+	.release = jfs_op_release,
+	.fsync = jfs_op_fsync,
+	.fallocate = jfs_op_fallocate,
+	.copy_file_range = jfs_op_copy_file_range,
+	.lseek = jfs_op_lseek,
+	.opendir = jfs_op_opendir,
+	.readdir = jfs_op_readdir,
+	.readdirplus = jfs_op_readdirplus,
+	.releasedir = jfs_op_releasedir,
+	.fsyncdir = jfs_op_fsyncdir,
+	.statfs = jfs_op_statfs,
+	.setxattr = jfs_op_setxattr,
+	.getxattr = jfs_op_getxattr,
+	.listxattr = jfs_op_listxattr,
+	.removexattr = jfs_op_removexattr,
+};
+
+static int open_dir(const char *what, const char *path, struct jfs_error *err, struct stat *ret_st)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return set_error(err, -errno, "cannot open %s '%s': %s", what, path, strerror(errno));
+	if (fstat(fd, ret_st) < 0) {
+		int r = -errno;
+		close(fd);
+		return set_error(err, r, "cannot stat %s '%s': %s", what, path, strerror(-r));
+	}
+	return fd;
+}
+
+/* True when a is b or lies below it. */
+static bool path_within(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/' || (n == 1 && b[0] == '/'));
+}
+
+static void fs_free(struct jfs_fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->root) {
+		for (int i = 0; i < fs->root->nlayers; i++)
+			close(fs->root->layers[i].fd);
+		free(fs->root->layers);
+		free(fs->root->name);
+		free(fs->root);
+	}
+	if (fs->itable.buckets)
+		jfs_itable_destroy(&fs->itable);
+	if (fs->inomap.buckets)
+		jfs_inomap_destroy(&fs->inomap);
+	for (int i = 0; i < fs->nlayers; i++) {
+		if (fs->layers[i].fd >= 0)
+			close(fs->layers[i].fd);
+		free(fs->layers[i].path);
+	}
+	free(fs->layers);
+	if (fs->work_fd >= 0)
+		close(fs->work_fd);
+	free(fs->xattr_prefix);
+	free(fs);
+}
+
+/* Empties the work dir of what an earlier, interrupted daemon left there. */
+static int clean_work_dir(struct jfs_fs *fs)
+{
+	int fd = fcntl(fs->work_fd, F_DUPFD_CLOEXEC, 0);
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		int rr = jfs_remove_tree_at(fs->work_fd, de->d_name);
+		if (rr < 0 && r == 0)
+			r = rr;
+	}
+	closedir(d);
+	return r;
+}
+
+static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct jfs_error *err)
+{
+	char real_upper[PATH_MAX], real_work[PATH_MAX], real_mnt[PATH_MAX];
+	struct stat st, ust, wst, mst, pst;
+	struct jfs_fs *fs;
+	int fd, r;
+
+	if (cfg->nlowers < 1)
+		return set_error(err, -EINVAL, "at least one lower layer is needed (--lower)");
+	if (cfg->nlowers >= JFS_MAX_LAYERS)
+		return set_error(err, -E2BIG, "too many lower layers: %d (at most %d)",
+				 cfg->nlowers, JFS_MAX_LAYERS - 1);
+	if (!cfg->upper || !cfg->work)
+		return set_error(err, -EINVAL, "an upper (--upper) and a work dir (--work) are needed");
+	if (!cfg->mountpoint)
+		return set_error(err, -EINVAL, "a mount point is needed");
+
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return set_error(err, -ENOMEM, "out of memory");
+	fs->work_fd = -1;
+	fs->opts = cfg->opts;
+	fs->nlayers = cfg->nlowers + 1;
+	fs->layers = calloc((size_t)fs->nlayers, sizeof(*fs->layers));
+	if (!fs->layers) {
+		r = set_error(err, -ENOMEM, "out of memory");
+		goto out_free;
+	}
+	for (int i = 0; i < fs->nlayers; i++)
+		fs->layers[i].fd = -1;
+
+	fd = open_dir("upper", cfg->upper, err, &ust);
+	if (fd < 0) {
+		r = fd;
+		goto out_free;
+	}
+	fs->layers[JFS_UPPER].fd = fd;
+	fs->layers[JFS_UPPER].dev = ust.st_dev;
+	fs->layers[JFS_UPPER].path = strdup(cfg->upper);
+	if (faccessat(fd, ".", W_OK, AT_EACCESS) < 0) {
+		r = set_error(err, -errno, "upper '%s' is not writable: %s", cfg->upper,
+			      strerror(errno));
+		goto out_free;
+	}
+	for (int i = 0; i < cfg->nlowers; i++) {
+		fd = open_dir("lower layer", cfg->lowers[i], err, &st);
+		if (fd < 0) {
+			r = fd;
+			goto out_free;
+		}
+		fs->layers[i + 1].fd = fd;
+		fs->layers[i + 1].dev = st.st_dev;
+		fs->layers[i + 1].path = strdup(cfg->lowers[i]);
+	}
+	fd = open_dir("work dir", cfg->work, err, &wst);
+	if (fd < 0) {
+		r = fd;
+		goto out_free;
+	}
+	if (wst.st_dev != ust.st_dev) {
+		close(fd);
+		r = set_error(err, -EXDEV, "upper '%s' and work dir '%s' are on different filesystems",
+			      cfg->upper, cfg->work);
+		goto out_free;
+	}
+	if (!realpath(cfg->upper, real_upper) || !realpath(cfg->work, real_work)) {
+		close(fd);
+		r = set_error(err, -errno, "cannot resolve '%s': %s", cfg->work, strerror(errno));
+		goto out_free;
+	}
+	if (path_within(real_work, real_upper) || path_within(real_upper, real_work)) {
+		close(fd);
+		r = set_error(err, -EINVAL, "work dir '%s' and upper '%s' must not contain each other",
+			      cfg->work, cfg->upper);
+		goto out_free;
+	}
+	if (mkdirat(fd, JFS_WORK_SUBDIR, 0700) < 0 && errno != EEXIST) {
+		r = set_error(err, -errno, "cannot create '%s/%s': %s", cfg->work, JFS_WORK_SUBDIR,
+			      strerror(errno));
+		close(fd);
+		goto out_free;
+	}
+	fs->work_fd = openat(fd, JFS_WORK_SUBDIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	close(fd);
+	if (fs->work_fd < 0) {
+		r = set_error(err, -errno, "cannot open '%s/%s': %s", cfg->work, JFS_WORK_SUBDIR,
+			      strerror(errno));
+		goto out_free;
+	}
+	r = clean_work_dir(fs);
+	if (r < 0) {
+		set_error(err, r, "cannot clean work dir '%s': %s", cfg->work, strerror(-r));
+		goto out_free;
+	}
+
+	if (stat(cfg->mountpoint, &mst) < 0) {
+		r = set_error(err, -errno, "cannot use mount point '%s': %s", cfg->mountpoint,
+			      strerror(errno));
+		goto out_free;
+	}
+	if (!S_ISDIR(mst.st_mode)) {
+		r = set_error(err, -ENOTDIR, "mount point '%s' is not a directory", cfg->mountpoint);
+		goto out_free;
+	}
+	if (realpath(cfg->mountpoint, real_mnt) && strcmp(real_mnt, "/") &&
+	    (path_within(real_mnt, real_upper) || path_within(real_mnt, real_work))) {
+		r = set_error(err, -EINVAL, "mount point '%s' lies inside the upper or work dir",
+			      cfg->mountpoint);
+		goto out_free;
+	}
+	{
+		char parent[PATH_MAX + 4];
+		snprintf(parent, sizeof(parent), "%s/..", cfg->mountpoint);
+		if (stat(parent, &pst) == 0 && (pst.st_dev != mst.st_dev || pst.st_ino == mst.st_ino)) {
+			r = set_error(err, -EBUSY, "mount point '%s' is busy: something is mounted there",
+				      cfg->mountpoint);
+			goto out_free;
+		}
+	}
+
+	fs->xattr_prefix = strdup(cfg->opts.user_xattr ? "user.overlay." : "trusted.overlay.");
+	if (!fs->xattr_prefix) {
+		r = set_error(err, -ENOMEM, "out of memory");
+		goto out_free;
+	}
+	fs->xattr_prefix_len = strlen(fs->xattr_prefix);
+	r = jfs_itable_init(&fs->itable, 1 << 16);
+	if (r == 0)
+		r = jfs_inomap_init(&fs->inomap);
+	if (r == 0)
+		r = jfs_inode_make_root(fs);
+	if (r < 0) {
+		set_error(err, r, "cannot set up the view: %s", strerror(-r));
+		goto out_free;
+	}
+	*ret_fs = fs;
+	return 0;
+
+out_free:
+	fs_free(fs);
+	return r;
+}
+
+static int add_arg(struct fuse_args *args, const char *arg, struct jfs_error *err)
+{
+	if (fuse_opt_add_arg(args, arg) < 0)
+		return set_error(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+int jfs_serve(const struct jfs_config *cfg, struct jfs_error *err)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *loop = NULL;
+	struct jfs_fs *fs = NULL;
+	char opts[2048];
+	int r;
+
+	umask(0); /* modes arrive with the caller's umask applied */
+	r = fs_open(cfg, &fs, err);
+	if (r < 0)
+		return r;
+
+	snprintf(opts, sizeof(opts), "fsname=jobfs,subtype=jobfs,default_permissions,nosuid,nodev%s%s%s",
+		 cfg->opts.allow_other ? ",allow_other" : "", cfg->fuse_opts ? "," : "",
+		 cfg->fuse_opts ? cfg->fuse_opts : "");
+	if ((r = add_arg(&args, "jobfs-fs", err)) < 0 || (r = add_arg(&args, "-o", err)) < 0 ||
+	    (r = add_arg(&args, opts, err)) < 0 || (cfg->debug && (r = add_arg(&args, "-d", err)) < 0))
+		goto out_free;
+
+	fs->se = fuse_session_new(&args, &jfs_ops, sizeof(jfs_ops), fs);
+	if (!fs->se) {
+		r = set_error(err, -EINVAL, "cannot start a FUSE session (options '%s')", opts);
+		goto out_free;
+	}
+	if (fuse_set_signal_handlers(fs->se) < 0) {
+		r = set_error(err, -EIO, "cannot install signal handlers");
+		goto out_session;
+	}
+	if (fuse_session_mount(fs->se, cfg->mountpoint) < 0) {
+		r = set_error(err, -EIO, "cannot mount on '%s' (see the message above)",
+			      cfg->mountpoint);
+		goto out_signals;
+	}
+	if (fuse_daemonize(cfg->foreground) < 0) {
+		r = set_error(err, -EIO, "cannot daemonize");
+		goto out_unmount;
+	}
+	loop = fuse_loop_cfg_create();
+	if (!loop) {
+		r = set_error(err, -ENOMEM, "out of memory");
+		goto out_unmount;
+	}
+	fuse_loop_cfg_set_clone_fd(loop, 1);
+	fuse_loop_cfg_set_max_threads(loop, cfg->opts.max_threads);
+	r = fuse_session_loop_mt(fs->se, loop);
+	if (r < 0)
+		set_error(err, r, "the FUSE session failed: %s", strerror(-r));
+	else
+		r = 0;
+	fuse_loop_cfg_destroy(loop);
+out_unmount:
+	fuse_session_unmount(fs->se);
+out_signals:
+	fuse_remove_signal_handlers(fs->se);
+out_session:
+	fuse_session_destroy(fs->se);
+out_free:
+	fuse_opt_free_args(&args);
+	fs_free(fs);
+	return r;
+}

@@ -1,0 +1,40 @@
+/* The engine's public interface: what cli/ and the jobfs-fs daemon may use to serve a view. */
+#ifndef JFS_FS_H
+#define JFS_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct jfs_options {
+	bool user_xattr;	/* overlay xattrs in user.overlay.* (unprivileged daemons) */
+	bool allow_other;	/* let users other than the mounter in (root default) */
+	bool fsync_copy_up;	/* fsync copied-up data before it becomes visible (default on) */
+	double entry_timeout;	/* seconds the kernel may cache names and attributes */
+	unsigned int max_threads;
+};
+
+struct jfs_config {
+	const char *const *lowers; /* top first */
+	int nlowers;
+	const char *upper;
+	const char *work;
+	const char *mountpoint;
+	const char *fuse_opts; /* extra -o options for the mount, may be NULL */
+	bool foreground;
+	bool debug;
+	struct jfs_options opts;
+};
+
+/* One-line error reported to the user, naming the argument at fault. */
+struct jfs_error {
+	char msg[1024];
+};
+
+void jfs_config_defaults(struct jfs_config *cfg);
+
+/* Checks the layers, mounts the view, serves it until unmount or SIGTERM/SIGINT. Returns 0 after a
+ * clean unmount, or -errno with err->msg set. With !cfg->foreground the process daemonizes once the
+ * view is live. */
+int jfs_serve(const struct jfs_config *cfg, struct jfs_error *err);
+
+#endif

@@ -1,0 +1,268 @@
+/* Private interface of the overlay engine: the session, the inode table and the work each FUSE
+ * handler calls, prototypes grouped by the file that owns them. */
+#ifndef JFS_H
+#define JFS_H
+
+/*
+ * Design notes
+ * ============
+ *
+ * Layers. fs->layers[0] is the upper (writable), fs->layers[1..nlowers] the lowers, top first. A
+ * name resolves in a directory by asking that directory's layers top first:
+ *   - a whiteout (char device 0:0) stops the search: the name does not exist below it;
+ *   - a non-directory stops the search: it hides everything below;
+ *   - a directory is merged with the directories of the same name below it, until a layer has a
+ *     non-directory or whiteout there, or until a directory is opaque (xattr <prefix>opaque = "y").
+ * The lowers are never written: they are opened read-only with O_NOATIME, and nothing but copy-up
+ * reads from them for writing.
+ *
+ * Copy-up (copy_up.c). An object lives in one of three states:
+ *   LOWER    its top layer is a lower (layers[0].idx > 0);
+ *   COPYING  jfs_copy_up() holds the inode lock and builds a copy in the work dir;
+ *   UPPER    its top layer is the upper (layers[0].idx == 0).
+ * Invariants:
+ *   1. The parent is UPPER before the child leaves LOWER (jfs_copy_up copies parents first).
+ *   2. The copy is complete (data, xattrs, owner, mode, times; fsync) before one rename(2) moves it
+ *      from the work dir into the upper, so no partial copy is ever visible at the real name.
+ *   3. The view inode number does not change: the upper's (dev, ino) is recorded in the inode map
+ *      (jfs_inomap_add) as an alias of the original view number.
+ *   4. A directory copied up keeps its lowers merged (it is not made opaque), unless it is moved,
+ *      which copies up its whole subtree first and then makes it opaque (jfs_copy_up_tree).
+ *
+ * Inodes (inode.c). FUSE node ids are inode pointers (the root is FUSE_ROOT_ID). Inodes are hashed
+ * by their view inode number and identified by their top object (layer index, real st_ino) so a
+ * name re-created at once, or a copied-up hard link, never matches a stale inode. Lifetime: an inode
+ * lives while nlookup (the kernel's references) or nref (ours: children's parent pointers,
+ * in-flight work on other inodes) is non-zero. The root is pinned.
+ *
+ * Locks. Order: inode lock of a parent before a child's; the inode-table bucket lock is innermost
+ * and protects only the chains and the two counts. No lock is held across a reply.
+ */
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "fs.h"
+
+#define JFS_UPPER 0
+#define JFS_MAX_LAYERS 128
+#define JFS_WORK_SUBDIR "work" /* same name kernel overlayfs uses inside its workdir */
+
+struct jfs_layer {
+	char *path;
+	int fd; /* O_RDONLY|O_DIRECTORY of the layer root */
+	dev_t dev;
+};
+
+/* One layer's object behind an inode. */
+struct jfs_ilayer {
+	int idx; /* index into fs->layers */
+	int fd;	 /* directories: O_RDONLY|O_DIRECTORY; others: O_PATH */
+};
+
+struct jfs_inode {
+	uint64_t ino;  /* view st_ino; immutable */
+	mode_t type;   /* S_IFMT bits; immutable */
+	uint32_t hash; /* bucket index; immutable */
+
+	/* bucket lock */
+	struct jfs_inode *hnext;
+	uint64_t nlookup;
+	uint64_t nref;
+	bool hashed;
+	int top_idx;	 /* identity: layer of the top object ... */
+	ino_t top_ino;	 /* ... and its real inode number */
+
+	pthread_mutex_t copy_lock; /* serialises copy-up of this inode; taken before lock */
+	pthread_mutex_t lock;	   /* protects the fields below */
+	struct jfs_inode *parent; /* holds an nref on the parent; NULL for the root */
+	char *name;
+	int nlayers;
+	struct jfs_ilayer *layers; /* top first */
+	int nretired;
+	struct jfs_ilayer *retired; /* replaced by copy-up, closed with the inode: a descriptor
+				     * read under the lock stays valid for the inode's life */
+	bool unlinked;		   /* its last visible name is gone */
+};
+
+struct jfs_itable {
+	uint32_t nbuckets;
+	struct jfs_inode **buckets;
+	pthread_mutex_t *locks; /* one per JFS_ITABLE_STRIPE buckets */
+	uint32_t nlocks;
+};
+
+struct jfs_inomap_entry;
+struct jfs_inomap {
+	pthread_mutex_t lock;
+	uint32_t nbuckets;
+	uint64_t count;
+	struct jfs_inomap_entry **buckets;
+	uint64_t next_alloc; /* view numbers for real ones too large to encode */
+};
+
+struct jfs_fs {
+	int nlayers; /* upper + lowers */
+	struct jfs_layer *layers;
+	int work_fd; /* the work dir's JFS_WORK_SUBDIR, same filesystem as the upper */
+	char *xattr_prefix; /* "trusted.overlay." or "user.overlay." */
+	size_t xattr_prefix_len;
+	struct jfs_options opts;
+	struct jfs_inode *root;
+	struct jfs_itable itable;
+	struct jfs_inomap inomap;
+	uint64_t tmp_counter; /* atomic: names of temporaries in the work dir */
+	struct fuse_session *se;
+};
+
+/* Resolution of one name in a merged directory (namei.c). The layers' fds are owned by the
+ * struct until jfs_resolved_release() or until an inode takes them. */
+struct jfs_resolved {
+	bool exists;
+	struct stat st; /* of the top object */
+	int nlayers;
+	struct jfs_ilayer layers[JFS_MAX_LAYERS];
+	bool upper_whiteout; /* the upper has a whiteout at this name */
+};
+
+static inline struct jfs_fs *jfs_req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* layer.c */
+bool jfs_is_whiteout(const struct stat *st);
+int jfs_is_opaque(struct jfs_fs *fs, int dirfd);
+int jfs_set_opaque(struct jfs_fs *fs, int dirfd);
+bool jfs_is_private_xattr(struct jfs_fs *fs, const char *name);
+int jfs_check_name(const char *name);
+int jfs_tmpname(struct jfs_fs *fs, char *buf, size_t size);
+int jfs_make_whiteout(struct jfs_fs *fs, int dirfd, const char *name);
+int jfs_remove_tree_at(int dirfd, const char *name);
+void jfs_proc_path(char *buf, size_t size, int fd);
+
+/* inode.c */
+int jfs_itable_init(struct jfs_itable *t, uint32_t nbuckets);
+void jfs_itable_destroy(struct jfs_itable *t);
+int jfs_inomap_init(struct jfs_inomap *m);
+void jfs_inomap_destroy(struct jfs_inomap *m);
+uint64_t jfs_inomap_view_ino(struct jfs_inomap *m, int idx, ino_t real_ino);
+int jfs_inomap_add(struct jfs_inomap *m, int idx, ino_t real_ino, uint64_t view_ino);
+void jfs_inomap_del(struct jfs_inomap *m, int idx, ino_t real_ino);
+struct jfs_inode *jfs_inode_from_id(struct jfs_fs *fs, fuse_ino_t id);
+fuse_ino_t jfs_inode_id(struct jfs_fs *fs, struct jfs_inode *inode);
+int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
+		  struct jfs_resolved *res, bool kernel_ref, struct jfs_inode **ret_inode);
+void jfs_inode_ref(struct jfs_fs *fs, struct jfs_inode *inode);
+void jfs_inode_put(struct jfs_fs *fs, struct jfs_inode *inode);
+void jfs_inode_forget(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t nlookup);
+int jfs_inode_make_root(struct jfs_fs *fs);
+void jfs_inode_unhash(struct jfs_fs *fs, struct jfs_inode *inode);
+void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayers,
+			  const struct jfs_ilayer *layers);
+int jfs_inode_top_fd(struct jfs_inode *inode, int *ret_idx);
+int jfs_inode_dup_layers(struct jfs_inode *inode, struct jfs_ilayer *out, int max);
+void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
+			const char *name);
+int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, int fd, struct stat *ret_st);
+int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, struct fuse_entry_param *e);
+void jfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void jfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void jfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void jfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		    struct fuse_file_info *fi);
+
+/* namei.c */
+int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
+		struct jfs_resolved *ret);
+void jfs_resolved_release(struct jfs_resolved *res);
+int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name);
+int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool kernel_ref,
+	       struct jfs_inode **ret_inode);
+void jfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void jfs_op_readlink(fuse_req_t req, fuse_ino_t ino);
+
+/* copy_up.c */
+int jfs_copy_up(struct jfs_fs *fs, struct jfs_inode *inode);
+int jfs_copy_up_tree(struct jfs_fs *fs, struct jfs_inode *dir);
+int jfs_upper_dir_fd(struct jfs_fs *fs, struct jfs_inode *dir);
+int jfs_copy_data(int src_fd, int dst_fd, off_t size);
+int jfs_copy_xattrs(struct jfs_fs *fs, int src_fd, int dst_fd);
+
+/* dir.c */
+void jfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void jfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void jfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void jfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void jfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void jfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void jfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		   const char *newname, unsigned int flags);
+int jfs_create_object(struct jfs_fs *fs, fuse_req_t req, struct jfs_inode *dir, const char *name,
+		      mode_t mode, dev_t rdev, const char *link_target, int open_flags,
+		      int *ret_open_fd, struct fuse_entry_param *ret_e);
+
+/* readdir.c */
+struct jfs_dirent {
+	char *name;
+	uint64_t ino;
+	unsigned char type; /* DT_* */
+};
+struct jfs_dirlist {
+	size_t count;
+	size_t cap;
+	struct jfs_dirent *entries;
+};
+int jfs_dirlist_build(struct jfs_fs *fs, struct jfs_inode *dir, struct jfs_dirlist *ret);
+void jfs_dirlist_free(struct jfs_dirlist *list);
+int jfs_dir_is_empty(struct jfs_fs *fs, struct jfs_inode *dir);
+void jfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void jfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void jfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi);
+void jfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void jfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+/* file.c */
+struct jfs_file {
+	int fd;
+	int idx; /* layer the fd was opened on */
+	int flags;
+	int retired_fd;	      /* the lower descriptor, replaced after a copy-up */
+	pthread_mutex_t lock; /* guards re-opening after a copy-up */
+};
+int jfs_file_new(int fd, int idx, int flags, struct jfs_file **ret);
+void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		   struct fuse_file_info *fi);
+void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void jfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
+		      struct fuse_file_info *fi);
+void jfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void jfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void jfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void jfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		      struct fuse_file_info *fi);
+void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			    struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			    struct fuse_file_info *fi_out, size_t len, int flags);
+void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		  struct fuse_file_info *fi);
+
+/* xattr.c */
+void jfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		     size_t size, int flags);
+void jfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void jfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void jfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* super.c */
+void jfs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+
+#endif

@@ -347,6 +347,7 @@ static int do_remove(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 			r = -ENOTEMPTY;
 			goto out_put;
 		}
+		r = 0;
 	}
 	pfd = jfs_upper_dir_fd(fs, dir);
 	if (pfd < 0) {

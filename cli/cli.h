@@ -1,0 +1,35 @@
+/* Shared by the files of the jobfs program: the verb table's row, the verbs' handlers, and the
+ * helpers that report usage errors the same way for every verb. */
+#pragma once
+
+#include <getopt.h>
+
+struct cli_verb {
+	const char *name;    /* "policy" */
+	const char *subverb; /* "check", or NULL for a verb without subverbs */
+	const char *usage;   /* options and arguments, for help: "[--job ID] [FILE]" */
+	int min_args;	     /* positional arguments, after options */
+	int max_args;
+	unsigned flags; /* none yet; mount and gc will mark the verbs that need root */
+	int (*run)(const struct cli_verb *verb, int argc, char **argv);
+	const char *help; /* one line */
+};
+
+/* Print "jobfs: VERB: MESSAGE" and the "try 'jobfs --help'" line to stderr; return
+ * JOBFS_EXIT_USAGE. */
+int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The usage error for getopt_long's '?' or ':' (optstring must start with ':'). */
+int cli_option_error(const struct cli_verb *verb, int c, char **argv);
+
+/* After the verb's options: check the number of positional arguments against the table. Returns
+ * 0 or JOBFS_EXIT_USAGE (reported). */
+int cli_check_args(const struct cli_verb *verb, int nargs);
+
+/* The verb's own --help, to stdout. Returns JOBFS_EXIT_OK. */
+int cli_verb_help(const struct cli_verb *verb);
+
+/* cmd_policy.c */
+int cmd_policy_check(const struct cli_verb *verb, int argc, char **argv);
+int cmd_policy_show(const struct cli_verb *verb, int argc, char **argv);

@@ -1,0 +1,18 @@
+/* The exit codes of the jobfs program, in one table: the enum below and the "exit codes" part of
+ * `jobfs --help` are both made from it. docs/jobfs.1 lists the same; keep them alike. */
+#pragma once
+
+#define JOBFS_EXIT_CODES(X)                                                                        \
+	X(JOBFS_EXIT_OK, 0, "success")                                                             \
+	X(JOBFS_EXIT_USAGE, 1, "usage error: unknown verb or option, wrong arguments")             \
+	X(JOBFS_EXIT_POLICY, 2, "the policy cannot be read, is invalid, or cannot be expanded")    \
+	X(JOBFS_EXIT_NO_JOB, 3, "no such job")                                                     \
+	X(JOBFS_EXIT_BUSY, 4, "the job is busy: another jobfs holds its lock")                     \
+	X(JOBFS_EXIT_MOUNTED, 5, "the job is already mounted")                                     \
+	X(JOBFS_EXIT_SYSTEM, 6, "system error: out of memory, or output could not be written")
+
+enum jobfs_exit {
+#define JOBFS_EXIT_ENUM(name, code, help) name = code,
+	JOBFS_EXIT_CODES(JOBFS_EXIT_ENUM)
+#undef JOBFS_EXIT_ENUM
+};

@@ -1,0 +1,196 @@
+/* The jobfs program: the table of verbs, the one dispatcher, and the help made from the table. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "exit_codes.h"
+#include "policy.h"
+
+static const struct cli_verb verbs[] = {
+	{"policy", "check", "[--job ID] [FILE]", 0, 1, 0, cmd_policy_check,
+	 "validate a policy: FILE, or the one jobfs would use"},
+	{"policy", "show", "[--job ID] [--json] [--policy FILE]", 0, 0, 0, cmd_policy_show,
+	 "print the policy in effect, for job ID if given"},
+};
+
+#define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+static void verb_title(const struct cli_verb *verb, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s%s", verb->name, verb->subverb ? " " : "",
+		 verb->subverb ? verb->subverb : "");
+}
+
+int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
+{
+	char title[64];
+	va_list ap;
+
+	fputs("jobfs: ", stderr);
+	if (verb) {
+		verb_title(verb, title, sizeof(title));
+		fprintf(stderr, "%s: ", title);
+	}
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\ntry 'jobfs --help'\n", stderr);
+	return JOBFS_EXIT_USAGE;
+}
+
+int cli_option_error(const struct cli_verb *verb, int c, char **argv)
+{
+	const char *option = argv[optind - 1];
+
+	if (c == ':')
+		return cli_usage_error(verb, "option '%s' needs an argument", option);
+	if (optopt && strncmp(option, "--", 2) != 0)
+		return cli_usage_error(verb, "unknown option '-%c'", optopt);
+	return cli_usage_error(verb, "unknown option '%s'", option);
+}
+
+int cli_check_args(const struct cli_verb *verb, int nargs)
+{
+	char title[64];
+
+	verb_title(verb, title, sizeof(title));
+	if (nargs < verb->min_args)
+		return cli_usage_error(verb, "missing argument (usage: jobfs %s %s)", title,
+				       verb->usage);
+	if (nargs > verb->max_args)
+		return cli_usage_error(verb, "too many arguments (usage: jobfs %s %s)", title,
+				       verb->usage);
+	return 0;
+}
+
+int cli_verb_help(const struct cli_verb *verb)
+{
+	char title[64];
+
+	verb_title(verb, title, sizeof(title));
+	printf("usage: jobfs %s %s\n\n%s\n", title, verb->usage, verb->help);
+	return JOBFS_EXIT_OK;
+}
+
+static void print_help(void)
+{
+	size_t i, width = 0;
+
+	for (i = 0; i < N_VERBS; i++) {
+		char line[160];
+		size_t n;
+
+		verb_title(&verbs[i], line, sizeof(line));
+		n = strlen(line) + 1 + strlen(verbs[i].usage);
+		if (n > width)
+			width = n;
+	}
+	printf("usage: jobfs [--help] [--version] VERB [ARGS...]\n"
+	       "\n"
+	       "Private copy-on-write views of shared caches for CI jobs.\n"
+	       "\n"
+	       "verbs:\n");
+	for (i = 0; i < N_VERBS; i++) {
+		char title[64], line[160];
+
+		verb_title(&verbs[i], title, sizeof(title));
+		snprintf(line, sizeof(line), "%s %s", title, verbs[i].usage);
+		printf("  %-*s  %s\n", (int)width, line, verbs[i].help);
+	}
+	printf("\n"
+	       "The policy is the first found of: --policy FILE, $JOBFS_POLICY,\n"
+	       "%s, the built-in default.\n"
+	       "\n"
+	       "exit codes:\n",
+	       POLICY_SYSTEM_PATH);
+#define PRINT_EXIT_CODE(name, code, help) printf("  %d  %s\n", code, help);
+	JOBFS_EXIT_CODES(PRINT_EXIT_CODE)
+#undef PRINT_EXIT_CODE
+	printf("\nSee jobfs(1) and docs/policy.md.\n");
+}
+
+/* Make sure what we printed reached stdout: a full disk or a closed pipe is a failure too. */
+static int finish_stdout(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		int saved = errno;
+
+		fprintf(stderr, "jobfs: cannot write output: %s\n",
+			saved ? strerror(saved) : "I/O error");
+		return rc == JOBFS_EXIT_OK ? JOBFS_EXIT_SYSTEM : rc;
+	}
+	return rc;
+}
+
+/* "jobfs policy", "jobfs policy --help" and "jobfs policy bogus". */
+static int subverb_missing(int argc, char **argv)
+{
+	bool help = argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+	char expected[128] = "";
+	size_t i;
+
+	for (i = 0; i < N_VERBS; i++) {
+		if (strcmp(verbs[i].name, argv[1]) != 0)
+			continue;
+		if (help)
+			printf("usage: jobfs %s %s %s\n", verbs[i].name, verbs[i].subverb,
+			       verbs[i].usage);
+		if (*expected)
+			strncat(expected, ", ", sizeof(expected) - strlen(expected) - 1);
+		strncat(expected, verbs[i].subverb, sizeof(expected) - strlen(expected) - 1);
+	}
+	if (help)
+		return JOBFS_EXIT_OK;
+	if (argc < 3)
+		return cli_usage_error(NULL, "%s: missing subverb (one of %s)", argv[1], expected);
+	return cli_usage_error(NULL, "%s: unknown subverb '%s' (one of %s)", argv[1], argv[2],
+			       expected);
+}
+
+static int dispatch(int argc, char **argv)
+{
+	const struct cli_verb *verb = NULL;
+	bool known_name = false;
+	size_t i;
+
+	if (argc < 2)
+		return cli_usage_error(NULL, "missing verb");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		print_help();
+		return JOBFS_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("jobfs %s\n", JOBFS_VERSION);
+		return JOBFS_EXIT_OK;
+	}
+	if (argv[1][0] == '-')
+		return cli_usage_error(NULL, "unknown option '%s'", argv[1]);
+
+	for (i = 0; i < N_VERBS; i++) {
+		if (strcmp(verbs[i].name, argv[1]) != 0)
+			continue;
+		known_name = true;
+		if (!verbs[i].subverb || (argc > 2 && strcmp(verbs[i].subverb, argv[2]) == 0)) {
+			verb = &verbs[i];
+			break;
+		}
+	}
+	if (!known_name)
+		return cli_usage_error(NULL, "unknown verb '%s'", argv[1]);
+	if (!verb)
+		return subverb_missing(argc, argv);
+
+	/* The handler sees its own name as argv[0], then its options and arguments. */
+	argc -= verb->subverb ? 2 : 1;
+	argv += verb->subverb ? 2 : 1;
+	optind = 1;
+	opterr = 0;
+	return verb->run(verb, argc, argv);
+}
+
+int main(int argc, char **argv)
+{
+	return finish_stdout(dispatch(argc, argv));
+}

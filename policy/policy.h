@@ -1,0 +1,149 @@
+/* The runner policy: which views every job gets, parsed from YAML into a plain struct, and the
+ * grammars of user input (job IDs, view names, sizes, durations, paths). Errors are returned with
+ * their position, never printed. No global state: every call works on what it is given. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POLICY_VERSION 1
+#define POLICY_SYSTEM_PATH "/etc/jobfs/policy.yaml"
+#define POLICY_BUILTIN_SOURCE "<built-in>"
+#define POLICY_DEFAULT_STATE_DIR "/var/lib/jobfs"
+#define POLICY_DEFAULT_KEEP_UNMOUNTED (24 * 3600)
+
+#define POLICY_FILE_MAX (1024 * 1024) /* bytes a policy file may have */
+#define POLICY_VIEWS_MAX 256
+#define POLICY_LOWERS_MAX 64
+#define POLICY_JOB_ID_MAX 128 /* characters, see policy_job_id_valid() */
+#define POLICY_NAME_MAX 64    /* characters of a view name */
+#define POLICY_FORMAT_MAX 32  /* buffer for policy_format_size() and policy_format_duration() */
+
+/* Where a parsed policy came from; policy_load() searches them in this order. */
+enum policy_origin {
+	POLICY_ORIGIN_BUFFER, /* policy_parse_buffer() */
+	POLICY_ORIGIN_FILE,   /* policy_parse_file() */
+	POLICY_ORIGIN_OPTION, /* --policy FILE */
+	POLICY_ORIGIN_ENV,    /* $JOBFS_POLICY */
+	POLICY_ORIGIN_SYSTEM, /* POLICY_SYSTEM_PATH */
+	POLICY_ORIGIN_BUILTIN,
+};
+
+/* What happens to a job's upper layer when the job ends. New kinds (pnpm-store, npm-cache) are
+ * appended; the YAML scalar form `promote: KIND` will gain a mapping form `{kind, ignore}`, whose
+ * extra fields go into struct policy_promote, so users of .kind need not change. */
+enum policy_promote_kind {
+	POLICY_PROMOTE_NONE,
+	POLICY_PROMOTE_ADD_ONLY,
+	_POLICY_PROMOTE_KIND_COUNT,
+};
+
+struct policy_promote {
+	enum policy_promote_kind kind;
+};
+
+/* A position in the policy source, 1-based; line 0 means "no position". */
+struct policy_mark {
+	unsigned line;
+	unsigned column;
+};
+
+struct policy_view {
+	char *name;
+	char **lower; /* n_lower absolute, normalised paths, top first; none: an empty scratch view
+		       */
+	size_t n_lower;
+	char *target;	/* a template that may hold ${VAR} until expanded, then absolute */
+	uint64_t quota; /* bytes the job's upper layer may hold; 0: no limit */
+	struct policy_promote promote;
+	struct policy_mark mark;	/* the view's entry in the source */
+	struct policy_mark target_mark; /* its target, for errors found at expansion */
+};
+
+struct policy_gc {
+	uint64_t keep_unmounted; /* seconds after unmount before a layer may be collected */
+	uint64_t max_total;	 /* bytes all unmounted layers may hold; 0: no limit */
+};
+
+struct policy {
+	char *source; /* the file it was read from, or POLICY_BUILTIN_SOURCE */
+	enum policy_origin origin;
+	unsigned version;
+	char *state_dir;
+	struct policy_view *views;
+	size_t n_views;
+	struct policy_gc gc;
+	char *job_id; /* NULL until policy_expand(); then every target is an absolute path */
+};
+
+/* One error, one line: "FILE:LINE:COLUMN: MESSAGE" (or "MESSAGE" alone when line is 0, for errors
+ * about the file as a whole). MESSAGE starts with "FIELD: " whenever field is not empty. */
+struct policy_error {
+	char file[4096];
+	unsigned line;
+	unsigned column;
+	char field[128]; /* e.g. "views[1].quota"; "" for YAML syntax and file errors */
+	char message[512];
+};
+
+/* Parse and validate. On success return 0 and set *ret_policy (targets still templates); on failure
+ * return -EINVAL (invalid policy), -ENOMEM, or -errno from reading the file, and fill *err. */
+int policy_parse_buffer(const char *data, size_t size, const char *source,
+			struct policy **ret_policy, struct policy_error *err);
+int policy_parse_file(const char *path, struct policy **ret_policy, struct policy_error *err);
+
+/* The first found wins: option_path, env_path (if not empty), system_path (skipped when it does not
+ * exist; pass POLICY_SYSTEM_PATH, or NULL to skip), then the built-in default. A path that is
+ * given but cannot be read is an error, not a reason to fall back. */
+int policy_load(const char *option_path, const char *env_path, const char *system_path,
+		struct policy **ret_policy, struct policy_error *err);
+
+/* The built-in default policy, as YAML source. */
+extern const char policy_builtin_yaml[];
+
+/* Looks up a job's environment variable; returns NULL when it is not set. */
+typedef const char *policy_lookup_fn(const char *name, void *userdata);
+
+/* policy_lookup_fn over an environ-style array: userdata is a NULL-terminated char **. */
+const char *policy_lookup_environ(const char *name, void *userdata);
+
+/* Expand every target for one job: ${VAR} and ${VAR:-default} from lookup, ${JOB_ID} always
+ * job_id. Then every target must be absolute, and no two may overlap. On success set *ret_policy
+ * to a new policy (free it with policy_free); the input is not changed. */
+int policy_expand(const struct policy *policy, const char *job_id, policy_lookup_fn *lookup,
+		  void *userdata, struct policy **ret_policy, struct policy_error *err);
+
+/* Expand one template. Returns 0 and sets *ret; -EINVAL for a syntax error, -ENOENT for an
+ * undefined variable, -ENOMEM; on -EINVAL/-ENOENT, reason (if not NULL) says why. lookup may be
+ * NULL to check the syntax only (then ret may be NULL too). */
+int policy_expand_string(const char *template, const char *job_id, policy_lookup_fn *lookup,
+			 void *userdata, char **ret, char *reason, size_t reason_size);
+
+void policy_free(struct policy *policy);
+
+/* Grammars of user input. */
+bool policy_job_id_valid(const char *id);		     /* [A-Za-z0-9][A-Za-z0-9._-]{0,127} */
+bool policy_view_name_valid(const char *name);		     /* [A-Za-z0-9][A-Za-z0-9._-]{0,63} */
+bool policy_var_name_valid(const char *name, size_t length); /* [A-Za-z_][A-Za-z0-9_]* */
+
+/* Sizes: a whole number and a unit, B KiB MiB GiB TiB ("20GiB"). Durations: a whole number and a
+ * unit, s m h d ("24h"). Return 0, -EINVAL (syntax) or -ERANGE (does not fit 64 bits). */
+int policy_parse_size(const char *text, uint64_t *ret_bytes);
+int policy_parse_duration(const char *text, uint64_t *ret_seconds);
+
+/* The largest unit that represents the value exactly: 21474836480 -> "20GiB", 90 -> "90s". */
+const char *policy_format_size(uint64_t bytes, char buf[static POLICY_FORMAT_MAX]);
+const char *policy_format_duration(uint64_t seconds, char buf[static POLICY_FORMAT_MAX]);
+
+/* An absolute path without ".", ".." or empty components and without control characters, to its
+ * canonical spelling (no repeated or trailing slashes). Returns 0, -EINVAL with *ret_reason set, or
+ * -ENOMEM. */
+int policy_path_normalize(const char *path, char **ret, const char **ret_reason);
+
+/* True when a equals b or one contains the other; both normalised. */
+bool policy_path_overlaps(const char *a, const char *b);
+
+const char *policy_origin_name(enum policy_origin origin);
+const char *policy_promote_name(enum policy_promote_kind kind);
+int policy_promote_from_name(const char *name, enum policy_promote_kind *ret_kind);

@@ -13,8 +13,15 @@ PACKAGES=(
 	fuse-overlayfs
 )
 
+# Packages whose command may already come from elsewhere: Node.js from NodeSource ships its own npm,
+# and Debian's npm package conflicts with it.
+declare -A COMMAND_OF=([npm]=npm)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
+	if [ -n "${COMMAND_OF[$p]:-}" ] && command -v "${COMMAND_OF[$p]}" >/dev/null; then
+		continue
+	fi
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

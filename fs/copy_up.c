@@ -243,7 +243,7 @@ out_close:
 	return r;
 }
 
-/* The upper descriptor of a directory, copying it up first. Valid for the inode's life. */
+/* The upper descriptor of a directory, copying it up first; owned by the caller. */
 int jfs_upper_dir_fd(struct jfs_fs *fs, struct jfs_inode *dir)
 {
 	int r, fd, idx;
@@ -251,8 +251,12 @@ int jfs_upper_dir_fd(struct jfs_fs *fs, struct jfs_inode *dir)
 	r = jfs_copy_up(fs, dir);
 	if (r < 0)
 		return r;
-	fd = jfs_inode_top_fd(dir, &idx);
-	return idx == JFS_UPPER ? fd : -EIO;
+	fd = jfs_inode_fd(fs, dir, 0, &idx);
+	if (fd >= 0 && idx != JFS_UPPER) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
 }
 
 static int reopen_object(int dirfd, const char *name, mode_t mode)
@@ -263,75 +267,87 @@ static int reopen_object(int dirfd, const char *name, mode_t mode)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Moves the copy from the work dir to its name in the upper, keeping the parent's times. */
+static int publish_copy(struct jfs_fs *fs, const char *tmp, int pfd, const char *name)
+{
+	struct stat pst;
+
+	if (fstat(pfd, &pst) < 0)
+		return -errno;
+	if (renameat2(fs->work_fd, tmp, pfd, name, RENAME_NOREPLACE) < 0)
+		return -errno;
+	/* the parent's times are the view's: creating our copy in it must not move them */
+	struct timespec ts[2] = {pst.st_atim, pst.st_mtim};
+	futimens(pfd, ts);
+	return 0;
+}
+
 static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
 			  const char *name)
 {
 	struct jfs_ilayer layers[JFS_MAX_LAYERS];
-	struct stat st, pst, ust;
+	struct stat st, ust;
 	char tmp[64];
 	int nlayers, src_fd, pfd, copy_fd, upper_fd, r;
 
 	pfd = jfs_upper_dir_fd(fs, parent);
 	if (pfd < 0)
 		return pfd;
-	nlayers = jfs_inode_dup_layers(inode, layers, JFS_MAX_LAYERS - 1);
-	src_fd = layers[0].fd;
-	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (fstat(pfd, &pst) < 0)
-		return -errno;
-
+	src_fd = jfs_inode_fd(fs, inode, 0, NULL);
+	if (src_fd < 0) {
+		r = src_fd;
+		goto out_close_parent;
+	}
+	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		goto out_close_src;
+	}
 	jfs_tmpname(fs, tmp, sizeof(tmp));
 	copy_fd = build_copy(fs, src_fd, &st, tmp);
 	if (copy_fd < 0) {
-		jfs_remove_tree_at(fs->work_fd, tmp);
-		return copy_fd;
+		r = copy_fd;
+		goto out_remove;
 	}
 	close(copy_fd);
-	if (renameat2(fs->work_fd, tmp, pfd, name, RENAME_NOREPLACE) < 0) {
-		r = -errno;
-		jfs_remove_tree_at(fs->work_fd, tmp);
-		return r;
-	}
-	/* the parent's times are the view's: creating our copy in it must not move them */
-	{
-		struct timespec ts[2] = {pst.st_atim, pst.st_mtim};
-		futimens(pfd, ts);
-	}
+	r = publish_copy(fs, tmp, pfd, name);
+	if (r < 0)
+		goto out_remove;
 	upper_fd = reopen_object(pfd, name, st.st_mode);
-	if (upper_fd < 0)
-		return upper_fd;
+	if (upper_fd < 0) {
+		r = upper_fd;
+		goto out_close_src;
+	}
 	if (fstat(upper_fd, &ust) < 0) {
 		r = -errno;
 		close(upper_fd);
-		return r;
+		goto out_close_src;
 	}
 	r = jfs_inomap_add(&fs->inomap, JFS_UPPER, ust.st_ino, inode->ino);
 	if (r < 0) {
 		close(upper_fd);
-		return r;
+		goto out_close_src;
 	}
-	/* a directory keeps merging its lowers; anything else is now just the copy */
+	/* a directory keeps merging its lowers (re-opened on demand); anything else is now just
+	 * the copy */
+	nlayers = 1;
 	if (S_ISDIR(st.st_mode)) {
-		for (int i = 0; i < nlayers; i++) {
-			layers[i].fd = fcntl(layers[i].fd, F_DUPFD_CLOEXEC, 0);
-			if (layers[i].fd < 0) {
-				r = -errno;
-				for (int j = 0; j < i; j++)
-					close(layers[j].fd);
-				close(upper_fd);
-				return r;
-			}
-		}
-		memmove(layers + 1, layers, sizeof(*layers) * (size_t)nlayers);
-		nlayers++;
-	} else {
-		nlayers = 1;
+		int n = jfs_inode_layer_ids(inode, layers + 1, JFS_MAX_LAYERS - 1);
+		nlayers += n;
 	}
 	layers[0].idx = JFS_UPPER;
 	layers[0].fd = upper_fd;
+	layers[0].ino = ust.st_ino;
 	jfs_inode_set_layers(fs, inode, nlayers, layers);
-	return 0;
+	r = 0;
+	goto out_close_src;
+
+out_remove:
+	jfs_remove_tree_at(fs->work_fd, tmp);
+out_close_src:
+	close(src_fd);
+out_close_parent:
+	close(pfd);
+	return r;
 }
 
 /* An open file whose name is gone still copies up, to an orphan nobody can reach by name, so that
@@ -341,14 +357,23 @@ static int copy_up_orphan(struct jfs_fs *fs, struct jfs_inode *inode)
 	struct jfs_ilayer upper;
 	struct stat st;
 	char tmp[64];
-	int fd, idx, src_fd = jfs_inode_top_fd(inode, &idx);
+	int fd, idx, src_fd;
 
-	if (idx == JFS_UPPER)
+	src_fd = jfs_inode_fd(fs, inode, 0, &idx);
+	if (src_fd < 0)
+		return src_fd;
+	if (idx == JFS_UPPER) {
+		close(src_fd);
 		return 0;
-	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
+	}
+	if (fstatat(src_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		fd = -errno;
+		close(src_fd);
+		return fd;
+	}
 	jfs_tmpname(fs, tmp, sizeof(tmp));
 	fd = build_copy(fs, src_fd, &st, tmp);
+	close(src_fd);
 	if (fd >= 0) {
 		close(fd);
 		fd = reopen_object(fs->work_fd, tmp, st.st_mode);
@@ -356,8 +381,13 @@ static int copy_up_orphan(struct jfs_fs *fs, struct jfs_inode *inode)
 	jfs_remove_tree_at(fs->work_fd, tmp);
 	if (fd < 0)
 		return fd;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -errno;
+	}
 	upper.idx = JFS_UPPER;
 	upper.fd = fd;
+	upper.ino = st.st_ino;
 	jfs_inode_set_layers(fs, inode, 1, &upper);
 	return 0;
 }
@@ -367,10 +397,9 @@ int jfs_copy_up(struct jfs_fs *fs, struct jfs_inode *inode)
 	struct jfs_inode *parent;
 	char *name;
 	bool unlinked;
-	int idx, r;
+	int r;
 
-	jfs_inode_top_fd(inode, &idx);
-	if (idx == JFS_UPPER)
+	if (jfs_inode_top_idx(inode) == JFS_UPPER)
 		return 0;
 	pthread_mutex_lock(&inode->lock);
 	unlinked = inode->unlinked;
@@ -396,8 +425,7 @@ int jfs_copy_up(struct jfs_fs *fs, struct jfs_inode *inode)
 		goto out;
 
 	pthread_mutex_lock(&inode->copy_lock);
-	jfs_inode_top_fd(inode, &idx);
-	if (idx != JFS_UPPER) {
+	if (jfs_inode_top_idx(inode) != JFS_UPPER) {
 		/* re-read the name: a rename may have moved it while we copied the parents */
 		struct jfs_inode *cur_parent;
 		pthread_mutex_lock(&inode->lock);
@@ -427,6 +455,7 @@ int jfs_copy_up_tree(struct jfs_fs *fs, struct jfs_inode *dir)
 {
 	struct jfs_ilayer upper;
 	struct jfs_dirlist list;
+	struct stat st;
 	int nlayers, r;
 
 	r = jfs_copy_up(fs, dir);
@@ -461,14 +490,17 @@ int jfs_copy_up_tree(struct jfs_fs *fs, struct jfs_inode *dir)
 		return r;
 
 	upper.idx = JFS_UPPER;
-	upper.fd = fcntl(jfs_inode_top_fd(dir, NULL), F_DUPFD_CLOEXEC, 0);
+	upper.fd = jfs_inode_fd(fs, dir, 0, NULL);
 	if (upper.fd < 0)
-		return -errno;
+		return upper.fd;
 	r = jfs_set_opaque(fs, upper.fd);
+	if (r == 0 && fstat(upper.fd, &st) < 0)
+		r = -errno;
 	if (r < 0) {
 		close(upper.fd);
 		return r;
 	}
+	upper.ino = st.st_ino;
 	jfs_inode_set_layers(fs, dir, 1, &upper);
 	return 0;
 }

@@ -65,16 +65,17 @@ static int make_object(int dirfd, const char *name, mode_t mode, dev_t rdev,
 	return fd < 0 ? -errno : fd;
 }
 
+static int create_in(struct jfs_fs *fs, const struct fuse_ctx *ctx, int pfd, bool upper_whiteout,
+		     struct jfs_inode *dir, const char *name, mode_t mode, dev_t rdev,
+		     const char *link_target, int open_flags, int *ret_open_fd,
+		     struct fuse_entry_param *ret_e);
+
 int jfs_create_object(struct jfs_fs *fs, fuse_req_t req, struct jfs_inode *dir, const char *name,
 		      mode_t mode, dev_t rdev, const char *link_target, int open_flags,
 		      int *ret_open_fd, struct fuse_entry_param *ret_e)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct jfs_resolved res;
-	struct jfs_inode *inode;
-	struct stat pst;
-	char tmp[64];
-	int pfd, fd, r;
+	int pfd, r;
 
 	r = jfs_resolve(fs, dir, name, &res);
 	if (r < 0)
@@ -86,10 +87,26 @@ int jfs_create_object(struct jfs_fs *fs, fuse_req_t req, struct jfs_inode *dir, 
 	pfd = jfs_upper_dir_fd(fs, dir);
 	if (pfd < 0)
 		return pfd;
+	r = create_in(fs, fuse_req_ctx(req), pfd, res.upper_whiteout, dir, name, mode, rdev,
+		      link_target, open_flags, ret_open_fd, ret_e);
+	close(pfd);
+	return r;
+}
+
+static int create_in(struct jfs_fs *fs, const struct fuse_ctx *ctx, int pfd, bool upper_whiteout,
+		     struct jfs_inode *dir, const char *name, mode_t mode, dev_t rdev,
+		     const char *link_target, int open_flags, int *ret_open_fd,
+		     struct fuse_entry_param *ret_e)
+{
+	struct jfs_inode *inode;
+	struct stat pst;
+	char tmp[64];
+	int fd, r = 0;
+
 	if (fstat(pfd, &pst) < 0)
 		return -errno;
 
-	if (!res.upper_whiteout) {
+	if (!upper_whiteout) {
 		fd = make_object(pfd, name, mode, rdev, link_target, open_flags);
 		if (fd < 0)
 			return fd;
@@ -201,7 +218,7 @@ static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode 
 	struct jfs_resolved res;
 	struct jfs_inode *found;
 	char proc[64], tmp[64];
-	int pfd, r;
+	int pfd, fd, r;
 
 	if (inode->type == S_IFDIR)
 		return -EPERM;
@@ -218,20 +235,28 @@ static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode 
 	pfd = jfs_upper_dir_fd(fs, dir);
 	if (pfd < 0)
 		return pfd;
-	jfs_proc_path(proc, sizeof(proc), jfs_inode_top_fd(inode, NULL));
+	fd = jfs_inode_fd(fs, inode, 0, NULL);
+	if (fd < 0) {
+		close(pfd);
+		return fd;
+	}
+	jfs_proc_path(proc, sizeof(proc), fd);
 	if (!res.upper_whiteout) {
 		if (linkat(AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW) < 0)
-			return -errno;
+			r = -errno;
 	} else {
 		jfs_tmpname(fs, tmp, sizeof(tmp));
-		if (linkat(AT_FDCWD, proc, fs->work_fd, tmp, AT_SYMLINK_FOLLOW) < 0)
-			return -errno;
-		if (renameat(fs->work_fd, tmp, pfd, name) < 0) {
+		if (linkat(AT_FDCWD, proc, fs->work_fd, tmp, AT_SYMLINK_FOLLOW) < 0) {
+			r = -errno;
+		} else if (renameat(fs->work_fd, tmp, pfd, name) < 0) {
 			r = -errno;
 			unlinkat(fs->work_fd, tmp, 0);
-			return r;
 		}
 	}
+	close(fd);
+	close(pfd);
+	if (r < 0)
+		return r;
 	r = jfs_lookup(fs, dir, name, true, &found);
 	if (r < 0)
 		return r;
@@ -260,17 +285,21 @@ void jfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 static void mark_removed(struct jfs_fs *fs, struct jfs_inode *inode)
 {
 	struct stat st;
-	int idx, fd = jfs_inode_top_fd(inode, &idx);
+	int idx, r, fd = jfs_inode_fd(fs, inode, 0, &idx);
 
-	if (idx == JFS_UPPER && inode->type != S_IFDIR) {
-		if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
-		    st.st_nlink > 0)
-			return; /* other hard links remain */
-		jfs_inomap_del(&fs->inomap, JFS_UPPER, st.st_ino);
-	} else if (idx == JFS_UPPER) {
-		if (fstat(fd, &st) == 0)
-			jfs_inomap_del(&fs->inomap, JFS_UPPER, st.st_ino);
+	if (fd < 0)
+		return;
+	r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	close(fd);
+	if (r == 0 && idx == JFS_UPPER && inode->type != S_IFDIR && st.st_nlink > 0) {
+		/* other hard links remain, but maybe not the name we re-open it by */
+		pthread_mutex_lock(&inode->lock);
+		inode->pinned = true;
+		pthread_mutex_unlock(&inode->lock);
+		return;
 	}
+	if (r == 0 && idx == JFS_UPPER)
+		jfs_inomap_del(&fs->inomap, JFS_UPPER, st.st_ino);
 	pthread_mutex_lock(&inode->lock);
 	inode->unlinked = true;
 	pthread_mutex_unlock(&inode->lock);
@@ -357,9 +386,9 @@ static int do_remove(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 	lower = jfs_lower_visible(fs, dir, name);
 	if (lower < 0) {
 		r = lower;
-		goto out_put;
+		goto out_close;
 	}
-	jfs_inode_top_fd(child, &idx);
+	idx = jfs_inode_top_idx(child);
 	if (idx != JFS_UPPER) {
 		r = jfs_make_whiteout(fs, pfd, name);
 	} else if (lower) {
@@ -368,14 +397,18 @@ static int do_remove(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		r = -errno;
 		if (r == -ENOTEMPTY) {
 			/* only whiteouts left from an earlier life: empty it, then remove */
-			int fd = jfs_inode_top_fd(child, NULL);
-			r = clear_whiteouts(fd);
+			int fd = jfs_inode_fd(fs, child, 0, NULL);
+			r = fd < 0 ? fd : clear_whiteouts(fd);
 			if (r == 0 && unlinkat(pfd, name, AT_REMOVEDIR) < 0)
 				r = -errno;
+			if (fd >= 0)
+				close(fd);
 		}
 	}
 	if (r == 0)
 		mark_removed(fs, child);
+out_close:
+	close(pfd);
 out_put:
 	jfs_inode_put(fs, child);
 	return r;
@@ -408,10 +441,17 @@ static int opaque_if_covering(struct jfs_fs *fs, struct jfs_inode *inode, struct
 
 	if (inode->type != S_IFDIR)
 		return 0;
+	int fd;
+
 	r = jfs_lower_visible(fs, dir, name);
 	if (r <= 0)
 		return r;
-	return jfs_set_opaque(fs, jfs_inode_top_fd(inode, NULL));
+	fd = jfs_inode_fd(fs, inode, 0, NULL);
+	if (fd < 0)
+		return fd;
+	r = jfs_set_opaque(fs, fd);
+	close(fd);
+	return r;
 }
 
 static int rename_exchange(struct jfs_fs *fs, struct jfs_inode *odir, const char *oname,
@@ -444,12 +484,13 @@ static int rename_move(struct jfs_fs *fs, struct jfs_inode *odir, const char *on
 	if (owhite < 0)
 		return owhite;
 	if (tgt && tgt->type == S_IFDIR) {
-		int idx, fd = jfs_inode_top_fd(tgt, &idx);
-		if (idx == JFS_UPPER) {
-			r = clear_whiteouts(fd);
-			if (r < 0)
-				return r;
-		}
+		int idx, fd = jfs_inode_fd(fs, tgt, 0, &idx);
+		if (fd < 0)
+			return fd;
+		r = idx == JFS_UPPER ? clear_whiteouts(fd) : 0;
+		close(fd);
+		if (r < 0)
+			return r;
 	}
 	r = opaque_if_covering(fs, src, ndir, nname);
 	if (r < 0)
@@ -486,7 +527,7 @@ static int do_rename(struct jfs_fs *fs, struct jfs_inode *odir, const char *onam
 		     struct jfs_inode *ndir, const char *nname, unsigned int flags)
 {
 	struct jfs_inode *src = NULL, *tgt = NULL;
-	int opfd, npfd, r;
+	int opfd = -1, npfd = -1, r;
 
 	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return -EINVAL;
@@ -542,9 +583,13 @@ static int do_rename(struct jfs_fs *fs, struct jfs_inode *odir, const char *onam
 	if (r < 0)
 		goto out;
 	opfd = jfs_upper_dir_fd(fs, odir);
+	if (opfd < 0) {
+		r = opfd;
+		goto out;
+	}
 	npfd = jfs_upper_dir_fd(fs, ndir);
-	if (opfd < 0 || npfd < 0) {
-		r = opfd < 0 ? opfd : npfd;
+	if (npfd < 0) {
+		r = npfd;
 		goto out;
 	}
 	if (flags & RENAME_EXCHANGE)
@@ -552,6 +597,10 @@ static int do_rename(struct jfs_fs *fs, struct jfs_inode *odir, const char *onam
 	else
 		r = rename_move(fs, odir, oname, ndir, nname, src, tgt, opfd, npfd);
 out:
+	if (npfd >= 0)
+		close(npfd);
+	if (opfd >= 0)
+		close(opfd);
 	jfs_inode_put(fs, tgt);
 	jfs_inode_put(fs, src);
 	return r;

@@ -41,12 +41,15 @@ static struct jfs_file *fi_file(struct fuse_file_info *fi)
 	return (struct jfs_file *)(uintptr_t)fi->fh;
 }
 
-static int open_top(struct jfs_inode *inode, int flags, int *ret_idx)
+static int open_top(struct jfs_fs *fs, struct jfs_inode *inode, int flags, int *ret_idx)
 {
 	char proc[64];
-	int idx, fd;
+	int idx, fd, path_fd;
 
-	jfs_proc_path(proc, sizeof(proc), jfs_inode_top_fd(inode, &idx));
+	path_fd = jfs_inode_fd(fs, inode, 0, &idx);
+	if (path_fd < 0)
+		return path_fd;
+	jfs_proc_path(proc, sizeof(proc), path_fd);
 	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
 	flags |= O_CLOEXEC;
 	if (idx != JFS_UPPER) {
@@ -58,8 +61,10 @@ static int open_top(struct jfs_inode *inode, int flags, int *ret_idx)
 		fd = open(proc, flags);
 	}
 	if (fd < 0)
-		return -errno;
-	*ret_idx = idx;
+		fd = -errno;
+	close(path_fd);
+	if (fd >= 0)
+		*ret_idx = idx;
 	return fd;
 }
 
@@ -77,7 +82,7 @@ void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 	}
-	fd = open_top(inode, fi->flags, &idx);
+	fd = open_top(fs, inode, fi->flags, &idx);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -122,18 +127,17 @@ void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 }
 
 /* A file opened read-only on a lower that has since been copied up must read the copy. */
-static int file_fd(struct jfs_inode *inode, struct jfs_file *file)
+static int file_fd(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_file *file)
 {
 	int idx, fd;
 
 	if (__atomic_load_n(&file->idx, __ATOMIC_ACQUIRE) == JFS_UPPER)
 		return file->fd;
-	jfs_inode_top_fd(inode, &idx);
-	if (idx != JFS_UPPER)
+	if (jfs_inode_top_idx(inode) != JFS_UPPER)
 		return file->fd;
 	pthread_mutex_lock(&file->lock);
-	if (file->idx != JFS_UPPER) {
-		fd = open_top(inode, file->flags & ~O_TRUNC, &idx);
+	if (file->idx != JFS_UPPER && file->retired_fd < 0) {
+		fd = open_top(fs, inode, file->flags & ~O_TRUNC, &idx);
 		if (fd >= 0) {
 			/* the old descriptor retires, not closes: a read may still use it */
 			file->retired_fd = file->fd;
@@ -153,7 +157,7 @@ void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = file_fd(jfs_inode_from_id(fs, ino), fi_file(fi));
+	buf.buf[0].fd = file_fd(fs, jfs_inode_from_id(fs, ino), fi_file(fi));
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -213,7 +217,7 @@ void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	ssize_t n;
 
 	(void)ino_out;
-	n = copy_file_range(file_fd(jfs_inode_from_id(fs, ino_in), fi_file(fi_in)), &in,
+	n = copy_file_range(file_fd(fs, jfs_inode_from_id(fs, ino_in), fi_file(fi_in)), &in,
 			    fi_file(fi_out)->fd, &out, len, (unsigned int)flags);
 	if (n < 0)
 		fuse_reply_err(req, errno);
@@ -225,7 +229,7 @@ void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		  struct fuse_file_info *fi)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
-	off_t r = lseek(file_fd(jfs_inode_from_id(fs, ino), fi_file(fi)), off, whence);
+	off_t r = lseek(file_fd(fs, jfs_inode_from_id(fs, ino), fi_file(fi)), off, whence);
 
 	if (r < 0)
 		fuse_reply_err(req, errno);

@@ -11,6 +11,7 @@ struct jfs_options {
 	bool fsync_copy_up;	/* fsync copied-up data before it becomes visible (default on) */
 	double entry_timeout;	/* seconds the kernel may cache names and attributes */
 	unsigned int max_threads;
+	unsigned long max_cached_fds; /* 0: two fifths of the descriptor limit */
 };
 
 struct jfs_config {

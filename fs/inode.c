@@ -175,12 +175,22 @@ static void close_layers(struct jfs_ilayer *layers, int n)
 			close(layers[i].fd);
 }
 
-static void inode_free(struct jfs_inode *inode)
+static int count_open(const struct jfs_ilayer *layers, int n)
 {
+	int open = 0;
+
+	for (int i = 0; i < n; i++)
+		open += layers[i].fd >= 0;
+	return open;
+}
+
+static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	if (fs)
+		__atomic_sub_fetch(&fs->nfds, count_open(inode->layers, inode->nlayers),
+				   __ATOMIC_RELAXED);
 	close_layers(inode->layers, inode->nlayers);
-	close_layers(inode->retired, inode->nretired);
 	free(inode->layers);
-	free(inode->retired);
 	free(inode->name);
 	pthread_mutex_destroy(&inode->lock);
 	pthread_mutex_destroy(&inode->copy_lock);
@@ -193,7 +203,7 @@ void jfs_itable_destroy(struct jfs_itable *t)
 		struct jfs_inode *inode = t->buckets[i], *next;
 		for (; inode; inode = next) {
 			next = inode->hnext;
-			inode_free(inode);
+			inode_free(NULL, inode);
 		}
 	}
 	for (uint32_t i = 0; i < t->nlocks; i++)
@@ -251,7 +261,7 @@ static void inode_release_dead(struct jfs_fs *fs, struct jfs_inode *inode)
 {
 	while (inode) {
 		struct jfs_inode *parent = inode->parent;
-		inode_free(inode);
+		inode_free(fs, inode);
 		inode = NULL;
 		if (!parent)
 			break;
@@ -368,13 +378,13 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 	fresh->hash = hash;
 	fresh->top_idx = top_idx;
 	fresh->top_ino = top_ino;
+	res->nlayers = 0; /* the descriptors now belong to fresh */
+	__atomic_add_fetch(&fs->nfds, fresh->nlayers, __ATOMIC_RELAXED);
 	fresh->name = strdup(name);
 	if (!fresh->name) {
-		inode_free(fresh);
-		res->nlayers = 0;
+		inode_free(fs, fresh);
 		return -ENOMEM;
 	}
-	res->nlayers = 0; /* the descriptors now belong to fresh */
 
 	/* like overlayfs without an index, the names of a hard-linked lower file are separate
 	 * objects: each copies up on its own */
@@ -398,7 +408,7 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 		else
 			inode->nref++;
 		pthread_mutex_unlock(lock);
-		inode_free(fresh);
+		inode_free(fs, fresh);
 		*ret_inode = inode;
 		return 0;
 	}
@@ -414,6 +424,7 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 	if (parent)
 		jfs_inode_ref(fs, parent);
 	*ret_inode = fresh;
+	jfs_fd_cache_trim(fs);
 	return 0;
 }
 
@@ -426,6 +437,7 @@ int jfs_inode_make_root(struct jfs_fs *fs)
 
 	for (int i = 0; i < fs->nlayers && n < JFS_MAX_LAYERS; i++) {
 		layers[n].idx = i;
+		layers[n].ino = 0;
 		layers[n].fd = fcntl(fs->layers[i].fd, F_DUPFD_CLOEXEC, 0);
 		if (layers[n].fd < 0) {
 			int r = -errno;
@@ -455,72 +467,231 @@ int jfs_inode_make_root(struct jfs_fs *fs)
 	return 0;
 }
 
-/* Replaces the inode's layers after a copy-up. The old descriptors retire rather than close, so a
- * descriptor another thread read under the lock stays valid. */
+/* Replaces the inode's layers after a copy-up; takes the descriptors in layers. Requests that
+ * borrowed the old ones hold their own duplicates. */
 void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayers,
 			  const struct jfs_ilayer *layers)
 {
 	struct jfs_ilayer *fresh = malloc(sizeof(*layers) * (size_t)nlayers);
-	struct jfs_ilayer *retired;
+	struct jfs_ilayer *old;
 	pthread_mutex_t *lock;
+	int nold;
 
-	pthread_mutex_lock(&inode->lock);
-	retired = realloc(inode->retired,
-			  sizeof(*retired) * (size_t)(inode->nretired + inode->nlayers));
-	if (!fresh || !retired) {
-		/* keep the old descriptors open rather than risk closing one in use */
-		free(fresh);
-		if (retired)
-			inode->retired = retired;
-		pthread_mutex_unlock(&inode->lock);
+	if (!fresh) {
 		close_layers((struct jfs_ilayer *)layers, nlayers);
 		return;
 	}
-	memcpy(retired + inode->nretired, inode->layers, sizeof(*retired) * (size_t)inode->nlayers);
-	inode->retired = retired;
-	inode->nretired += inode->nlayers;
-	free(inode->layers);
 	memcpy(fresh, layers, sizeof(*layers) * (size_t)nlayers);
+	pthread_mutex_lock(&inode->lock);
+	old = inode->layers;
+	nold = inode->nlayers;
 	inode->layers = fresh;
 	inode->nlayers = nlayers;
 	pthread_mutex_unlock(&inode->lock);
+	__atomic_add_fetch(&fs->nfds, count_open(fresh, nlayers), __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&fs->nfds, count_open(old, nold), __ATOMIC_RELAXED);
+	close_layers(old, nold);
+	free(old);
 
 	/* the identity follows the top object */
 	lock = bucket_lock(fs, inode);
 	pthread_mutex_lock(lock);
-	if (layers[0].idx != inode->top_idx) {
-		struct stat st;
-		if (fstatat(layers[0].fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0) {
-			inode->top_idx = layers[0].idx;
-			inode->top_ino = st.st_ino;
-		}
-	}
+	inode->top_idx = layers[0].idx;
+	inode->top_ino = layers[0].ino;
 	pthread_mutex_unlock(lock);
 }
 
-/* The descriptor of the top object; valid for the inode's life. */
-int jfs_inode_top_fd(struct jfs_inode *inode, int *ret_idx)
+int jfs_inode_top_idx(struct jfs_inode *inode)
 {
-	int fd;
+	int idx;
 
 	pthread_mutex_lock(&inode->lock);
-	fd = inode->layers[0].fd;
-	if (ret_idx)
-		*ret_idx = inode->layers[0].idx;
+	idx = inode->layers[0].idx;
 	pthread_mutex_unlock(&inode->lock);
+	return idx;
+}
+
+static int find_layer_pos(struct jfs_inode *inode, int idx)
+{
+	int pos = -1;
+
+	pthread_mutex_lock(&inode->lock);
+	for (int i = 0; i < inode->nlayers; i++) {
+		if (inode->layers[i].idx == idx) {
+			pos = i;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&inode->lock);
+	return pos;
+}
+
+/* Re-opens an evicted descriptor from the parent's descriptor in the same layer and the name. */
+static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int idx, ino_t ino)
+{
+	struct jfs_inode *parent;
+	struct stat st;
+	char *name;
+	int ppos, pfd, fd;
+
+	pthread_mutex_lock(&inode->lock);
+	parent = inode->parent;
+	name = inode->name ? strdup(inode->name) : NULL;
+	pthread_mutex_unlock(&inode->lock);
+	if (!parent || !name) {
+		free(name);
+		return -ESTALE;
+	}
+	ppos = find_layer_pos(parent, idx);
+	if (ppos < 0) {
+		free(name);
+		return -ESTALE;
+	}
+	pfd = jfs_inode_fd(fs, parent, ppos, NULL);
+	if (pfd < 0) {
+		free(name);
+		return pfd;
+	}
+	fd = jfs_open_object(pfd, name, inode->type);
+	close(pfd);
+	free(name);
+	if (fd < 0)
+		return fd == -ENOENT ? -ESTALE : fd;
+	if (fstat(fd, &st) < 0 || st.st_ino != ino) {
+		close(fd);
+		return -ESTALE;
+	}
 	return fd;
 }
 
-/* Copies the layer list (descriptors borrowed, valid for the inode's life). */
-int jfs_inode_dup_layers(struct jfs_inode *inode, struct jfs_ilayer *out, int max)
+/* Returns a descriptor of layer pos of the inode, owned by the caller, re-opening it if the cache
+ * evicted it. */
+int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx)
+{
+	int fd, idx, dup_fd;
+	ino_t ino;
+
+	pthread_mutex_lock(&inode->lock);
+	if (pos >= inode->nlayers) {
+		pthread_mutex_unlock(&inode->lock);
+		return -EIO;
+	}
+	inode->accessed = true;
+	idx = inode->layers[pos].idx;
+	ino = inode->layers[pos].ino;
+	fd = inode->layers[pos].fd;
+	if (fd >= 0) {
+		dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		pthread_mutex_unlock(&inode->lock);
+		if (dup_fd < 0)
+			return -errno;
+		if (ret_idx)
+			*ret_idx = idx;
+		return dup_fd;
+	}
+	pthread_mutex_unlock(&inode->lock);
+
+	fd = reopen_layer(fs, inode, idx, ino);
+	if (fd < 0)
+		return fd;
+	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dup_fd < 0) {
+		dup_fd = -errno;
+		close(fd);
+		return dup_fd;
+	}
+	pthread_mutex_lock(&inode->lock);
+	if (pos < inode->nlayers && inode->layers[pos].idx == idx && inode->layers[pos].fd < 0) {
+		inode->layers[pos].fd = fd;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&inode->lock);
+	if (fd >= 0)
+		close(fd);
+	else
+		__atomic_add_fetch(&fs->nfds, 1, __ATOMIC_RELAXED);
+	if (ret_idx)
+		*ret_idx = idx;
+	jfs_fd_cache_trim(fs);
+	return dup_fd;
+}
+
+/* The inode's layers as (idx, ino) with no descriptors, as an evicted inode holds them. */
+int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max)
 {
 	int n;
 
 	pthread_mutex_lock(&inode->lock);
 	n = inode->nlayers < max ? inode->nlayers : max;
-	memcpy(out, inode->layers, sizeof(*out) * (size_t)n);
+	for (int i = 0; i < n; i++) {
+		out[i].idx = inode->layers[i].idx;
+		out[i].ino = inode->layers[i].ino;
+		out[i].fd = -1;
+	}
 	pthread_mutex_unlock(&inode->lock);
 	return n;
+}
+
+void jfs_ilayers_close(struct jfs_ilayer *layers, int n)
+{
+	close_layers(layers, n);
+}
+
+/* Descriptors of all the inode's layers, top first, owned by the caller. */
+int jfs_inode_layers(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out, int max)
+{
+	int n;
+
+	pthread_mutex_lock(&inode->lock);
+	n = inode->nlayers < max ? inode->nlayers : max;
+	pthread_mutex_unlock(&inode->lock);
+	for (int i = 0; i < n; i++) {
+		int idx, fd = jfs_inode_fd(fs, inode, i, &idx);
+		if (fd < 0) {
+			close_layers(out, i);
+			return fd;
+		}
+		out[i].fd = fd;
+		out[i].idx = idx;
+		out[i].ino = 0;
+	}
+	return n;
+}
+
+/* A clock sweep: closes the cached descriptors of inodes not used since the hand last passed,
+ * until the cache is back under three quarters of its limit. */
+void jfs_fd_cache_trim(struct jfs_fs *fs)
+{
+	uint64_t low = fs->max_cached_fds / 4 * 3;
+	uint32_t steps = 0;
+
+	if (__atomic_load_n(&fs->nfds, __ATOMIC_RELAXED) <= fs->max_cached_fds)
+		return;
+	if (pthread_mutex_trylock(&fs->evict_lock) != 0)
+		return; /* someone is sweeping */
+	while (__atomic_load_n(&fs->nfds, __ATOMIC_RELAXED) > low &&
+	       steps++ < 2 * fs->itable.nbuckets) {
+		uint32_t b = fs->evict_hand++ % fs->itable.nbuckets;
+		pthread_mutex_t *lock = &fs->itable.locks[b / JFS_ITABLE_STRIPE];
+
+		pthread_mutex_lock(lock);
+		for (struct jfs_inode *inode = fs->itable.buckets[b]; inode; inode = inode->hnext) {
+			if (pthread_mutex_trylock(&inode->lock) != 0)
+				continue;
+			if (inode->accessed) {
+				inode->accessed = false;
+			} else if (!inode->pinned && !inode->unlinked && inode->parent) {
+				int closed = count_open(inode->layers, inode->nlayers);
+				close_layers(inode->layers, inode->nlayers);
+				for (int i = 0; i < inode->nlayers; i++)
+					inode->layers[i].fd = -1;
+				__atomic_sub_fetch(&fs->nfds, closed, __ATOMIC_RELAXED);
+			}
+			pthread_mutex_unlock(&inode->lock);
+		}
+		pthread_mutex_unlock(lock);
+	}
+	pthread_mutex_unlock(&fs->evict_lock);
 }
 
 /* Moves the inode's remembered name (rename, or a lookup through another hard link). */
@@ -542,16 +713,18 @@ void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_i
 	jfs_inode_put(fs, old_parent);
 }
 
-int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, int fd, struct stat *ret_st)
+int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st)
 {
 	struct stat st;
-	int nlayers;
+	int fd, nlayers, r;
 	bool unlinked;
 
-	(void)fs;
+	fd = jfs_inode_fd(fs, inode, 0, NULL);
 	if (fd < 0)
-		fd = jfs_inode_top_fd(inode, NULL);
-	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return fd;
+	r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	close(fd);
+	if (r < 0)
 		return -errno;
 	pthread_mutex_lock(&inode->lock);
 	nlayers = inode->nlayers;
@@ -573,7 +746,7 @@ int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, struct fuse_entry
 	int r;
 
 	memset(e, 0, sizeof(*e));
-	r = jfs_getattr(fs, inode, -1, &e->attr);
+	r = jfs_getattr(fs, inode, &e->attr);
 	if (r < 0)
 		return r;
 	e->ino = jfs_inode_id(fs, inode);
@@ -608,7 +781,7 @@ void jfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int r;
 
 	(void)fi; /* the inode's own descriptor sees the same object as any open file */
-	r = jfs_getattr(fs, inode, -1, &st);
+	r = jfs_getattr(fs, inode, &st);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -616,17 +789,30 @@ void jfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_attr(req, &st, fs->opts.entry_timeout);
 }
 
+static int apply_setattr(int fd, struct stat *attr, int valid, struct jfs_file *file);
+
 static int do_setattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *attr, int valid,
 		      struct fuse_file_info *fi)
 {
 	struct jfs_file *file = fi ? (struct jfs_file *)(uintptr_t)fi->fh : NULL;
-	char proc[64];
 	int fd, idx, r;
 
 	r = jfs_copy_up(fs, inode);
 	if (r < 0)
 		return r;
-	fd = jfs_inode_top_fd(inode, &idx);
+	fd = jfs_inode_fd(fs, inode, 0, &idx);
+	if (fd < 0)
+		return fd;
+	r = apply_setattr(fd, attr, valid, file);
+	close(fd);
+	return r;
+}
+
+static int apply_setattr(int fd, struct stat *attr, int valid, struct jfs_file *file)
+{
+	char proc[64];
+	int r;
+
 	jfs_proc_path(proc, sizeof(proc), fd);
 
 	if (valid & FUSE_SET_ATTR_MODE) {
@@ -673,7 +859,7 @@ void jfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid
 
 	r = do_setattr(fs, inode, attr, valid, fi);
 	if (r == 0)
-		r = jfs_getattr(fs, inode, -1, &st);
+		r = jfs_getattr(fs, inode, &st);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

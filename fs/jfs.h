@@ -35,8 +35,16 @@
  * lives while nlookup (the kernel's references) or nref (ours: children's parent pointers,
  * in-flight work on other inodes) is non-zero. The root is pinned.
  *
- * Locks. Order: inode lock of a parent before a child's; the inode-table bucket lock is innermost
- * and protects only the chains and the two counts. No lock is held across a reply.
+ * Descriptors. An inode caches one descriptor per layer, but the hard limit on descriptors here
+ * (20000) is far below the entries of a real base, so the cache is bounded: past fs->max_cached_fds
+ * a clock sweep over the table closes the descriptors of inodes not used since its last pass, and
+ * jfs_inode_fd() re-opens them from the parent's descriptor and the name, checking the real inode
+ * number. Callers always get their own descriptor (a dup) and close it: eviction never pulls one
+ * from under a running request. Unhashed (unlinked) and pinned inodes are never evicted.
+ *
+ * Locks. Order: table stripe lock, then an inode's lock (the evictor only try-locks it); an inode's
+ * copy_lock before its lock; never a child's lock while taking its parent's. No lock is held across
+ * a reply.
  */
 
 #include <fuse_lowlevel.h>
@@ -60,8 +68,9 @@ struct jfs_layer {
 
 /* One layer's object behind an inode. */
 struct jfs_ilayer {
-	int idx; /* index into fs->layers */
-	int fd;	 /* directories: O_RDONLY|O_DIRECTORY; others: O_PATH */
+	int idx;   /* index into fs->layers */
+	int fd;	   /* directories: O_RDONLY|O_DIRECTORY; others: O_PATH; -1 when evicted */
+	ino_t ino; /* the real inode, to check a re-opened descriptor */
 };
 
 struct jfs_inode {
@@ -83,10 +92,9 @@ struct jfs_inode {
 	char *name;
 	int nlayers;
 	struct jfs_ilayer *layers; /* top first */
-	int nretired;
-	struct jfs_ilayer *retired; /* replaced by copy-up, closed with the inode: a descriptor
-				     * read under the lock stays valid for the inode's life */
 	bool unlinked;		   /* its last visible name is gone */
+	bool pinned;		   /* name unreliable (a hard link's name removed): never evict */
+	bool accessed;		   /* used since the evictor last passed */
 };
 
 struct jfs_itable {
@@ -116,6 +124,10 @@ struct jfs_fs {
 	struct jfs_itable itable;
 	struct jfs_inomap inomap;
 	uint64_t tmp_counter; /* atomic: names of temporaries in the work dir */
+	uint64_t nfds;	      /* atomic: descriptors cached in inodes */
+	uint64_t max_cached_fds;
+	pthread_mutex_t evict_lock; /* one sweeper at a time; protects evict_hand */
+	uint32_t evict_hand;
 	struct fuse_session *se;
 };
 
@@ -164,11 +176,15 @@ int jfs_inode_make_root(struct jfs_fs *fs);
 void jfs_inode_unhash(struct jfs_fs *fs, struct jfs_inode *inode);
 void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayers,
 			  const struct jfs_ilayer *layers);
-int jfs_inode_top_fd(struct jfs_inode *inode, int *ret_idx);
-int jfs_inode_dup_layers(struct jfs_inode *inode, struct jfs_ilayer *out, int max);
+int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx);
+int jfs_inode_top_idx(struct jfs_inode *inode);
+int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max);
+int jfs_inode_layers(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out, int max);
+void jfs_ilayers_close(struct jfs_ilayer *layers, int n);
+void jfs_fd_cache_trim(struct jfs_fs *fs);
 void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
 			const char *name);
-int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, int fd, struct stat *ret_st);
+int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st);
 int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, struct fuse_entry_param *e);
 void jfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void jfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
@@ -180,6 +196,7 @@ void jfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid
 int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		struct jfs_resolved *ret);
 void jfs_resolved_release(struct jfs_resolved *res);
+int jfs_open_object(int dirfd, const char *name, mode_t mode);
 int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name);
 int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool kernel_ref,
 	       struct jfs_inode **ret_inode);

@@ -25,6 +25,7 @@ static void usage(FILE *out)
 	      "  -d, --debug           log every FUSE request (implies --foreground)\n"
 	      "  -o OPT[,OPT...]       jobfs options: userxattr (user.overlay.* xattrs),\n"
 	      "                        trustedxattr, timeout=SECONDS, nofsync, threads=N,\n"
+	      "                        max_fds=N (descriptors cached for inodes),\n"
 	      "                        noallow_other; anything else goes to the FUSE mount\n"
 	      "  -h, --help            show this help\n"
 	      "  -V, --version         show the version\n"
@@ -57,6 +58,14 @@ static int parse_opts(char *list, struct jfs_config *cfg, char *fuse_opts, size_
 				return -1;
 			}
 			cfg->opts.entry_timeout = t;
+		} else if (!strncmp(opt, "max_fds=", 8)) {
+			char *end;
+			unsigned long n = strtoul(opt + 8, &end, 10);
+			if (*end || n < 1) {
+				fprintf(stderr, "jobfs-fs: bad value in '-o %s'\n", opt);
+				return -1;
+			}
+			cfg->opts.max_cached_fds = n;
 		} else if (!strncmp(opt, "threads=", 8)) {
 			char *end;
 			long n = strtol(opt + 8, &end, 10);

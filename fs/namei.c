@@ -17,7 +17,7 @@ void jfs_resolved_release(struct jfs_resolved *res)
 	res->nlayers = 0;
 }
 
-static int open_object(int dirfd, const char *name, mode_t mode)
+int jfs_open_object(int dirfd, const char *name, mode_t mode)
 {
 	int flags = S_ISDIR(mode) ? O_RDONLY | O_DIRECTORY : O_PATH;
 	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
@@ -40,7 +40,9 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 	r = jfs_check_name(name);
 	if (r < 0)
 		return r;
-	ndl = jfs_inode_dup_layers(dir, dl, JFS_MAX_LAYERS);
+	ndl = jfs_inode_layers(fs, dir, dl, JFS_MAX_LAYERS);
+	if (ndl < 0)
+		return ndl;
 	for (int i = 0; i < ndl; i++) {
 		struct stat st;
 		int fd;
@@ -58,7 +60,7 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		}
 		if (ret->exists && !S_ISDIR(st.st_mode))
 			break; /* a non-directory below a directory is hidden */
-		fd = open_object(dl[i].fd, name, st.st_mode);
+		fd = jfs_open_object(dl[i].fd, name, st.st_mode);
 		if (fd < 0) {
 			if (fd == -ENOENT)
 				continue;
@@ -71,6 +73,7 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		}
 		ret->layers[ret->nlayers].idx = dl[i].idx;
 		ret->layers[ret->nlayers].fd = fd;
+		ret->layers[ret->nlayers].ino = st.st_ino;
 		ret->nlayers++;
 		if (!S_ISDIR(st.st_mode) || ret->nlayers == JFS_MAX_LAYERS)
 			break;
@@ -80,9 +83,11 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		if (r > 0)
 			break;
 	}
+	jfs_ilayers_close(dl, ndl);
 	return 0;
 
 out_release:
+	jfs_ilayers_close(dl, ndl);
 	jfs_resolved_release(ret);
 	ret->exists = false;
 	return r;
@@ -93,10 +98,11 @@ out_release:
 int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name)
 {
 	struct jfs_ilayer dl[JFS_MAX_LAYERS];
-	int ndl;
+	int ndl, r = 0;
 
-	(void)fs;
-	ndl = jfs_inode_dup_layers(dir, dl, JFS_MAX_LAYERS);
+	ndl = jfs_inode_layers(fs, dir, dl, JFS_MAX_LAYERS);
+	if (ndl < 0)
+		return ndl;
 	for (int i = 0; i < ndl; i++) {
 		struct stat st;
 
@@ -105,11 +111,14 @@ int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name
 		if (fstatat(dl[i].fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT || errno == ENOTDIR)
 				continue;
-			return -errno;
+			r = -errno;
+			break;
 		}
-		return !jfs_is_whiteout(&st);
+		r = !jfs_is_whiteout(&st);
+		break;
 	}
-	return 0;
+	jfs_ilayers_close(dl, ndl);
+	return r;
 }
 
 int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool kernel_ref,
@@ -164,12 +173,20 @@ void jfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct jfs_inode *inode = jfs_inode_from_id(fs, ino);
 	char buf[PATH_MAX + 1];
 	ssize_t n;
+	int fd;
 
-	n = readlinkat(jfs_inode_top_fd(inode, NULL), "", buf, sizeof(buf));
-	if (n < 0) {
-		fuse_reply_err(req, errno);
+	fd = jfs_inode_fd(fs, inode, 0, NULL);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
 		return;
 	}
+	n = readlinkat(fd, "", buf, sizeof(buf));
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		close(fd);
+		return;
+	}
+	close(fd);
 	if ((size_t)n >= sizeof(buf)) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;

@@ -151,7 +151,9 @@ int jfs_dirlist_build(struct jfs_fs *fs, struct jfs_inode *dir, struct jfs_dirli
 	struct name_set seen = {0};
 	int n, r;
 
-	n = jfs_inode_dup_layers(dir, layers, JFS_MAX_LAYERS);
+	n = jfs_inode_layers(fs, dir, layers, JFS_MAX_LAYERS);
+	if (n < 0)
+		return n;
 	struct jfs_inode *parent;
 	uint64_t parent_ino;
 
@@ -166,6 +168,7 @@ int jfs_dirlist_build(struct jfs_fs *fs, struct jfs_inode *dir, struct jfs_dirli
 	for (int i = 0; i < n && r == 0; i++)
 		r = read_layer(fs, &layers[i], n > 1, &seen, &list);
 	name_set_free(&seen);
+	jfs_ilayers_close(layers, n);
 	if (r < 0) {
 		jfs_dirlist_free(&list);
 		return r;
@@ -309,11 +312,16 @@ void jfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 void jfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
-	int idx, fd = jfs_inode_top_fd(jfs_inode_from_id(fs, ino), &idx);
+	int idx, fd = jfs_inode_fd(fs, jfs_inode_from_id(fs, ino), 0, &idx);
 	int r = 0;
 
 	(void)fi;
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	if (idx == JFS_UPPER && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
 		r = errno;
+	close(fd);
 	fuse_reply_err(req, r);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -291,6 +292,22 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 			goto out_free;
 		}
 	}
+
+	/* descriptors: raise the soft limit to the hard one, and let the inode cache use a part of
+	 * it; the rest serves open files */
+	{
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		rlim_t limit = rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : rl.rlim_cur;
+		fs->max_cached_fds = cfg->opts.max_cached_fds ? cfg->opts.max_cached_fds
+							      : (uint64_t)limit / 5 * 2;
+		if (fs->max_cached_fds < 64)
+			fs->max_cached_fds = 64;
+	}
+	pthread_mutex_init(&fs->evict_lock, NULL);
 
 	fs->xattr_prefix = strdup(cfg->opts.user_xattr ? "user.overlay." : "trusted.overlay.");
 	if (!fs->xattr_prefix) {

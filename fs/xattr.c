@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include "jfs.h"
 
@@ -19,6 +20,7 @@ void jfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 	struct jfs_inode *inode = jfs_inode_from_id(fs, ino);
 	char proc[64], *buf = NULL;
 	ssize_t n;
+	int fd;
 
 	if (jfs_is_private_xattr(fs, name)) {
 		fuse_reply_err(req, ENOTSUP);
@@ -28,26 +30,54 @@ void jfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	jfs_proc_path(proc, sizeof(proc), jfs_inode_top_fd(inode, NULL));
-	if (size == 0) {
-		n = getxattr(proc, name, NULL, 0);
+	fd = jfs_inode_fd(fs, inode, 0, NULL);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	jfs_proc_path(proc, sizeof(proc), fd);
+	if (size > 0)
+		buf = malloc(size);
+	if (size > 0 && !buf) {
+		fuse_reply_err(req, ENOMEM);
+	} else {
+		n = getxattr(proc, name, buf, size);
 		if (n < 0)
 			fuse_reply_err(req, errno);
-		else
+		else if (size == 0)
 			fuse_reply_xattr(req, (size_t)n);
-		return;
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
 	}
-	buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = getxattr(proc, name, buf, size);
-	if (n < 0)
-		fuse_reply_err(req, errno);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
+	close(fd);
+}
+
+/* Reads the whole name list, retrying if it grows meanwhile. */
+static ssize_t read_names(const char *path, char **ret_names)
+{
+	char *names = NULL;
+	ssize_t n;
+
+	for (;;) {
+		n = listxattr(path, NULL, 0);
+		if (n < 0)
+			break;
+		free(names);
+		names = malloc((size_t)n + 1);
+		if (!names)
+			return -ENOMEM;
+		n = listxattr(path, names, (size_t)n);
+		if (n >= 0) {
+			*ret_names = names;
+			return n;
+		}
+		if (errno != ERANGE)
+			break;
+	}
+	n = -errno;
+	free(names);
+	return n;
 }
 
 void jfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -57,6 +87,7 @@ void jfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char proc[64], *names = NULL;
 	ssize_t n;
 	size_t out = 0;
+	int fd;
 
 	if (is_symlink(inode)) {
 		if (size == 0)
@@ -65,27 +96,17 @@ void jfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	jfs_proc_path(proc, sizeof(proc), jfs_inode_top_fd(inode, NULL));
-	for (;;) {
-		n = listxattr(proc, NULL, 0);
-		if (n < 0) {
-			fuse_reply_err(req, errno);
-			return;
-		}
-		free(names);
-		names = malloc((size_t)n + 1);
-		if (!names) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		n = listxattr(proc, names, (size_t)n);
-		if (n >= 0)
-			break;
-		if (errno != ERANGE) {
-			free(names);
-			fuse_reply_err(req, errno);
-			return;
-		}
+	fd = jfs_inode_fd(fs, inode, 0, NULL);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	jfs_proc_path(proc, sizeof(proc), fd);
+	n = read_names(proc, &names);
+	close(fd);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
 	}
 	/* drop the private names in place */
 	for (char *p = names; p < names + n;) {
@@ -109,7 +130,7 @@ static int change_xattr(struct jfs_fs *fs, struct jfs_inode *inode, const char *
 			const char *value, size_t size, int flags, bool remove)
 {
 	char proc[64];
-	int r;
+	int fd, r;
 
 	if (jfs_is_private_xattr(fs, name))
 		return -ENOTSUP;
@@ -118,12 +139,17 @@ static int change_xattr(struct jfs_fs *fs, struct jfs_inode *inode, const char *
 	r = jfs_copy_up(fs, inode);
 	if (r < 0)
 		return r;
-	jfs_proc_path(proc, sizeof(proc), jfs_inode_top_fd(inode, NULL));
+	fd = jfs_inode_fd(fs, inode, 0, NULL);
+	if (fd < 0)
+		return fd;
+	jfs_proc_path(proc, sizeof(proc), fd);
 	if (remove)
 		r = removexattr(proc, name);
 	else
 		r = setxattr(proc, name, value, size, flags);
-	return r < 0 ? -errno : 0;
+	r = r < 0 ? -errno : 0;
+	close(fd);
+	return r;
 }
 
 void jfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

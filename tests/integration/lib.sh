@@ -519,7 +519,7 @@ esac
 IT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/jobfs-it-$IT_NAME.XXXXXX")
 IT_DIR=$(realpath "$IT_DIR")
 trap it_on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "FAIL: $IT_NAME: terminated" >&2; exit 143' TERM
+trap 'echo "FAIL: $IT_NAME: interrupted" >&2; exit 130' INT
 trap 'it_on_err "$LINENO" "$?" "$BASH_COMMAND"' ERR
 echo "--- $IT_NAME: peer $IT_PEER, temp dir $IT_DIR"

@@ -82,8 +82,11 @@ assert_opaque "$UPPER/hidden"
 listed=$(getfattr --absolute-names -d -m - "$MNT/hidden" "$MNT/big" "$MNT/xf" "$MNT" 2>&1 |
 	grep -i 'overlay' || true)
 assert_eq "$listed" "" "overlay xattrs listed in the view"
-assert_eq "$(xattr_of "$MNT/hidden" "$OPAQUE_XATTR")" \
-	"$MNT/hidden: $OPAQUE_XATTR: No such attribute" "reading $OPAQUE_XATTR through the view"
+# Kernel overlayfs answers EOPNOTSUPP here; no such attribute would do as well.
+case $(xattr_of "$MNT/hidden" "$OPAQUE_XATTR") in
+*"Operation not supported" | *"No such attribute") ;;
+*) fail "reading $OPAQUE_XATTR through the view: $(xattr_of "$MNT/hidden" "$OPAQUE_XATTR")" ;;
+esac
 check_fails "setting trusted.overlay.* through the view" \
 	setfattr -n trusted.overlay.opaque -v y "$MNT/big"
 check_fails "the refused xattr reached the upper" getfattr -n trusted.overlay.opaque "$UPPER/big"

@@ -39,6 +39,15 @@ is_mounted()
 	awk -v m="$view" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
 }
 
+# True while our daemon exists and is not a zombie (it stays one until we wait for it).
+daemon_running()
+{
+	local state
+	state=$(cat "/proc/$daemon_pid/stat" 2>/dev/null) || return 1
+	state=${state##*) }
+	[ "${state:0:1}" != Z ]
+}
+
 cleanup()
 {
 	local status=$? try
@@ -57,16 +66,11 @@ cleanup()
 	fi
 	if [ -n "$daemon_pid" ]; then
 		for ((try = 0; try < 100; try++)); do
-			kill -0 "$daemon_pid" 2>/dev/null || break
-			# A daemon that exited is a zombie until waited for: wait reaps it.
-			if [ "$(awk '{ print $3 }' "/proc/$daemon_pid/stat" 2>/dev/null)" = Z ]; then
-				break
-			fi
+			daemon_running || break
 			sleep 0.1
 		done
-		if kill -0 "$daemon_pid" 2>/dev/null &&
-			[ "$(awk '{ print $3 }' "/proc/$daemon_pid/stat" 2>/dev/null)" != Z ]; then
-			echo "main-job.sh: daemon $daemon_pid still running after unmount, stopping it" >&2
+		if daemon_running; then
+			echo "main-job.sh: daemon $daemon_pid outlived the unmount, stopping it" >&2
 			kill -TERM "$daemon_pid"
 			status=1
 		fi
@@ -120,7 +124,7 @@ mkdir -p "$upper" "$work" "$view"
 daemon_pid=$!
 for ((i = 0; i < 200; i++)); do
 	is_mounted && break
-	kill -0 "$daemon_pid" 2>/dev/null || {
+	daemon_running || {
 		echo "main-job.sh: the daemon exited before mounting" >&2
 		exit 1
 	}
@@ -174,7 +178,8 @@ if [ "$before" != "$after" ]; then
 	exit 1
 fi
 echo "lower unchanged: yes"
-cmp <(printf '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n') "$lower/src/main.c"
+cmp <(printf '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n') \
+	"$lower/src/main.c"
 
 section "unmounting"
 fusermount3 -u "$view"

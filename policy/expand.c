@@ -78,8 +78,7 @@ int policy_expand_string(const char *template, const char *job_id, policy_lookup
 		name_length = strcspn(name, ":}");
 		end = name + name_length;
 		if (*end == '\0') {
-			set_reason(reason, reason_size, "unterminated '${' at offset %zu",
-				   (size_t)(dollar - template));
+			set_reason(reason, reason_size, "'%.40s' has no closing '}'", dollar);
 			r = -EINVAL;
 			goto out_free;
 		}
@@ -102,8 +101,8 @@ int policy_expand_string(const char *template, const char *job_id, policy_lookup
 			fallback_length = strcspn(fallback, "}");
 			end = fallback + fallback_length;
 			if (*end == '\0') {
-				set_reason(reason, reason_size, "unterminated '${' at offset %zu",
-					   (size_t)(dollar - template));
+				set_reason(reason, reason_size, "'%.40s' has no closing '}'",
+					   dollar);
 				r = -EINVAL;
 				goto out_free;
 			}
@@ -263,8 +262,8 @@ int policy_expand(const struct policy *policy, const char *job_id, policy_lookup
 		if (r == -ENOMEM)
 			goto out_nomem;
 		if (r < 0) {
-			policy_error_set(err, copy->source, &view->target_mark, field,
-					 "%s in view '%s'", reason, view->name);
+			r = policy_error_set(err, copy->source, &view->target_mark, field,
+					     "%s in view '%s'", reason, view->name);
 			goto out_free;
 		}
 		r = policy_path_normalize(expanded, &normal, &why);
@@ -275,10 +274,10 @@ int policy_expand(const struct policy *policy, const char *job_id, policy_lookup
 		if (r < 0) {
 			char quoted_template[POLICY_QUOTE_MAX];
 
-			policy_error_set(err, copy->source, &view->target_mark, field,
-					 "%s expands to %s: %s",
-					 policy_quote(view->target, quoted_template),
-					 policy_quote(expanded, quoted), why);
+			r = policy_error_set(err, copy->source, &view->target_mark, field,
+					     "%s expands to %s: %s",
+					     policy_quote(view->target, quoted_template),
+					     policy_quote(expanded, quoted), why);
 			free(expanded);
 			goto out_free;
 		}

@@ -821,6 +821,11 @@ int policy_check_targets(const struct policy *policy, bool literal_only, struct 
 
 			if (literal_only && strstr(earlier->target, "${"))
 				continue;
+			if (strcmp(view->target, earlier->target) == 0)
+				return policy_error_set(err, policy->source, &view->target_mark,
+							field, "%s is also the target of view '%s'",
+							policy_quote(view->target, quoted),
+							earlier->name);
 			if (policy_path_overlaps(view->target, earlier->target))
 				return policy_error_set(
 					err, policy->source, &view->target_mark, field,

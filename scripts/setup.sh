@@ -9,6 +9,8 @@ PACKAGES=(
 	libfuse3-dev fuse3 libyaml-dev libxxhash-dev libcmocka-dev libsqlite3-dev
 	# tests
 	python3 attr xxhash git npm kmod util-linux procps psmisc valgrind sqlite3
+	# fuzzing: libFuzzer for clang-14 (clang only recommends it, and recommends are not installed)
+	libclang-rt-14-dev
 	# peers the tests and benchmarks compare against
 	fuse-overlayfs
 )

@@ -322,10 +322,18 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 		close(upper_fd);
 		goto out_close_src;
 	}
-	r = jfs_inomap_add(&fs->inomap, JFS_UPPER, ust.st_ino, inode->ino);
-	if (r < 0) {
-		close(upper_fd);
-		goto out_close_src;
+	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+		/* like overlayfs without an index, a copy-up breaks a lower hard link: the copy is a
+		 * new object with a number of its own, the other names keep the shared one */
+		pthread_mutex_lock(&inode->lock);
+		inode->st_ino = jfs_inomap_view_ino(&fs->inomap, JFS_UPPER, ust.st_ino);
+		pthread_mutex_unlock(&inode->lock);
+	} else {
+		r = jfs_inomap_add(&fs->inomap, JFS_UPPER, ust.st_ino, inode->ino);
+		if (r < 0) {
+			close(upper_fd);
+			goto out_close_src;
+		}
 	}
 	/* a directory keeps merging its lowers (re-opened on demand); anything else is now just
 	 * the copy */

@@ -16,15 +16,29 @@ static bool daemon_is_root(void)
 	return geteuid() == 0;
 }
 
-/* Gives a new object to the caller. A set-group-ID parent already gave it its group. */
-static int chown_to_caller(int fd, const struct fuse_ctx *ctx, bool parent_sgid)
+/* Gives a new object to the caller, as if the caller had made it: a set-group-ID parent passes on
+ * its group (and, to directories, the bit), and set-ID bits the chown cleared come back, except
+ * set-group-ID on a file whose group the caller is not in. */
+static int give_to_caller(int fd, const struct fuse_ctx *ctx, mode_t mode, const struct stat *pst)
 {
-	gid_t gid = parent_sgid ? (gid_t)-1 : ctx->gid;
+	bool parent_sgid = pst->st_mode & S_ISGID;
+	gid_t gid = parent_sgid ? pst->st_gid : ctx->gid;
+	mode_t perm = mode & 07777;
+	char proc[64];
 
+	if (parent_sgid && S_ISDIR(mode))
+		perm |= S_ISGID;
+	if ((perm & S_ISGID) && !S_ISDIR(mode) && ctx->uid != 0 && gid != ctx->gid)
+		perm &= ~S_ISGID;
 	if (fchownat(fd, "", ctx->uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == EPERM && !daemon_is_root())
-			return 0; /* an unprivileged daemon owns what it creates */
-		return -errno;
+		if (errno != EPERM || daemon_is_root())
+			return -errno;
+		/* an unprivileged daemon owns what it creates */
+	}
+	if (!S_ISLNK(mode) && (perm & (S_ISUID | S_ISGID))) {
+		jfs_proc_path(proc, sizeof(proc), fd);
+		if (chmod(proc, perm) < 0)
+			return -errno;
 	}
 	return 0;
 }
@@ -110,7 +124,7 @@ static int create_in(struct jfs_fs *fs, const struct fuse_ctx *ctx, int pfd, boo
 		fd = make_object(pfd, name, mode, rdev, link_target, open_flags);
 		if (fd < 0)
 			return fd;
-		r = chown_to_caller(fd, ctx, pst.st_mode & S_ISGID);
+		r = give_to_caller(fd, ctx, mode, &pst);
 		if (r < 0) {
 			close(fd);
 			unlinkat(pfd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
@@ -122,19 +136,7 @@ static int create_in(struct jfs_fs *fs, const struct fuse_ctx *ctx, int pfd, boo
 		fd = make_object(fs->work_fd, tmp, mode, rdev, link_target, open_flags);
 		if (fd < 0)
 			return fd;
-		if (pst.st_mode & S_ISGID) {
-			if (S_ISDIR(mode)) {
-				char proc[64];
-				jfs_proc_path(proc, sizeof(proc), fd);
-				chmod(proc, (mode & 07777) | S_ISGID);
-			}
-			if (fchownat(fd, "", ctx->uid, pst.st_gid,
-				     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 &&
-			    daemon_is_root())
-				r = -errno;
-		} else {
-			r = chown_to_caller(fd, ctx, false);
-		}
+		r = give_to_caller(fd, ctx, mode, &pst);
 		if (r == 0 && S_ISDIR(mode))
 			r = jfs_set_opaque(fs, fd); /* the lower directory must not show through */
 		if (r == 0) {
@@ -173,6 +175,11 @@ void jfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	struct fuse_entry_param e;
 	int r;
 
+	/* a 0:0 device would be read back as a whiteout: overlayfs refuses it too */
+	if (S_ISCHR(mode) && rdev == 0) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name, mode, rdev, NULL, -1,
 			      NULL, &e);
 	if (r < 0) {

@@ -349,6 +349,7 @@ static struct jfs_inode *inode_alloc(uint64_t ino, mode_t type, int nlayers,
 	memcpy(inode->layers, layers, sizeof(*layers) * (size_t)nlayers);
 	inode->nlayers = nlayers;
 	inode->ino = ino;
+	inode->st_ino = ino;
 	inode->type = type & S_IFMT;
 	pthread_mutex_init(&inode->lock, NULL);
 	pthread_mutex_init(&inode->copy_lock, NULL);
@@ -729,8 +730,8 @@ int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st)
 	pthread_mutex_lock(&inode->lock);
 	nlayers = inode->nlayers;
 	unlinked = inode->unlinked;
+	st.st_ino = inode->st_ino;
 	pthread_mutex_unlock(&inode->lock);
-	st.st_ino = inode->ino;
 	/* like overlayfs: counting a merged directory's subdirectories is not worth it; 1 tells
 	 * find(1) not to rely on the count */
 	if (S_ISDIR(st.st_mode) && nlayers > 1)

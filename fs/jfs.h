@@ -92,6 +92,8 @@ struct jfs_inode {
 	char *name;
 	int nlayers;
 	struct jfs_ilayer *layers; /* top first */
+	uint64_t st_ino;	   /* reported st_ino: ino, unless a copy-up broke a lower hard
+				    * link, which gives the copy a number of its own */
 	bool unlinked;		   /* its last visible name is gone */
 	bool pinned;		   /* name unreliable (a hard link's name removed): never evict */
 	bool accessed;		   /* used since the evictor last passed */

@@ -43,9 +43,8 @@ struct parse {
 int policy_error_set(struct policy_error *err, const char *file, const struct policy_mark *mark,
 		     const char *field, const char *fmt, ...)
 {
-	char text[sizeof(err->message)];
+	size_t used = 0;
 	va_list ap;
-	int n;
 
 	if (!err)
 		return -EINVAL;
@@ -53,14 +52,13 @@ int policy_error_set(struct policy_error *err, const char *file, const struct po
 	err->line = mark ? mark->line : 0;
 	err->column = mark ? mark->column : 0;
 	snprintf(err->field, sizeof(err->field), "%s", field);
+	err->message[0] = '\0';
+	if (err->field[0])
+		used = (size_t)snprintf(err->message, sizeof(err->message), "%s: ", err->field);
+	/* A message cut at the buffer's end is still one line. */
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	vsnprintf(err->message + used, sizeof(err->message) - used, fmt, ap);
 	va_end(ap);
-	if (*field)
-		n = snprintf(err->message, sizeof(err->message), "%s: %s", field, text);
-	else
-		n = snprintf(err->message, sizeof(err->message), "%s", text);
-	(void)n; /* a message cut at 511 bytes is still one line */
 	return -EINVAL;
 }
 

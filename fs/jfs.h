@@ -62,7 +62,8 @@
 
 struct jfs_layer {
 	char *path;
-	int fd; /* O_RDONLY|O_DIRECTORY of the layer root */
+	int fd;	     /* O_RDONLY|O_DIRECTORY of the layer root */
+	int tree_fd; /* the private read-only mount a lower is served through, or -1 */
 	dev_t dev;
 };
 

@@ -106,7 +106,10 @@ static int read_layer(struct jfs_fs *fs, const struct jfs_ilayer *layer, bool de
 	DIR *d;
 	int fd, r = 0;
 
-	fd = openat(layer->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* listing a lower must not touch its atime either */
+	fd = openat(layer->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = openat(layer->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	d = fdopendir(fd);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -111,6 +112,37 @@ static int open_dir(const char *what, const char *path, struct jfs_error *err, s
 	return fd;
 }
 
+/*
+ * A lower is served through a private, detached, read-only and noatime clone of its mount when the
+ * daemon may make one (root): the kernel itself then refuses any write to the base, and reading a
+ * symlink no longer touches its atime. Elsewhere the lower is opened as it is.
+ */
+static int open_lower(const char *path, struct jfs_error *err, struct stat *ret_st, int *ret_tree_fd)
+{
+	struct mount_attr attr = {
+		.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME | MOUNT_ATTR_NOSUID |
+			    MOUNT_ATTR_NODEV,
+		.attr_clr = MOUNT_ATTR__ATIME,
+	};
+	int tree_fd, fd;
+
+	*ret_tree_fd = -1;
+	tree_fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (tree_fd >= 0 &&
+	    mount_setattr(tree_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) == 0) {
+		fd = openat(tree_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, ret_st) == 0) {
+			*ret_tree_fd = tree_fd;
+			return fd;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (tree_fd >= 0)
+		close(tree_fd);
+	return open_dir("lower layer", path, err, ret_st);
+}
+
 /* True when a is b or lies below it. */
 static bool path_within(const char *a, const char *b)
 {
@@ -137,6 +169,8 @@ static void fs_free(struct jfs_fs *fs)
 	for (int i = 0; i < fs->nlayers; i++) {
 		if (fs->layers[i].fd >= 0)
 			close(fs->layers[i].fd);
+		if (fs->layers[i].tree_fd >= 0)
+			close(fs->layers[i].tree_fd);
 		free(fs->layers[i].path);
 	}
 	free(fs->layers);
@@ -202,7 +236,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 		goto out_free;
 	}
 	for (int i = 0; i < fs->nlayers; i++)
-		fs->layers[i].fd = -1;
+		fs->layers[i].fd = fs->layers[i].tree_fd = -1;
 
 	fd = open_dir("upper", cfg->upper, err, &ust);
 	if (fd < 0) {
@@ -218,7 +252,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 		goto out_free;
 	}
 	for (int i = 0; i < cfg->nlowers; i++) {
-		fd = open_dir("lower layer", cfg->lowers[i], err, &st);
+		fd = open_lower(cfg->lowers[i], err, &st, &fs->layers[i + 1].tree_fd);
 		if (fd < 0) {
 			r = fd;
 			goto out_free;

@@ -4,8 +4,10 @@
 
 #define JOBFS_EXIT_CODES(X)                                                                        \
 	X(JOBFS_EXIT_OK, 0, "success")                                                             \
-	X(JOBFS_EXIT_USAGE, 1, "usage error: unknown verb or option, wrong arguments")             \
-	X(JOBFS_EXIT_POLICY, 2, "the policy cannot be read, is invalid, or cannot be expanded")    \
+	X(JOBFS_EXIT_USAGE, 1,                                                                     \
+	  "usage error: unknown verb or option, wrong arguments, invalid job ID")                  \
+	X(JOBFS_EXIT_POLICY, 2,                                                                    \
+	  "the policy cannot be read, is invalid, or cannot be expanded for the job")              \
 	X(JOBFS_EXIT_NO_JOB, 3, "no such job")                                                     \
 	X(JOBFS_EXIT_BUSY, 4, "the job is busy: another jobfs holds its lock")                     \
 	X(JOBFS_EXIT_MOUNTED, 5, "the job is already mounted")                                     \

@@ -76,28 +76,18 @@ int cli_verb_help(const struct cli_verb *verb)
 
 static void print_help(void)
 {
-	size_t i, width = 0;
+	size_t i;
 
-	for (i = 0; i < N_VERBS; i++) {
-		char line[160];
-		size_t n;
-
-		verb_title(&verbs[i], line, sizeof(line));
-		n = strlen(line) + 1 + strlen(verbs[i].usage);
-		if (n > width)
-			width = n;
-	}
 	printf("usage: jobfs [--help] [--version] VERB [ARGS...]\n"
 	       "\n"
 	       "Private copy-on-write views of shared caches for CI jobs.\n"
 	       "\n"
 	       "verbs:\n");
 	for (i = 0; i < N_VERBS; i++) {
-		char title[64], line[160];
+		char title[64];
 
 		verb_title(&verbs[i], title, sizeof(title));
-		snprintf(line, sizeof(line), "%s %s", title, verbs[i].usage);
-		printf("  %-*s  %s\n", (int)width, line, verbs[i].help);
+		printf("  %s %s\n      %s\n", title, verbs[i].usage, verbs[i].help);
 	}
 	printf("\n"
 	       "The policy is the first found of: --policy FILE, $JOBFS_POLICY,\n"

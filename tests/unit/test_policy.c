@@ -315,6 +315,24 @@ static void test_policy_builtin_serves_a_fresh_machine(void **state)
 	policy_free(policy);
 }
 
+/* docs/policy.md shows the built-in default; it must show it as it is. */
+static void test_policy_builtin_is_documented(void **state)
+{
+	FILE *file = fopen(JOBFS_POLICY_CORPUS "/../../docs/policy.md", "r");
+	char *doc = calloc(1, 65536);
+	size_t n;
+
+	(void)state;
+	assert_non_null(file);
+	assert_non_null(doc);
+	n = fread(doc, 1, 65535, file);
+	fclose(file);
+	assert_true(n > 0 && n < 65535);
+	if (!strstr(doc, policy_builtin_yaml))
+		fail_msg("docs/policy.md does not show the built-in default as it is");
+	free(doc);
+}
+
 static void test_policy_expand_leaves_input_alone(void **state)
 {
 	struct policy *policy =
@@ -505,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_policy_defaults),
 		cmocka_unit_test(test_policy_fields),
 		cmocka_unit_test(test_policy_builtin_serves_a_fresh_machine),
+		cmocka_unit_test(test_policy_builtin_is_documented),
 		cmocka_unit_test(test_policy_expand_leaves_input_alone),
 		cmocka_unit_test(test_policy_expand_rejects_bad_job_id),
 		cmocka_unit_test(test_policy_type_errors),

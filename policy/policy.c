@@ -208,7 +208,9 @@ static int tree_load(struct parse *p, const char *data, size_t size, struct ynod
 
 	if (!yaml_parser_initialize(&parser))
 		return fail_nomem(p);
-	yaml_parser_set_input_string(&parser, (const unsigned char *)data, size);
+	/* libyaml asserts on a NULL input, even an empty one. */
+	yaml_parser_set_input_string(&parser, (const unsigned char *)(data ? data : ""),
+				     data ? size : 0);
 
 	while (!done) {
 		struct policy_mark mark;

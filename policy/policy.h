@@ -36,7 +36,7 @@ enum policy_origin {
 enum policy_promote_kind {
 	POLICY_PROMOTE_NONE,
 	POLICY_PROMOTE_ADD_ONLY,
-	_POLICY_PROMOTE_KIND_COUNT,
+	POLICY_PROMOTE_KIND_COUNT, /* not a kind: how many there are */
 };
 
 struct policy_promote {

@@ -211,14 +211,14 @@ const char *policy_origin_name(enum policy_origin origin)
 	return names[origin];
 }
 
-static const char *const promote_names[_POLICY_PROMOTE_KIND_COUNT] = {
+static const char *const promote_names[POLICY_PROMOTE_KIND_COUNT] = {
 	[POLICY_PROMOTE_NONE] = "none",
 	[POLICY_PROMOTE_ADD_ONLY] = "add-only",
 };
 
 const char *policy_promote_name(enum policy_promote_kind kind)
 {
-	if ((unsigned)kind >= _POLICY_PROMOTE_KIND_COUNT)
+	if ((unsigned)kind >= POLICY_PROMOTE_KIND_COUNT)
 		return "unknown";
 	return promote_names[kind];
 }
@@ -227,7 +227,7 @@ int policy_promote_from_name(const char *name, enum policy_promote_kind *ret_kin
 {
 	unsigned i;
 
-	for (i = 0; i < _POLICY_PROMOTE_KIND_COUNT; i++) {
+	for (i = 0; i < POLICY_PROMOTE_KIND_COUNT; i++) {
 		if (strcmp(name, promote_names[i]) == 0) {
 			*ret_kind = (enum policy_promote_kind)i;
 			return 0;

@@ -515,6 +515,22 @@ static void test_policy_free_null(void **state)
 	policy_free(NULL);
 }
 
+static void test_policy_empty_input(void **state)
+{
+	struct policy *policy = NULL;
+	struct policy_error err;
+
+	(void)state;
+	assert_int_equal(policy_parse_buffer(NULL, 0, "none.yaml", &policy, &err), -EINVAL);
+	assert_int_equal(err.line, 1);
+	assert_int_equal(err.column, 1);
+	assert_string_equal(err.message,
+			    "the policy is empty (expected a mapping with version and views)");
+	assert_int_equal(policy_parse_buffer("# only a comment\n", 17, NULL, &policy, &err),
+			 -EINVAL);
+	assert_null(policy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +548,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_policy_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_load_order, setup, teardown),
 		cmocka_unit_test(test_policy_free_null),
+		cmocka_unit_test(test_policy_empty_input),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -234,13 +234,13 @@ static void test_units_names(void **state)
 	unsigned i;
 
 	(void)state;
-	for (i = 0; i < _POLICY_PROMOTE_KIND_COUNT; i++) {
+	for (i = 0; i < POLICY_PROMOTE_KIND_COUNT; i++) {
 		assert_int_equal(policy_promote_from_name(policy_promote_name(i), &kind), 0);
 		assert_int_equal(kind, i);
 	}
 	assert_string_equal(policy_promote_name(POLICY_PROMOTE_ADD_ONLY), "add-only");
 	assert_int_equal(policy_promote_from_name("None", &kind), -EINVAL);
-	assert_string_equal(policy_promote_name(_POLICY_PROMOTE_KIND_COUNT), "unknown");
+	assert_string_equal(policy_promote_name(POLICY_PROMOTE_KIND_COUNT), "unknown");
 	assert_string_equal(policy_origin_name(POLICY_ORIGIN_ENV), "env");
 	assert_string_equal(policy_origin_name(POLICY_ORIGIN_BUILTIN), "builtin");
 	assert_string_equal(policy_origin_name((enum policy_origin)99), "unknown");

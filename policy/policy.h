@@ -51,8 +51,8 @@ struct policy_mark {
 
 struct policy_view {
 	char *name;
-	char **lower; /* n_lower absolute, normalised paths, top first; none: an empty scratch view
-		       */
+	/* n_lower absolute, normalised paths, top first; none makes an empty scratch view */
+	char **lower;
 	size_t n_lower;
 	char *target;	/* a template that may hold ${VAR} until expanded, then absolute */
 	uint64_t quota; /* bytes the job's upper layer may hold; 0: no limit */

@@ -156,6 +156,9 @@ int jfs_itable_init(struct jfs_itable *t, uint32_t nbuckets)
 	if (!t->buckets || !t->locks) {
 		free(t->buckets);
 		free(t->locks);
+		t->buckets = NULL;
+		t->locks = NULL;
+		t->nbuckets = t->nlocks = 0;
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < t->nlocks; i++)

@@ -33,6 +33,19 @@ struct jfs_error {
 
 void jfs_config_defaults(struct jfs_config *cfg);
 
+/* One view: checks the layers and mounts the view (jfs_view_open), serves its requests on a
+ * thread pool until it is unmounted or stopped (jfs_view_serve; blocks), and unmounts it if still
+ * mounted and frees it (jfs_view_close, accepts NULL). jfs_view_stop() is async-signal-unsafe but
+ * thread-safe: it makes jfs_view_serve() return. Several views may live in one process; signal
+ * handling is then the caller's (libfuse's handlers serve only one session). */
+struct jfs_view;
+struct fuse_session;
+int jfs_view_open(const struct jfs_config *cfg, struct jfs_view **ret_view, struct jfs_error *err);
+int jfs_view_serve(struct jfs_view *view, struct jfs_error *err);
+void jfs_view_stop(struct jfs_view *view);
+void jfs_view_close(struct jfs_view *view);
+struct fuse_session *jfs_view_session(struct jfs_view *view);
+
 /* Checks the layers, mounts the view, serves it until unmount or SIGTERM/SIGINT. Returns 0 after a
  * clean unmount, or -errno with err->msg set. With !cfg->foreground the process daemonizes once the
  * view is live. */

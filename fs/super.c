@@ -373,65 +373,122 @@ static int add_arg(struct fuse_args *args, const char *arg, struct jfs_error *er
 	return 0;
 }
 
-int jfs_serve(const struct jfs_config *cfg, struct jfs_error *err)
+/* A view: one session over one set of layers, mounted at one place. */
+struct jfs_view {
+	struct jfs_fs *fs;
+	struct fuse_session *se;
+	bool mounted;
+	unsigned int max_threads;
+};
+
+int jfs_view_open(const struct jfs_config *cfg, struct jfs_view **ret_view,
+		  struct jfs_error *err)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_loop_config *loop = NULL;
-	struct jfs_fs *fs = NULL;
+	struct jfs_view *view;
 	char opts[2048];
 	int r;
 
 	umask(0); /* modes arrive with the caller's umask applied */
-	r = fs_open(cfg, &fs, err);
+	view = calloc(1, sizeof(*view));
+	if (!view)
+		return set_error(err, -ENOMEM, "out of memory");
+	view->max_threads = cfg->opts.max_threads;
+	r = fs_open(cfg, &view->fs, err);
 	if (r < 0)
-		return r;
+		goto out_free;
 
-	snprintf(opts, sizeof(opts), "fsname=jobfs,subtype=jobfs,default_permissions,nosuid,nodev%s%s%s",
+	snprintf(opts, sizeof(opts),
+		 "fsname=jobfs,subtype=jobfs,default_permissions,nosuid,nodev%s%s%s",
 		 cfg->opts.allow_other ? ",allow_other" : "", cfg->fuse_opts ? "," : "",
 		 cfg->fuse_opts ? cfg->fuse_opts : "");
 	if ((r = add_arg(&args, "jobfs-fs", err)) < 0 || (r = add_arg(&args, "-o", err)) < 0 ||
-	    (r = add_arg(&args, opts, err)) < 0 || (cfg->debug && (r = add_arg(&args, "-d", err)) < 0))
+	    (r = add_arg(&args, opts, err)) < 0 ||
+	    (cfg->debug && (r = add_arg(&args, "-d", err)) < 0))
 		goto out_free;
-
-	fs->se = fuse_session_new(&args, &jfs_ops, sizeof(jfs_ops), fs);
-	if (!fs->se) {
+	view->se = fuse_session_new(&args, &jfs_ops, sizeof(jfs_ops), view->fs);
+	if (!view->se) {
 		r = set_error(err, -EINVAL, "cannot start a FUSE session (options '%s')", opts);
 		goto out_free;
 	}
-	if (fuse_set_signal_handlers(fs->se) < 0) {
-		r = set_error(err, -EIO, "cannot install signal handlers");
-		goto out_session;
-	}
-	if (fuse_session_mount(fs->se, cfg->mountpoint) < 0) {
+	view->fs->se = view->se;
+	if (fuse_session_mount(view->se, cfg->mountpoint) < 0) {
 		r = set_error(err, -EIO, "cannot mount on '%s' (see the message above)",
 			      cfg->mountpoint);
-		goto out_signals;
+		goto out_free;
+	}
+	view->mounted = true;
+	fuse_opt_free_args(&args);
+	*ret_view = view;
+	return 0;
+
+out_free:
+	fuse_opt_free_args(&args);
+	jfs_view_close(view);
+	return r;
+}
+
+int jfs_view_serve(struct jfs_view *view, struct jfs_error *err)
+{
+	struct fuse_loop_config *loop;
+	int r;
+
+	loop = fuse_loop_cfg_create();
+	if (!loop)
+		return set_error(err, -ENOMEM, "out of memory");
+	fuse_loop_cfg_set_clone_fd(loop, 1);
+	fuse_loop_cfg_set_max_threads(loop, view->max_threads);
+	r = fuse_session_loop_mt(view->se, loop);
+	fuse_loop_cfg_destroy(loop);
+	/* a positive value is the signal that ended the loop: a clean stop */
+	if (r < 0)
+		return set_error(err, r, "the FUSE session failed: %s", strerror(-r));
+	return 0;
+}
+
+void jfs_view_stop(struct jfs_view *view)
+{
+	if (view && view->se)
+		fuse_session_exit(view->se);
+}
+
+void jfs_view_close(struct jfs_view *view)
+{
+	if (!view)
+		return;
+	if (view->mounted)
+		fuse_session_unmount(view->se);
+	if (view->se)
+		fuse_session_destroy(view->se);
+	fs_free(view->fs);
+	free(view);
+}
+
+struct fuse_session *jfs_view_session(struct jfs_view *view)
+{
+	return view->se;
+}
+
+int jfs_serve(const struct jfs_config *cfg, struct jfs_error *err)
+{
+	struct jfs_view *view;
+	int r;
+
+	r = jfs_view_open(cfg, &view, err);
+	if (r < 0)
+		return r;
+	if (fuse_set_signal_handlers(view->se) < 0) {
+		r = set_error(err, -EIO, "cannot install signal handlers");
+		goto out_close;
 	}
 	if (fuse_daemonize(cfg->foreground) < 0) {
 		r = set_error(err, -EIO, "cannot daemonize");
-		goto out_unmount;
+		goto out_signals;
 	}
-	loop = fuse_loop_cfg_create();
-	if (!loop) {
-		r = set_error(err, -ENOMEM, "out of memory");
-		goto out_unmount;
-	}
-	fuse_loop_cfg_set_clone_fd(loop, 1);
-	fuse_loop_cfg_set_max_threads(loop, cfg->opts.max_threads);
-	r = fuse_session_loop_mt(fs->se, loop);
-	if (r < 0)
-		set_error(err, r, "the FUSE session failed: %s", strerror(-r));
-	else
-		r = 0;
-	fuse_loop_cfg_destroy(loop);
-out_unmount:
-	fuse_session_unmount(fs->se);
+	r = jfs_view_serve(view, err);
 out_signals:
-	fuse_remove_signal_handlers(fs->se);
-out_session:
-	fuse_session_destroy(fs->se);
-out_free:
-	fuse_opt_free_args(&args);
-	fs_free(fs);
+	fuse_remove_signal_handlers(view->se);
+out_close:
+	jfs_view_close(view);
 	return r;
 }

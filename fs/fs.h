@@ -51,4 +51,11 @@ struct fuse_session *jfs_view_session(struct jfs_view *view);
  * view is live. */
 int jfs_serve(const struct jfs_config *cfg, struct jfs_error *err);
 
+/* The on-disk layer format, for tools that read layers directly (inspect, gc). */
+struct stat;
+bool jfs_is_whiteout(const struct stat *st);
+/* Removes name below dirfd and everything under it without following symlinks or crossing mount
+ * points (returns -EXDEV after removing the rest if it met one); a missing name is not an error. */
+int jfs_remove_tree_at(int dirfd, const char *name);
+
 #endif

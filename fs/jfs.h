@@ -149,15 +149,13 @@ static inline struct jfs_fs *jfs_req_fs(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* layer.c */
-bool jfs_is_whiteout(const struct stat *st);
+/* layer.c (jfs_is_whiteout and jfs_remove_tree_at are public: fs.h) */
 int jfs_is_opaque(struct jfs_fs *fs, int dirfd);
 int jfs_set_opaque(struct jfs_fs *fs, int dirfd);
 bool jfs_is_private_xattr(struct jfs_fs *fs, const char *name);
 int jfs_check_name(const char *name);
 int jfs_tmpname(struct jfs_fs *fs, char *buf, size_t size);
 int jfs_make_whiteout(struct jfs_fs *fs, int dirfd, const char *name);
-int jfs_remove_tree_at(int dirfd, const char *name);
 void jfs_proc_path(char *buf, size_t size, int fd);
 
 /* inode.c */

@@ -12,13 +12,14 @@ enum { EXIT_USAGE = 1, EXIT_FAILED = 2 };
 
 static void usage(FILE *out)
 {
-	fputs("usage: jobfs-fs --lower DIR[:DIR...] --upper DIR --work DIR [options] MOUNTPOINT\n"
+	fputs("usage: jobfs-fs [--lower DIR[:DIR...]] --upper DIR --work DIR [options] MOUNTPOINT\n"
 	      "\n"
 	      "Serves a copy-on-write view of the lower directories (top first, never written)\n"
 	      "with every change landing in the upper directory, in kernel overlayfs format.\n"
 	      "\n"
 	      "options:\n"
-	      "  -l, --lower DIRS      read-only layers, top first, separated by ':'\n"
+	      "  -l, --lower DIRS      read-only layers, top first, separated by ':' (none: a\n"
+	      "                        scratch view)\n"
 	      "  -u, --upper DIR       the writable layer\n"
 	      "  -w, --work DIR        scratch dir on the upper's filesystem (for atomic copy-up)\n"
 	      "  -f, --foreground      stay in the foreground (default: detach once mounted)\n"
@@ -137,16 +138,18 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || !lowers_arg || !cfg.upper || !cfg.work) {
+	if (optind != argc - 1 || !cfg.upper || !cfg.work) {
 		fprintf(stderr, "jobfs-fs: %s\ntry 'jobfs-fs --help'\n",
 			optind < argc - 1 ? "one mount point expected"
-					  : "--lower, --upper, --work and a mount point are required");
+					  : "--upper, --work and a mount point are required");
 		free(lowers_arg);
 		return EXIT_USAGE;
 	}
 	cfg.mountpoint = argv[optind];
 	cfg.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
-	for (char *dir = strtok_r(lowers_arg, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+	/* no --lower: an empty scratch view */
+	for (char *dir = lowers_arg ? strtok_r(lowers_arg, ":", &save) : NULL; dir;
+	     dir = strtok_r(NULL, ":", &save)) {
 		const char **grown = realloc(lowers, sizeof(*lowers) * (size_t)(cfg.nlowers + 1));
 		if (!grown) {
 			fputs("jobfs-fs: out of memory\n", stderr);

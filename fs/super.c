@@ -214,8 +214,8 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	struct jfs_fs *fs;
 	int fd, r;
 
-	if (cfg->nlowers < 1)
-		return set_error(err, -EINVAL, "at least one lower layer is needed (--lower)");
+	if (cfg->nlowers < 0)
+		return set_error(err, -EINVAL, "bad number of lower layers");
 	if (cfg->nlowers >= JFS_MAX_LAYERS)
 		return set_error(err, -E2BIG, "too many lower layers: %d (at most %d)",
 				 cfg->nlowers, JFS_MAX_LAYERS - 1);

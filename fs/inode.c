@@ -530,13 +530,13 @@ static int find_layer_pos(struct jfs_inode *inode, int idx)
 	return pos;
 }
 
-/* Re-opens an evicted descriptor from the parent's descriptor in the same layer and the name. */
-static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int idx, ino_t ino)
+/* The descriptor of the parent directory in layer idx and the inode's name in it (both owned by
+ * the caller): how an object is reached when its own descriptor cannot serve. */
+int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name)
 {
 	struct jfs_inode *parent;
-	struct stat st;
 	char *name;
-	int ppos, pfd, fd;
+	int ppos, pfd;
 
 	pthread_mutex_lock(&inode->lock);
 	parent = inode->parent;
@@ -547,15 +547,25 @@ static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int idx, ino
 		return -ESTALE;
 	}
 	ppos = find_layer_pos(parent, idx);
-	if (ppos < 0) {
-		free(name);
-		return -ESTALE;
-	}
-	pfd = jfs_inode_fd(fs, parent, ppos, NULL);
+	pfd = ppos < 0 ? -ESTALE : jfs_inode_fd(fs, parent, ppos, NULL);
 	if (pfd < 0) {
 		free(name);
 		return pfd;
 	}
+	*ret_name = name;
+	return pfd;
+}
+
+/* Re-opens an evicted descriptor from the parent's descriptor in the same layer and the name. */
+static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int idx, ino_t ino)
+{
+	struct stat st;
+	char *name;
+	int pfd, fd;
+
+	pfd = jfs_inode_parent_fd(fs, inode, idx, &name);
+	if (pfd < 0)
+		return pfd;
 	fd = jfs_open_object(pfd, name, inode->type);
 	close(pfd);
 	free(name);

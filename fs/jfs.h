@@ -179,6 +179,7 @@ void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayer
 			  const struct jfs_ilayer *layers);
 int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx);
 int jfs_inode_top_idx(struct jfs_inode *inode);
+int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name);
 int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max);
 int jfs_inode_layers(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out, int max);
 void jfs_ilayers_close(struct jfs_ilayer *layers, int n);

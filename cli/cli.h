@@ -30,6 +30,25 @@ int cli_check_args(const struct cli_verb *verb, int nargs);
 /* The verb's own --help, to stdout. Returns JOBFS_EXIT_OK. */
 int cli_verb_help(const struct cli_verb *verb);
 
+struct policy;
+
+/* The policy from --policy FILE or the usual places, expanded for job_id unless it is NULL.
+ * Reports errors; returns JOBFS_EXIT_OK or the exit code. (cmd_policy.c) */
+int cli_load_policy(const char *path, const char *job_id, struct policy **ret_policy);
+/* A usage error unless job_id is NULL or valid. */
+int cli_check_job_id(const struct cli_verb *verb, const char *job_id);
+/* Print "jobfs: VERB: MESSAGE" to stderr (main.c). */
+void cli_error(const struct cli_verb *verb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Parses SECONDS, a whole number up to 1 day; -1 when invalid. */
+long cli_parse_seconds(const char *text);
+
 /* cmd_policy.c */
 int cmd_policy_check(const struct cli_verb *verb, int argc, char **argv);
 int cmd_policy_show(const struct cli_verb *verb, int argc, char **argv);
+/* cmd_mount.c, cmd_umount.c, cmd_ls.c, cmd_inspect.c, cmd_gc.c */
+int cmd_mount(const struct cli_verb *verb, int argc, char **argv);
+int cmd_umount(const struct cli_verb *verb, int argc, char **argv);
+int cmd_ls(const struct cli_verb *verb, int argc, char **argv);
+int cmd_inspect(const struct cli_verb *verb, int argc, char **argv);
+int cmd_gc(const struct cli_verb *verb, int argc, char **argv);

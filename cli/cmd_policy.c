@@ -23,7 +23,7 @@ static int report_policy_error(const struct policy_error *err, int r)
 }
 
 /* Load the policy from path or the usual places, and expand it when a job is given. */
-static int load_policy(const char *path, const char *job_id, struct policy **ret)
+int cli_load_policy(const char *path, const char *job_id, struct policy **ret)
 {
 	struct policy_error err;
 	struct policy *policy, *expanded;
@@ -43,7 +43,7 @@ static int load_policy(const char *path, const char *job_id, struct policy **ret
 	return JOBFS_EXIT_OK;
 }
 
-static int check_job_id(const struct cli_verb *verb, const char *job_id)
+int cli_check_job_id(const struct cli_verb *verb, const char *job_id)
 {
 	if (job_id && !policy_job_id_valid(job_id))
 		return cli_usage_error(
@@ -77,11 +77,11 @@ int cmd_policy_check(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_check_args(verb, argc - optind);
 	if (rc)
 		return rc;
-	rc = check_job_id(verb, job_id);
+	rc = cli_check_job_id(verb, job_id);
 	if (rc)
 		return rc;
 
-	rc = load_policy(optind < argc ? argv[optind] : NULL, job_id, &policy);
+	rc = cli_load_policy(optind < argc ? argv[optind] : NULL, job_id, &policy);
 	if (rc)
 		return rc;
 	printf("%s: ok\n", policy->source);
@@ -269,11 +269,11 @@ int cmd_policy_show(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_check_args(verb, argc - optind);
 	if (rc)
 		return rc;
-	rc = check_job_id(verb, job_id);
+	rc = cli_check_job_id(verb, job_id);
 	if (rc)
 		return rc;
 
-	rc = load_policy(path, job_id, &policy);
+	rc = cli_load_policy(path, job_id, &policy);
 	if (rc)
 		return rc;
 	if (json)

@@ -9,9 +9,12 @@
 	X(JOBFS_EXIT_POLICY, 2,                                                                    \
 	  "the policy cannot be read, is invalid, or cannot be expanded for the job")              \
 	X(JOBFS_EXIT_NO_JOB, 3, "no such job")                                                     \
-	X(JOBFS_EXIT_BUSY, 4, "the job is busy: another jobfs holds its lock")                     \
-	X(JOBFS_EXIT_MOUNTED, 5, "the job is already mounted")                                     \
-	X(JOBFS_EXIT_SYSTEM, 6, "system error: out of memory, or output could not be written")
+	X(JOBFS_EXIT_BUSY, 4,                                                                      \
+	  "the job is busy: a view is in use, or another jobfs holds its lock")                    \
+	X(JOBFS_EXIT_MOUNTED, 5, "the job is already mounted, or its layer still exists")          \
+	X(JOBFS_EXIT_SYSTEM, 6,                                                                    \
+	  "system error: a view could not be mounted or unmounted, out of memory, or output "      \
+	  "could not be written")
 
 enum jobfs_exit {
 #define JOBFS_EXIT_ENUM(name, code, help) name = code,

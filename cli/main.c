@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -13,6 +14,17 @@ static const struct cli_verb verbs[] = {
 	 "validate a policy: FILE, or the one jobfs would use"},
 	{"policy", "show", "[--job ID] [--json] [--policy FILE]", 0, 0, 0, cmd_policy_show,
 	 "print the policy in effect, for job ID if given"},
+	{"mount", NULL, "--job ID [--policy FILE] [--foreground]", 0, 0, 0, cmd_mount,
+	 "mount every view of the policy for job ID, served by one daemon"},
+	{"umount", NULL, "--job ID [--kill] [--timeout SECONDS] [--collect] [--policy FILE]", 0, 0,
+	 0, cmd_umount, "unmount every view of job ID and wait for its daemon to exit"},
+	{"ls", NULL, "[--json] [--policy FILE]", 0, 0, 0, cmd_ls,
+	 "list jobs: state, age, upper size, files, views"},
+	{"inspect", NULL, "[--view NAME] [--json] [--policy FILE] ID", 1, 1, 0, cmd_inspect,
+	 "show what job ID changed: added, modified, deleted and opaque paths"},
+	{"gc", NULL,
+	 "[--older-than DURATION] [--max-total SIZE] [--dry-run] [--json] [--policy FILE]", 0, 0, 0,
+	 cmd_gc, "detach stale mounts, remove old unmounted layers and orphans"},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -38,6 +50,36 @@ int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
 	va_end(ap);
 	fputs("\ntry 'jobfs --help'\n", stderr);
 	return JOBFS_EXIT_USAGE;
+}
+
+void cli_error(const struct cli_verb *verb, const char *fmt, ...)
+{
+	char title[64];
+	va_list ap;
+
+	fputs("jobfs: ", stderr);
+	if (verb) {
+		verb_title(verb, title, sizeof(title));
+		fprintf(stderr, "%s: ", title);
+	}
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+long cli_parse_seconds(const char *text)
+{
+	char *end;
+	long v;
+
+	if (!*text || *text < '0' || *text > '9')
+		return -1;
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || *end || v > 86400)
+		return -1;
+	return v;
 }
 
 int cli_option_error(const struct cli_verb *verb, int c, char **argv)

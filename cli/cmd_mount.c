@@ -1,0 +1,416 @@
+/* `jobfs mount --job ID`: creates the job's layers, starts its daemon, returns once every view is
+ * live at its target, and records the job. Any failure rolls back what it created. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemon.h"
+#include "exit_codes.h"
+#include "gc.h"
+#include "policy.h"
+#include "procs.h"
+#include "store.h"
+
+/* Directories made for targets, to remove on rollback, deepest last. */
+struct made_dirs {
+	char **paths;
+	size_t n;
+};
+
+static int remember(struct made_dirs *made, const char *path)
+{
+	char **grown = realloc(made->paths, sizeof(*grown) * (made->n + 1));
+
+	if (!grown || !(grown[made->n] = strdup(path))) {
+		if (grown)
+			made->paths = grown;
+		return -ENOMEM;
+	}
+	made->paths = grown;
+	made->n++;
+	return 0;
+}
+
+static void made_dirs_rollback(struct made_dirs *made)
+{
+	for (size_t i = made->n; i-- > 0;)
+		rmdir(made->paths[i]);
+}
+
+static void made_dirs_free(struct made_dirs *made)
+{
+	for (size_t i = 0; i < made->n; i++)
+		free(made->paths[i]);
+	free(made->paths);
+}
+
+/* mkdir -p target with mode 0755; *ret_created: how many trailing components it made. */
+static int make_target(const char *target, struct made_dirs *made, unsigned *ret_created)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(target);
+	unsigned created = 0;
+	int r;
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, target, len + 1);
+	for (char *p = buf + 1;; p++) {
+		bool last = *p == '\0';
+		struct stat st;
+
+		if (*p != '/' && !last)
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) == 0) {
+			created++;
+			if ((r = remember(made, buf)) < 0)
+				return r;
+		} else if (errno != EEXIST) {
+			return -errno;
+		} else {
+			created = 0; /* count only the trailing run this call made */
+			if (last && (lstat(buf, &st) < 0 || !S_ISDIR(st.st_mode)))
+				return -ENOTDIR;
+		}
+		if (last)
+			break;
+		*p = '/';
+	}
+	*ret_created = created;
+	return 0;
+}
+
+/* A job dir exists already: say why the mount cannot go on. */
+static int report_existing(const struct cli_verb *verb, struct store *store, const char *id)
+{
+	struct store_record *rec;
+	int job_fd, lock_fd, r, rc;
+
+	r = store_job_open(store, id, &job_fd);
+	if (r < 0) {
+		cli_error(verb, "job '%s' exists but cannot be opened: %s", id, strerror(-r));
+		return JOBFS_EXIT_MOUNTED;
+	}
+	r = store_job_lock(job_fd, false, &lock_fd);
+	if (r == -EWOULDBLOCK) {
+		close(job_fd);
+		cli_error(verb, "job '%s' is busy: another jobfs holds its lock", id);
+		return JOBFS_EXIT_BUSY;
+	}
+	if (r == 0)
+		close(lock_fd);
+	r = store_record_read(job_fd, &rec);
+	close(job_fd);
+	if (r < 0) {
+		cli_error(verb,
+			  "job '%s' exists without a valid record (orphan); 'jobfs gc' removes it",
+			  id);
+		return JOBFS_EXIT_MOUNTED;
+	}
+	switch (store_live_state(rec)) {
+	case STORE_MOUNTED:
+		cli_error(verb, "job '%s' is already mounted", id);
+		break;
+	case STORE_UNMOUNTED:
+		cli_error(
+			verb,
+			"job '%s' already exists (unmounted); 'jobfs umount --job %s --collect' or "
+			"'jobfs gc' removes its layer",
+			id, id);
+		break;
+	default:
+		cli_error(
+			verb,
+			"job '%s' is already mounted but stale; 'jobfs umount --job %s' cleans up",
+			id, id);
+		break;
+	}
+	rc = JOBFS_EXIT_MOUNTED;
+	store_record_free(rec);
+	return rc;
+}
+
+static int make_view_dirs(int job_fd, const char *name)
+{
+	int views_fd, view_fd, r = 0;
+
+	if (mkdirat(job_fd, "views", 0700) < 0 && errno != EEXIST)
+		return -errno;
+	views_fd = openat(job_fd, "views", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (views_fd < 0)
+		return -errno;
+	if (mkdirat(views_fd, name, 0700) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	view_fd = openat(views_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (view_fd < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	if (mkdirat(view_fd, "upper", 0755) < 0 || mkdirat(view_fd, "work", 0700) < 0)
+		r = -errno;
+	close(view_fd);
+out_close:
+	close(views_fd);
+	return r;
+}
+
+/* Builds the record from the expanded policy (state "mounting", no daemon yet). */
+static int record_from_policy(const struct policy *policy, const char *id,
+			      struct store_record **ret)
+{
+	struct store_record *rec;
+	char digest[17];
+
+	rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return -ENOMEM;
+	store_policy_digest(policy, digest);
+	rec->id = strdup(id);
+	rec->policy_digest = strdup(digest);
+	rec->policy_source = strdup(policy->source);
+	rec->state = STORE_MOUNTING;
+	rec->created = (int64_t)time(NULL);
+	rec->views = calloc(policy->n_views ? policy->n_views : 1, sizeof(*rec->views));
+	if (!rec->id || !rec->policy_digest || !rec->policy_source || !rec->views)
+		goto out_free;
+	rec->n_views = policy->n_views;
+	for (size_t i = 0; i < policy->n_views; i++) {
+		const struct policy_view *pv = &policy->views[i];
+		struct store_view *view = &rec->views[i];
+
+		view->name = strdup(pv->name);
+		view->target = strdup(pv->target);
+		view->lowers = calloc(pv->n_lower ? pv->n_lower : 1, sizeof(char *));
+		if (!view->name || !view->target || !view->lowers)
+			goto out_free;
+		for (size_t j = 0; j < pv->n_lower; j++) {
+			view->lowers[j] = strdup(pv->lower[j]);
+			if (!view->lowers[j])
+				goto out_free;
+			view->n_lowers++;
+		}
+	}
+	*ret = rec;
+	return 0;
+
+out_free:
+	store_record_free(rec);
+	return -ENOMEM;
+}
+
+static void stop_daemon(pid_t pid)
+{
+	int status;
+
+	kill(pid, SIGTERM);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
+int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"job", required_argument, NULL, 'j'},
+		{"policy", required_argument, NULL, 'p'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *job_id = NULL, *path = NULL;
+	struct made_dirs made = {0};
+	struct store_record *rec = NULL;
+	struct daemon_view *dviews = NULL;
+	struct policy *policy = NULL;
+	struct store *store = NULL;
+	char(*uppers)[PATH_MAX] = NULL, (*works)[PATH_MAX] = NULL;
+	char err[1400];
+	bool foreground = false, job_made = false;
+	int c, r, rc, job_fd = -1, lock_fd = -1, log_fd = -1;
+	pid_t pid = 0;
+
+	while ((c = getopt_long(argc, argv, ":j:p:fh", options, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			job_id = optarg;
+			break;
+		case 'p':
+			path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'h':
+			return cli_verb_help(verb);
+		default:
+			return cli_option_error(verb, c, argv);
+		}
+	}
+	rc = cli_check_args(verb, argc - optind);
+	if (rc)
+		return rc;
+	if (!job_id)
+		return cli_usage_error(verb, "--job ID is required");
+	rc = cli_check_job_id(verb, job_id);
+	if (rc)
+		return rc;
+	rc = cli_load_policy(path, job_id, &policy);
+	if (rc)
+		return rc;
+
+	rc = JOBFS_EXIT_SYSTEM;
+	r = store_open(policy->state_dir, true, &store);
+	if (r < 0) {
+		cli_error(verb, "cannot open state dir '%s': %s", policy->state_dir, strerror(-r));
+		goto out;
+	}
+	r = store_job_create(store, job_id, &job_fd, &lock_fd);
+	if (r == -EEXIST) {
+		rc = report_existing(verb, store, job_id);
+		goto out;
+	}
+	if (r < 0) {
+		cli_error(verb, "cannot create job '%s' in '%s/jobs': %s", job_id, store->path,
+			  strerror(-r));
+		goto out;
+	}
+	job_made = true;
+	r = record_from_policy(policy, job_id, &rec);
+	dviews = calloc(policy->n_views + 1, sizeof(*dviews));
+	uppers = calloc(policy->n_views + 1, sizeof(*uppers));
+	works = calloc(policy->n_views + 1, sizeof(*works));
+	if (r < 0 || !dviews || !uppers || !works) {
+		cli_error(verb, "out of memory");
+		goto out_rollback;
+	}
+	for (size_t i = 0; i < policy->n_views; i++) {
+		const struct policy_view *pv = &policy->views[i];
+		struct procs_mount m;
+
+		r = make_view_dirs(job_fd, pv->name);
+		if (r < 0) {
+			cli_error(verb, "view '%s': cannot create its layers in '%s/jobs/%s': %s",
+				  pv->name, store->path, job_id, strerror(-r));
+			goto out_rollback;
+		}
+		if (procs_mount_at(pv->target, &m) == 0) {
+			cli_error(verb, "view '%s': target '%s' is already a mount point", pv->name,
+				  pv->target);
+			goto out_rollback;
+		}
+		r = make_target(pv->target, &made, &rec->views[i].target_created);
+		if (r < 0) {
+			cli_error(verb, "view '%s': cannot create target '%s': %s", pv->name,
+				  pv->target, strerror(-r));
+			goto out_rollback;
+		}
+		snprintf(uppers[i], PATH_MAX, "%s/jobs/%s/views/%s/upper", store->path, job_id,
+			 pv->name);
+		snprintf(works[i], PATH_MAX, "%s/jobs/%s/views/%s/work", store->path, job_id,
+			 pv->name);
+		dviews[i] = (struct daemon_view){
+			.name = pv->name,
+			.lowers = (const char *const *)pv->lower,
+			.n_lowers = (int)pv->n_lower,
+			.upper = uppers[i],
+			.work = works[i],
+			.target = pv->target,
+		};
+	}
+	r = store_record_write(job_fd, rec);
+	if (r < 0) {
+		cli_error(verb, "cannot write the record of job '%s': %s", job_id, strerror(-r));
+		goto out_rollback;
+	}
+	if (!foreground) {
+		log_fd = openat(job_fd, "daemon.log",
+				O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (log_fd < 0) {
+			cli_error(verb, "cannot open the daemon log of job '%s': %s", job_id,
+				  strerror(errno));
+			goto out_rollback;
+		}
+	}
+	{
+		int close_fds[] = {job_fd,	   lock_fd,	    store->dir_fd,
+				   store->jobs_fd, store->trash_fd, store->lock_fd};
+		struct daemon_spec spec = {
+			.job_id = job_id,
+			.views = dviews,
+			.n_views = policy->n_views,
+			.log_fd = log_fd,
+			.close_fds = close_fds,
+			.n_close_fds = sizeof(close_fds) / sizeof(close_fds[0]),
+		};
+
+		r = daemon_start(&spec, &pid, err, sizeof(err));
+	}
+	if (r < 0) {
+		pid = 0;
+		cli_error(verb, "job '%s': %s%s%s/jobs/%s/daemon.log)", job_id, err,
+			  foreground ? "" : " (see ", foreground ? "" : store->path,
+			  foreground ? "" : job_id);
+		goto out_rollback;
+	}
+	rec->pid = pid;
+	rec->state = STORE_MOUNTED;
+	r = procs_start_time(pid, &rec->pid_start);
+	if (r == 0)
+		r = store_record_write(job_fd, rec);
+	if (r < 0) {
+		cli_error(verb, "cannot record job '%s': %s", job_id, strerror(-r));
+		goto out_rollback;
+	}
+	for (size_t i = 0; i < policy->n_views; i++)
+		printf("%s\t%s\n", policy->views[i].name, policy->views[i].target);
+	close(lock_fd);
+	lock_fd = -1;
+	rc = JOBFS_EXIT_OK;
+	if (foreground) {
+		int status;
+
+		fflush(stdout);
+		/* the terminal's ^C reaches the daemon too; it unmounts and we follow it */
+		signal(SIGINT, SIG_IGN);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			rc = JOBFS_EXIT_SYSTEM;
+	}
+	goto out;
+
+out_rollback:
+	if (pid > 0)
+		stop_daemon(pid);
+	if (job_made && (r = gc_remove_job(store, job_id)) < 0)
+		cli_error(verb, "cannot remove job '%s' while rolling back: %s", job_id,
+			  strerror(-r));
+	made_dirs_rollback(&made);
+	rc = JOBFS_EXIT_SYSTEM;
+out:
+	if (log_fd >= 0)
+		close(log_fd);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (job_fd >= 0)
+		close(job_fd);
+	made_dirs_free(&made);
+	free(dviews);
+	free(uppers);
+	free(works);
+	store_record_free(rec);
+	store_close(store);
+	policy_free(policy);
+	return rc;
+}

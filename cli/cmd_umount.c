@@ -1,0 +1,336 @@
+/* `jobfs umount --job ID`: unmounts every view of the job and waits for its daemon to exit. A busy
+ * view names exactly the processes holding it; --kill ends exactly those (TERM, then KILL after the
+ * timeout), and a lazy detach is the last resort. The layer stays unless --collect. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "exit_codes.h"
+#include "gc.h"
+#include "policy.h"
+#include "procs.h"
+#include "store.h"
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct holder {
+	pid_t pid;
+	uint64_t start; /* so a reused PID is never signalled */
+};
+
+static int find_holders(const struct procs_mount *m, struct holder **ret, size_t *ret_n)
+{
+	struct holder *holders;
+	pid_t *pids;
+	size_t n, kept = 0;
+	int r;
+
+	r = procs_holders(m, &pids, &n);
+	if (r < 0)
+		return r;
+	holders = calloc(n ? n : 1, sizeof(*holders));
+	if (!holders) {
+		free(pids);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (procs_start_time(pids[i], &holders[kept].start) == 0)
+			holders[kept++].pid = pids[i];
+	free(pids);
+	*ret = holders;
+	*ret_n = kept;
+	return 0;
+}
+
+static void signal_holders(const struct holder *holders, size_t n, int sig)
+{
+	for (size_t i = 0; i < n; i++)
+		if (procs_alive(holders[i].pid, holders[i].start))
+			kill(holders[i].pid, sig);
+}
+
+static bool wait_holders(const struct holder *holders, size_t n, double seconds)
+{
+	double deadline = now_s() + seconds;
+
+	for (;;) {
+		bool any = false;
+
+		for (size_t i = 0; i < n && !any; i++)
+			any = procs_alive(holders[i].pid, holders[i].start);
+		if (!any)
+			return true;
+		if (now_s() >= deadline)
+			return false;
+		nap_ms(20);
+	}
+}
+
+static void print_holders(const struct cli_verb *verb, const struct store_view *view,
+			  const struct holder *holders, size_t n)
+{
+	cli_error(verb, "view '%s' at '%s' is busy%s", view->name, view->target,
+		  n ? ", held by:" : " (no process of this namespace holds it)");
+	for (size_t i = 0; i < n; i++) {
+		char cmd[512];
+
+		procs_cmdline(holders[i].pid, cmd, sizeof(cmd));
+		fprintf(stderr, "  %d %s\n", (int)holders[i].pid, cmd);
+	}
+}
+
+/* Lists the processes holding a mounted view; returns true when there are any. */
+static bool report_holders(const struct cli_verb *verb, const struct store_view *view)
+{
+	struct procs_mount m;
+	struct holder *holders;
+	size_t n;
+
+	if (procs_mount_at(view->target, &m) < 0 || strcmp(m.fstype, "fuse.jobfs") != 0)
+		return false;
+	if (find_holders(&m, &holders, &n) < 0)
+		return false;
+	if (n)
+		print_holders(verb, view, holders, n);
+	free(holders);
+	return n > 0;
+}
+
+/* Unmounts one view. Returns 0 (unmounted, or not mounted), 1 when busy and reported, or -errno. */
+static int unmount_view(const struct cli_verb *verb, const struct store_view *view, bool kill_them,
+			long timeout)
+{
+	struct procs_mount m;
+	struct holder *holders = NULL;
+	size_t n = 0;
+	int r;
+
+	if (procs_mount_at(view->target, &m) < 0 || strcmp(m.fstype, "fuse.jobfs") != 0)
+		return 0;
+	r = gc_unmount(view->target, false);
+	if (r != -EBUSY)
+		return r == -EINVAL ? 0 : r;
+	if ((r = find_holders(&m, &holders, &n)) < 0)
+		return r;
+	r = -EBUSY;
+	if (!kill_them) {
+		print_holders(verb, view, holders, n);
+		free(holders);
+		return 1;
+	}
+	for (int round = 0; round < 2 && r == -EBUSY; round++) {
+		for (size_t i = 0; i < n; i++) {
+			char cmd[512];
+
+			procs_cmdline(holders[i].pid, cmd, sizeof(cmd));
+			fprintf(stderr, "jobfs: umount: view '%s': sending SIGTERM to %d %s\n",
+				view->name, (int)holders[i].pid, cmd);
+		}
+		signal_holders(holders, n, SIGTERM);
+		if (!wait_holders(holders, n, (double)timeout)) {
+			signal_holders(holders, n, SIGKILL);
+			wait_holders(holders, n, 5);
+		}
+		free(holders);
+		holders = NULL;
+		r = gc_unmount(view->target, false);
+		if (r != -EBUSY)
+			break;
+		/* someone new opened it meanwhile: one more round */
+		if (find_holders(&m, &holders, &n) < 0)
+			break;
+	}
+	free(holders);
+	if (r == -EBUSY) {
+		fprintf(stderr,
+			"jobfs: umount: warning: view '%s' at '%s' is still busy, detaching it "
+			"lazily\n",
+			view->name, view->target);
+		r = gc_unmount(view->target, true);
+	}
+	return r == -EINVAL ? 0 : r;
+}
+
+/* Waits for the recorded daemon to exit; stops it if it outlives its views. */
+static void wait_daemon(const struct cli_verb *verb, const struct store_record *rec, long timeout)
+{
+	double deadline = now_s() + (double)timeout;
+
+	if (rec->pid <= 0)
+		return;
+	while (procs_alive(rec->pid, rec->pid_start)) {
+		if (now_s() >= deadline) {
+			cli_error(verb, "warning: daemon %d outlived its views, stopping it",
+				  (int)rec->pid);
+			kill(rec->pid, SIGTERM);
+			deadline = now_s() + 5;
+			while (procs_alive(rec->pid, rec->pid_start) && now_s() < deadline)
+				nap_ms(20);
+			if (procs_alive(rec->pid, rec->pid_start))
+				kill(rec->pid, SIGKILL);
+			return;
+		}
+		nap_ms(20);
+	}
+}
+
+int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"job", required_argument, NULL, 'j'},
+		{"kill", no_argument, NULL, 'k'},
+		{"timeout", required_argument, NULL, 't'},
+		{"collect", no_argument, NULL, 'c'},
+		{"policy", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *job_id = NULL, *path = NULL;
+	struct store_record *rec = NULL;
+	struct policy *policy = NULL;
+	struct store *store = NULL;
+	bool kill_them = false, collect = false, busy = false;
+	long timeout = 10;
+	int c, r, rc, job_fd = -1, lock_fd = -1;
+
+	while ((c = getopt_long(argc, argv, ":j:kt:cp:h", options, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			job_id = optarg;
+			break;
+		case 'k':
+			kill_them = true;
+			break;
+		case 't':
+			timeout = cli_parse_seconds(optarg);
+			if (timeout < 0)
+				return cli_usage_error(verb,
+						       "invalid timeout '%s' (expected whole "
+						       "seconds, at most 86400)",
+						       optarg);
+			break;
+		case 'c':
+			collect = true;
+			break;
+		case 'p':
+			path = optarg;
+			break;
+		case 'h':
+			return cli_verb_help(verb);
+		default:
+			return cli_option_error(verb, c, argv);
+		}
+	}
+	rc = cli_check_args(verb, argc - optind);
+	if (rc)
+		return rc;
+	if (!job_id)
+		return cli_usage_error(verb, "--job ID is required");
+	rc = cli_check_job_id(verb, job_id);
+	if (rc)
+		return rc;
+	rc = cli_load_policy(path, NULL, &policy);
+	if (rc)
+		return rc;
+
+	rc = JOBFS_EXIT_NO_JOB;
+	r = store_open(policy->state_dir, false, &store);
+	if (r == 0)
+		r = store_job_open(store, job_id, &job_fd);
+	if (r == -ENOENT) {
+		cli_error(verb, "no such job '%s'", job_id);
+		goto out;
+	}
+	rc = JOBFS_EXIT_SYSTEM;
+	if (r < 0) {
+		cli_error(verb, "cannot open job '%s': %s", job_id, strerror(-r));
+		goto out;
+	}
+	r = store_job_lock(job_fd, false, &lock_fd);
+	if (r < 0) {
+		cli_error(verb, "job '%s' is busy: another jobfs holds its lock", job_id);
+		rc = r == -EWOULDBLOCK ? JOBFS_EXIT_BUSY : JOBFS_EXIT_SYSTEM;
+		goto out;
+	}
+	r = store_record_read(job_fd, &rec);
+	if (r < 0) {
+		cli_error(verb, "job '%s' has no valid record (orphan); 'jobfs gc' removes it",
+			  job_id);
+		rc = JOBFS_EXIT_NO_JOB;
+		goto out;
+	}
+	if (rec->state != STORE_UNMOUNTED && !kill_them) {
+		/* a busy view leaves every view mounted: the job stays whole until its holders go
+		 */
+		for (size_t i = 0; i < rec->n_views; i++)
+			if (report_holders(verb, &rec->views[i]))
+				busy = true;
+		if (busy) {
+			rc = JOBFS_EXIT_BUSY;
+			goto out;
+		}
+	}
+	if (rec->state != STORE_UNMOUNTED) {
+		for (size_t i = rec->n_views; i-- > 0;) {
+			r = unmount_view(verb, &rec->views[i], kill_them, timeout);
+			if (r == 1) {
+				busy = true;
+			} else if (r < 0) {
+				cli_error(verb, "cannot unmount view '%s' at '%s': %s",
+					  rec->views[i].name, rec->views[i].target, strerror(-r));
+				goto out;
+			}
+		}
+		if (busy) {
+			rc = JOBFS_EXIT_BUSY;
+			goto out;
+		}
+		wait_daemon(verb, rec, timeout);
+		rec->state = STORE_UNMOUNTED;
+		rec->unmounted = (int64_t)time(NULL);
+		r = store_record_write(job_fd, rec);
+		if (r < 0) {
+			cli_error(verb, "cannot record job '%s': %s", job_id, strerror(-r));
+			goto out;
+		}
+		for (size_t i = rec->n_views;
+		     i-- > 0;) /* later views may sit in dirs made for earlier ones */
+			store_remove_target(&rec->views[i]);
+	}
+	if (collect) {
+		r = gc_remove_job(store, job_id);
+		if (r < 0) {
+			cli_error(verb, "cannot remove the layer of job '%s': %s", job_id,
+				  strerror(-r));
+			goto out;
+		}
+	}
+	rc = JOBFS_EXIT_OK;
+out:
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (job_fd >= 0)
+		close(job_fd);
+	store_record_free(rec);
+	store_close(store);
+	policy_free(policy);
+	return rc;
+}

@@ -1,0 +1,267 @@
+/* The job daemon. `jobfs mount` forks it; the child opens every view (mounting it), starts one
+ * serving thread per view, then reports "ready" (or the error naming the view) over a pipe. It
+ * serves until every view is unmounted, or until SIGTERM/SIGINT/SIGHUP, which it handles itself
+ * (libfuse's handlers serve one session only): it stops every view and unmounts what is left. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "fs.h"
+
+struct served_view {
+	const struct daemon_view *spec;
+	struct jfs_view *view;
+	pthread_t thread;
+	bool started;
+	int done; /* set by the serving thread when jfs_view_serve returned; read atomically */
+	int result;
+	struct jfs_error err;
+};
+
+static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void log_line(const char *fmt, ...)
+{
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	va_list ap;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(stderr, "%s jobfs-daemon[%d]: ", stamp, (int)getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static void on_wake(int sig)
+{
+	(void)sig; /* only interrupts the serving thread's wait */
+}
+
+static void *serve_thread(void *arg)
+{
+	struct served_view *sv = arg;
+
+	sv->result = jfs_view_serve(sv->view, &sv->err);
+	__atomic_store_n(&sv->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void report(int fd, const char *text)
+{
+	size_t len = strlen(text);
+
+	while (len > 0) {
+		ssize_t n = write(fd, text, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		text += n;
+		len -= (size_t)n;
+	}
+}
+
+/* The daemon's life after fork; returns its exit status. */
+static int daemon_main(const struct daemon_spec *spec, int report_fd)
+{
+	struct served_view *views;
+	struct sigaction sa;
+	sigset_t stop_set;
+	char msg[1200];
+	bool stopping = false;
+	int status = 0;
+	size_t i, opened = 0;
+
+	views = calloc(spec->n_views ? spec->n_views : 1, sizeof(*views));
+	if (!views) {
+		report(report_fd, "out of memory\n");
+		return 1;
+	}
+	/* TERM, INT and HUP are taken with sigtimedwait below; every thread inherits the mask */
+	sigemptyset(&stop_set);
+	sigaddset(&stop_set, SIGTERM);
+	sigaddset(&stop_set, SIGINT);
+	sigaddset(&stop_set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_wake; /* no SA_RESTART: the serving loop's wait must see EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (i = 0; i < spec->n_views; i++) {
+		const struct daemon_view *dv = &spec->views[i];
+		struct jfs_config cfg;
+		struct jfs_error err = {{0}};
+		int r;
+
+		jfs_config_defaults(&cfg);
+		cfg.lowers = dv->lowers;
+		cfg.nlowers = dv->n_lowers;
+		cfg.upper = dv->upper;
+		cfg.work = dv->work;
+		cfg.mountpoint = dv->target;
+		cfg.foreground = true;
+		views[i].spec = dv;
+		r = jfs_view_open(&cfg, &views[i].view, &err);
+		if (r < 0) {
+			snprintf(msg, sizeof(msg), "view '%s': %s\n", dv->name, err.msg);
+			goto out_fail;
+		}
+		opened++;
+		r = pthread_create(&views[i].thread, NULL, serve_thread, &views[i]);
+		if (r != 0) {
+			snprintf(msg, sizeof(msg), "view '%s': cannot start a thread: %s\n",
+				 dv->name, strerror(r));
+			goto out_fail;
+		}
+		views[i].started = true;
+		log_line("view '%s' mounted at '%s'", dv->name, dv->target);
+	}
+	report(report_fd, "ready\n");
+	close(report_fd);
+	report_fd = -1;
+	log_line("job '%s': serving %zu view(s)", spec->job_id, spec->n_views);
+
+	for (;;) {
+		struct timespec tick = {0, 100 * 1000 * 1000};
+		bool all_done = true;
+		int sig;
+
+		sig = sigtimedwait(&stop_set, NULL, &tick);
+		if (sig > 0 && !stopping) {
+			log_line("signal %d: stopping every view", sig);
+			stopping = true;
+		}
+		for (i = 0; i < spec->n_views; i++) {
+			if (__atomic_load_n(&views[i].done, __ATOMIC_ACQUIRE))
+				continue;
+			all_done = false;
+			if (stopping) {
+				/* repeated every tick: the loop may not have been waiting yet */
+				jfs_view_stop(views[i].view);
+				pthread_kill(views[i].thread, SIGUSR1);
+			}
+		}
+		if (all_done)
+			break;
+	}
+	for (i = 0; i < spec->n_views; i++) {
+		pthread_join(views[i].thread, NULL);
+		if (views[i].result < 0) {
+			log_line("view '%s': %s", views[i].spec->name, views[i].err.msg);
+			status = 1;
+		}
+		jfs_view_close(views[i].view); /* unmounts it (lazily) if it is still mounted */
+		log_line("view '%s' closed", views[i].spec->name);
+	}
+	log_line("job '%s': exiting with status %d", spec->job_id, status);
+	free(views);
+	return status;
+
+out_fail:
+	log_line("%.*s", (int)strcspn(msg, "\n"), msg);
+	report(report_fd, msg);
+	close(report_fd);
+	for (i = opened; i-- > 0;) {
+		if (views[i].started) {
+			while (!__atomic_load_n(&views[i].done, __ATOMIC_ACQUIRE)) {
+				struct timespec nap = {0, 10 * 1000 * 1000};
+
+				jfs_view_stop(views[i].view);
+				pthread_kill(views[i].thread, SIGUSR1);
+				nanosleep(&nap, NULL);
+			}
+			pthread_join(views[i].thread, NULL);
+		}
+		jfs_view_close(views[i].view);
+	}
+	free(views);
+	return 1;
+}
+
+int daemon_start(const struct daemon_spec *spec, pid_t *ret_pid, char *errbuf, size_t errsize)
+{
+	char line[1200];
+	size_t len = 0;
+	int pipefd[2], status;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		snprintf(errbuf, errsize, "cannot create a pipe: %s", strerror(errno));
+		return -errno;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		int r = -errno;
+
+		snprintf(errbuf, errsize, "cannot start the daemon: %s", strerror(errno));
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return r;
+	}
+	if (pid == 0) {
+		int devnull;
+
+		close(pipefd[0]);
+		for (size_t i = 0; i < spec->n_close_fds; i++)
+			if (spec->close_fds[i] >= 0)
+				close(spec->close_fds[i]);
+		if (spec->log_fd >= 0) {
+			setsid(); /* no terminal's signals reach it */
+			devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+			if (devnull >= 0) {
+				dup2(devnull, STDIN_FILENO);
+				dup2(devnull, STDOUT_FILENO);
+			}
+			dup2(spec->log_fd, STDERR_FILENO);
+			dup2(spec->log_fd, STDOUT_FILENO);
+			close(spec->log_fd);
+			if (devnull > STDERR_FILENO)
+				close(devnull);
+		}
+		if (chdir("/") < 0)
+			_exit(1);
+		_exit(daemon_main(spec, pipefd[1]));
+	}
+	close(pipefd[1]);
+	while (len + 1 < sizeof(line)) {
+		ssize_t n = read(pipefd[0], line + len, sizeof(line) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (memchr(line, '\n', len))
+			break;
+	}
+	close(pipefd[0]);
+	line[len] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if (strcmp(line, "ready") == 0) {
+		*ret_pid = pid;
+		return 0;
+	}
+	/* it failed: it closed what it opened and exits; reap it */
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (line[0])
+		snprintf(errbuf, errsize, "%s", line);
+	else
+		snprintf(errbuf, errsize, "the daemon exited before its views were ready");
+	return -EIO;
+}

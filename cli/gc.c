@@ -1,0 +1,93 @@
+/* Deleting layers: a job dir leaves STATE/jobs with one rename into STATE/trash, so nobody sees
+ * half a layer, and is then deleted there by jfs_remove_tree_at, which walks with directory
+ * descriptors, never follows a symlink and never crosses a mount point. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "gc.h"
+
+int gc_remove_job(struct store *store, const char *id)
+{
+	char name[POLICY_JOB_ID_MAX + 64];
+	static unsigned counter;
+
+	if (store->trash_fd < 0)
+		return -ENOENT;
+	snprintf(name, sizeof(name), "%s.%lld.%d.%u", id, (long long)time(NULL), (int)getpid(),
+		 counter++);
+	if (renameat(store->jobs_fd, id, store->trash_fd, name) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return jfs_remove_tree_at(store->trash_fd, name);
+}
+
+int gc_empty_trash(struct store *store)
+{
+	struct dirent *de;
+	int fd, r = 0;
+	DIR *dir;
+
+	if (store->trash_fd < 0)
+		return 0;
+	fd = openat(store->trash_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((de = readdir(dir))) {
+		int rr;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		rr = jfs_remove_tree_at(store->trash_fd, de->d_name);
+		if (rr < 0 && r == 0)
+			r = rr;
+	}
+	closedir(dir);
+	return r;
+}
+
+static int run_fusermount(const char *target, bool lazy)
+{
+	int status, devnull;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		devnull = open("/dev/null", O_WRONLY);
+		if (devnull >= 0)
+			dup2(devnull, STDERR_FILENO);
+		execlp("fusermount3", "fusermount3", lazy ? "-uz" : "-u", "--", target,
+		       (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	/* fusermount3 does not say why; busy is the usual reason */
+	return -EBUSY;
+}
+
+int gc_unmount(const char *target, bool lazy)
+{
+	if (geteuid() != 0)
+		return run_fusermount(target, lazy);
+	if (umount2(target, (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,15 @@
+/* Safe deletion of job layers and unmounting of views, shared by umount --collect and gc. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "store.h"
+
+/* Moves STATE/jobs/ID into STATE/trash with one rename, then deletes it there without following
+ * symlinks or crossing mount points. The caller holds the job's lock. */
+int gc_remove_job(struct store *store, const char *id);
+/* Deletes whatever an interrupted gc left in STATE/trash. */
+int gc_empty_trash(struct store *store);
+/* Unmounts the view at target: umount2(target, 0) as root, `fusermount3 -u` otherwise; with lazy,
+ * MNT_DETACH / `fusermount3 -uz`. Returns 0, -EBUSY, -EINVAL (not a mount) or another -errno. */
+int gc_unmount(const char *target, bool lazy);

@@ -1,0 +1,337 @@
+/* Finds mounts and the processes holding them through /proc. Nothing here stats a path on a view
+ * the plain way: a dead daemon would make that hang or fail, so mounts are found in mountinfo and
+ * files are compared by mount id with statx(AT_STATX_DONT_SYNC). */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "procs.h"
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape(const char *in, size_t len, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 1 < size; i++) {
+		if (in[i] == '\\' && i + 3 < len && in[i + 1] >= '0' && in[i + 1] <= '7' &&
+		    in[i + 2] >= '0' && in[i + 2] <= '7' && in[i + 3] >= '0' && in[i + 3] <= '7') {
+			out[o++] = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 +
+					  (in[i + 3] - '0'));
+			i += 3;
+		} else {
+			out[o++] = in[i];
+		}
+	}
+	out[o] = '\0';
+}
+
+int procs_mountinfo_parse(const char *line, struct procs_mount *ret_mount)
+{
+	struct procs_mount m;
+	const char *fields[6], *p = line, *sep, *fstype;
+	size_t lens[6];
+	int n = 0;
+
+	memset(&m, 0, sizeof(m));
+	/* id parent major:minor root mountpoint options [optional...] - fstype source superopts */
+	while (n < 6) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			return -EINVAL;
+		fields[n] = p;
+		while (*p && *p != ' ')
+			p++;
+		lens[n] = (size_t)(p - fields[n]);
+		n++;
+	}
+	if (sscanf(fields[0], "%" SCNu64, &m.mnt_id) != 1 ||
+	    sscanf(fields[2], "%u:%u", &m.dev_major, &m.dev_minor) != 2)
+		return -EINVAL;
+	if (lens[4] >= sizeof(m.mountpoint))
+		return -EINVAL;
+	unescape(fields[4], lens[4], m.mountpoint, sizeof(m.mountpoint));
+	sep = strstr(p, " - ");
+	if (!sep)
+		return -EINVAL;
+	fstype = sep + 3;
+	lens[0] = strcspn(fstype, " ");
+	if (lens[0] == 0 || lens[0] >= sizeof(m.fstype))
+		return -EINVAL;
+	memcpy(m.fstype, fstype, lens[0]);
+	m.fstype[lens[0]] = '\0';
+	*ret_mount = m;
+	return 0;
+}
+
+int procs_mount_at(const char *path, struct procs_mount *ret_mount)
+{
+	struct procs_mount m, found;
+	bool any = false;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		/* later lines are mounted on top of earlier ones */
+		if (procs_mountinfo_parse(line, &m) == 0 && strcmp(m.mountpoint, path) == 0) {
+			found = m;
+			any = true;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (!any)
+		return -ENOENT;
+	*ret_mount = found;
+	return 0;
+}
+
+bool procs_view_connected(const char *path)
+{
+	struct procs_mount m;
+	struct statx stx;
+
+	if (procs_mount_at(path, &m) < 0 || strcmp(m.fstype, "fuse.jobfs") != 0)
+		return false;
+	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us */
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
+		return false;
+	return !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == m.mnt_id;
+}
+
+int procs_maps_line_dev(const char *line, unsigned *ret_major, unsigned *ret_minor)
+{
+	unsigned major, minor;
+	int n = 0;
+
+	/* address perms offset dev inode [path] */
+	if (sscanf(line, "%*x-%*x %*4s %*x %x:%x %*u%n", &major, &minor, &n) != 2 || n == 0)
+		return -EINVAL;
+	*ret_major = major;
+	*ret_minor = minor;
+	return 0;
+}
+
+int procs_stat_parse_start(const char *text, uint64_t *ret_ticks)
+{
+	const char *p = strrchr(text, ')');
+	uint64_t ticks;
+	int field;
+
+	if (!p)
+		return -EINVAL;
+	p++;
+	/* p is before field 3 (state); field 22 is starttime */
+	for (field = 3; field <= 22; field++) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			return -EINVAL;
+		if (field == 22)
+			break;
+		while (*p && *p != ' ')
+			p++;
+	}
+	if (sscanf(p, "%" SCNu64, &ticks) != 1)
+		return -EINVAL;
+	*ret_ticks = ticks;
+	return 0;
+}
+
+static int read_small(const char *path, char *buf, size_t size, size_t *ret_len)
+{
+	ssize_t n;
+	size_t len = 0;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (len + 1 < size && (n = read(fd, buf + len, size - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+int procs_start_time(pid_t pid, uint64_t *ret_ticks)
+{
+	char path[64], buf[1024];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	r = read_small(path, buf, sizeof(buf), NULL);
+	if (r < 0)
+		return r;
+	return procs_stat_parse_start(buf, ret_ticks);
+}
+
+bool procs_alive(pid_t pid, uint64_t start_ticks)
+{
+	char path[64], buf[1024];
+	const char *state;
+	uint64_t ticks;
+
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_small(path, buf, sizeof(buf), NULL) < 0)
+		return false;
+	state = strrchr(buf, ')');
+	if (!state || state[1] != ' ' || state[2] == 'Z' || state[2] == 'X')
+		return false;
+	if (procs_stat_parse_start(buf, &ticks) < 0)
+		return false;
+	return start_ticks == 0 || ticks == start_ticks;
+}
+
+void procs_cmdline_format(const char *raw, size_t len, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	while (len > 0 && raw[len - 1] == '\0')
+		len--;
+	for (size_t i = 0; i < len && o + 1 < size; i++) {
+		unsigned char c = (unsigned char)raw[i];
+
+		buf[o++] = c == '\0' ? ' ' : (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	buf[o] = '\0';
+}
+
+void procs_cmdline(pid_t pid, char *buf, size_t size)
+{
+	char path[64], raw[4096];
+	size_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if (read_small(path, raw, sizeof(raw), &len) < 0 || len == 0) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		if (read_small(path, raw, sizeof(raw), &len) < 0)
+			len = 0;
+		while (len > 0 && raw[len - 1] == '\n')
+			len--;
+		raw[len] = '\0';
+		snprintf(buf, size, "[%s]", raw);
+		return;
+	}
+	procs_cmdline_format(raw, len, buf, size);
+}
+
+/* True when the file the magic link names is on the mount. Never a plain stat: that could wait on
+ * a dead daemon. */
+static bool link_on_mount(const char *path, const struct procs_mount *mount)
+{
+	struct statx stx;
+
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) < 0)
+		return false;
+	return (stx.stx_mask & STATX_MNT_ID) && stx.stx_mnt_id == mount->mnt_id;
+}
+
+static bool maps_on_mount(pid_t pid, const struct procs_mount *mount)
+{
+	char path[64], *line = NULL;
+	unsigned major, minor;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0)
+		found = procs_maps_line_dev(line, &major, &minor) == 0 &&
+			major == mount->dev_major && minor == mount->dev_minor;
+	free(line);
+	fclose(f);
+	return found;
+}
+
+static bool pid_holds(pid_t pid, const struct procs_mount *mount)
+{
+	static const char *const links[] = {"cwd", "root", "exe"};
+	char path[320];
+	struct dirent *de;
+	bool found = false;
+	DIR *dir;
+
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, links[i]);
+		if (link_on_mount(path, mount))
+			return true;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (dir) {
+		while (!found && (de = readdir(dir))) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid, de->d_name);
+			found = link_on_mount(path, mount);
+		}
+		closedir(dir);
+	}
+	return found || maps_on_mount(pid, mount);
+}
+
+static int compare_pids(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+int procs_holders(const struct procs_mount *mount, pid_t **ret_pids, size_t *ret_n)
+{
+	pid_t *pids = NULL, self = getpid();
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *proc;
+
+	proc = opendir("/proc");
+	if (!proc)
+		return -errno;
+	while ((de = readdir(proc))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid == self || !pid_holds((pid_t)pid, mount))
+			continue;
+		if (n == cap) {
+			pid_t *grown = realloc(pids, sizeof(*pids) * (cap = cap ? cap * 2 : 16));
+			if (!grown) {
+				free(pids);
+				closedir(proc);
+				return -ENOMEM;
+			}
+			pids = grown;
+		}
+		pids[n++] = (pid_t)pid;
+	}
+	closedir(proc);
+	if (n)
+		qsort(pids, n, sizeof(*pids), compare_pids);
+	*ret_pids = pids;
+	*ret_n = n;
+	return 0;
+}

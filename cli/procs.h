@@ -1,0 +1,41 @@
+/* Processes and mounts, read from /proc without touching a possibly dead FUSE mount: the mount at
+ * a path (from /proc/self/mountinfo), whether a daemon is still the one recorded (PID and start
+ * time), and the processes that hold a mount (cwd, root, exe, open files, mapped files). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct procs_mount {
+	uint64_t mnt_id;    /* mountinfo field 1, the same as statx's stx_mnt_id */
+	unsigned dev_major; /* st_dev of the mounted filesystem */
+	unsigned dev_minor;
+	char fstype[64]; /* "fuse.jobfs" */
+	char mountpoint[4096];
+};
+
+/* One line of /proc/PID/mountinfo (no newline). Returns 0 or -EINVAL. */
+int procs_mountinfo_parse(const char *line, struct procs_mount *ret_mount);
+/* The topmost mount whose mount point is path (absolute, normalised); -ENOENT if none. */
+int procs_mount_at(const char *path, struct procs_mount *ret_mount);
+/* True when path is a mount of a jobfs view that answers (not ENOTCONN). */
+bool procs_view_connected(const char *path);
+
+/* The device of a /proc/PID/maps line ("... 00:2f 1234 /path"); -EINVAL when malformed. */
+int procs_maps_line_dev(const char *line, unsigned *ret_major, unsigned *ret_minor);
+/* The start time (field 22) from the text of /proc/PID/stat. */
+int procs_stat_parse_start(const char *text, uint64_t *ret_ticks);
+int procs_start_time(pid_t pid, uint64_t *ret_ticks);
+/* True when pid exists, is not a zombie, and started at start_ticks (0: any). */
+bool procs_alive(pid_t pid, uint64_t start_ticks);
+
+/* The command line of pid, arguments joined by spaces, control characters as '?'. */
+void procs_cmdline(pid_t pid, char *buf, size_t size);
+/* Joins a NUL-separated argument block the same way (pure, for tests). */
+void procs_cmdline_format(const char *raw, size_t len, char *buf, size_t size);
+
+/* Processes (other than this one) whose cwd, root, exe, an open file or a mapped file is on the
+ * mount. *ret_pids is malloc'ed, sorted ascending. */
+int procs_holders(const struct procs_mount *mount, pid_t **ret_pids, size_t *ret_n);

@@ -1,0 +1,756 @@
+/* The job store. Layout of the state dir (all 0700, owned by whoever runs jobfs):
+ *
+ *   STATE/lock                      state-dir lock (shared: mount creating a job; exclusive: gc)
+ *   STATE/jobs/ID/lock              the job's lock: mount holds it while it sets up, umount and gc
+ *                                   while they work on the job; nobody holds it while it is mounted
+ *   STATE/jobs/ID/record            the job record (below), replaced atomically
+ *   STATE/jobs/ID/daemon.log        the job daemon's stdout and stderr
+ *   STATE/jobs/ID/views/NAME/upper  the view's upper layer
+ *   STATE/jobs/ID/views/NAME/work   its work dir
+ *   STATE/trash/                    gc moves a job dir here with one rename, then deletes it
+ *
+ * Lock order: STATE/lock before a job's lock. A record is text, one "key=value" per line, in a
+ * fixed order, parsed strictly (anything unexpected makes the job an orphan):
+ *
+ *   jobfs-record 1
+ *   id=ID  state=mounting|mounted|unmounted  pid=N  pid_start=TICKS  created=UNIX
+ *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT
+ *   then per view: view=NAME  target=PATH  target_created=N  lower=PATH (zero or more)
+ *   (N: how many trailing components of the target jobfs created; umount removes them if empty)
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "procs.h"
+#include "store.h"
+
+const char *store_state_name(enum store_state state)
+{
+	switch (state) {
+	case STORE_MOUNTING:
+		return "mounting";
+	case STORE_MOUNTED:
+		return "mounted";
+	case STORE_UNMOUNTED:
+		return "unmounted";
+	case STORE_STALE:
+		return "stale";
+	case STORE_ORPHAN:
+		return "orphan";
+	}
+	return "unknown";
+}
+
+static int open_subdir(int dirfd, const char *name, bool create, int *ret_fd)
+{
+	int fd;
+
+	if (create && mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*ret_fd = fd;
+	return 0;
+}
+
+/* mkdir -p for the state dir itself (its parents get 0755, like /var/lib). */
+static int make_path(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int store_open(const char *state_dir, bool create, struct store **ret_store)
+{
+	struct store *store;
+	int r;
+
+	store = calloc(1, sizeof(*store));
+	if (!store)
+		return -ENOMEM;
+	store->dir_fd = store->jobs_fd = store->trash_fd = store->lock_fd = -1;
+	store->path = strdup(state_dir);
+	if (!store->path) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	if (create && (r = make_path(state_dir)) < 0)
+		goto out_free;
+	store->dir_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store->dir_fd < 0) {
+		r = -errno;
+		goto out_free;
+	}
+	r = open_subdir(store->dir_fd, "jobs", create, &store->jobs_fd);
+	if (r < 0)
+		goto out_free;
+	r = open_subdir(store->dir_fd, "trash", create, &store->trash_fd);
+	if (r == -ENOENT && !create) {
+		store->trash_fd = -1;
+		r = 0;
+	}
+	if (r < 0)
+		goto out_free;
+	*ret_store = store;
+	return 0;
+
+out_free:
+	store_close(store);
+	return r;
+}
+
+void store_close(struct store *store)
+{
+	if (!store)
+		return;
+	if (store->lock_fd >= 0)
+		close(store->lock_fd);
+	if (store->trash_fd >= 0)
+		close(store->trash_fd);
+	if (store->jobs_fd >= 0)
+		close(store->jobs_fd);
+	if (store->dir_fd >= 0)
+		close(store->dir_fd);
+	free(store->path);
+	free(store);
+}
+
+int store_lock_state(struct store *store, bool exclusive)
+{
+	if (store->lock_fd < 0) {
+		store->lock_fd = openat(store->dir_fd, "lock",
+					O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (store->lock_fd < 0)
+			return -errno;
+	}
+	while (flock(store->lock_fd, exclusive ? LOCK_EX : LOCK_SH) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+void store_unlock_state(struct store *store)
+{
+	if (store->lock_fd >= 0)
+		flock(store->lock_fd, LOCK_UN);
+}
+
+int store_job_lock(int job_fd, bool wait, int *ret_lock_fd)
+{
+	int fd, r;
+
+	fd = openat(job_fd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+		if (errno == EINTR)
+			continue;
+		r = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+		close(fd);
+		return r;
+	}
+	*ret_lock_fd = fd;
+	return 0;
+}
+
+int store_job_open(struct store *store, const char *id, int *ret_job_fd)
+{
+	int fd;
+
+	if (!policy_job_id_valid(id))
+		return -EINVAL;
+	fd = openat(store->jobs_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOTDIR || errno == ELOOP ? -ENOENT : -errno;
+	*ret_job_fd = fd;
+	return 0;
+}
+
+int store_job_create(struct store *store, const char *id, int *ret_job_fd, int *ret_lock_fd)
+{
+	int job_fd, lock_fd, r;
+
+	if (!policy_job_id_valid(id))
+		return -EINVAL;
+	r = store_lock_state(store, false);
+	if (r < 0)
+		return r;
+	if (mkdirat(store->jobs_fd, id, 0700) < 0) {
+		r = -errno;
+		goto out_unlock;
+	}
+	r = store_job_open(store, id, &job_fd);
+	if (r < 0)
+		goto out_unlock;
+	r = store_job_lock(job_fd, false, &lock_fd);
+	if (r < 0) {
+		close(job_fd);
+		goto out_unlock;
+	}
+	*ret_job_fd = job_fd;
+	*ret_lock_fd = lock_fd;
+out_unlock:
+	store_unlock_state(store);
+	return r;
+}
+
+/* --- records ------------------------------------------------------------------------------- */
+
+void store_record_free(struct store_record *record)
+{
+	if (!record)
+		return;
+	for (size_t i = 0; i < record->n_views; i++) {
+		struct store_view *view = &record->views[i];
+
+		free(view->name);
+		free(view->target);
+		for (size_t j = 0; j < view->n_lowers; j++)
+			free(view->lowers[j]);
+		free(view->lowers);
+	}
+	free(record->views);
+	free(record->id);
+	free(record->policy_digest);
+	free(record->policy_source);
+	free(record);
+}
+
+static bool text_clean(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static bool path_valid(const char *s)
+{
+	char *normal = NULL;
+	const char *reason;
+	bool ok;
+
+	ok = policy_path_normalize(s, &normal, &reason) == 0 && strcmp(normal, s) == 0;
+	free(normal);
+	return ok;
+}
+
+static int parse_u64(const char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!*s || (s[0] == '0' && s[1]))
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*ret = v;
+	return 0;
+}
+
+/* Splits the next line off *p (up to end) as key and value; -EINVAL if it is not "key=value\n". */
+static int next_line(const char **p, const char *end, char *key, size_t key_size, char **ret_value)
+{
+	const char *nl = memchr(*p, '\n', (size_t)(end - *p)), *eq;
+	size_t klen;
+	char *value;
+
+	if (!nl)
+		return -EINVAL;
+	eq = memchr(*p, '=', (size_t)(nl - *p));
+	if (!eq || (klen = (size_t)(eq - *p)) == 0 || klen >= key_size)
+		return -EINVAL;
+	memcpy(key, *p, klen);
+	key[klen] = '\0';
+	value = strndup(eq + 1, (size_t)(nl - eq - 1));
+	if (!value)
+		return -ENOMEM;
+	if (strlen(value) != (size_t)(nl - eq - 1) || !text_clean(value)) {
+		free(value);
+		return -EINVAL;
+	}
+	*p = nl + 1;
+	*ret_value = value;
+	return 0;
+}
+
+/* Takes the next line, which must have this key; *ret_value is malloc'ed. */
+static int expect_key(const char **p, const char *end, const char *key, char **ret_value)
+{
+	char got[32];
+	char *value;
+	int r;
+
+	r = next_line(p, end, got, sizeof(got), &value);
+	if (r < 0)
+		return r;
+	if (strcmp(got, key) != 0) {
+		free(value);
+		return -EINVAL;
+	}
+	*ret_value = value;
+	return 0;
+}
+
+static int expect_u64(const char **p, const char *end, const char *key, uint64_t max, uint64_t *ret)
+{
+	char *value;
+	int r;
+
+	r = expect_key(p, end, key, &value);
+	if (r < 0)
+		return r;
+	r = parse_u64(value, ret);
+	free(value);
+	if (r == 0 && *ret > max)
+		r = -EINVAL;
+	return r;
+}
+
+static int parse_state(const char *s, enum store_state *ret)
+{
+	if (!strcmp(s, "mounting"))
+		*ret = STORE_MOUNTING;
+	else if (!strcmp(s, "mounted"))
+		*ret = STORE_MOUNTED;
+	else if (!strcmp(s, "unmounted"))
+		*ret = STORE_UNMOUNTED;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_view(const char **p, const char *end, struct store_view *view)
+{
+	char key[32], *value;
+	uint64_t created;
+	int r;
+
+	r = expect_key(p, end, "target", &view->target);
+	if (r < 0)
+		return r;
+	if (!path_valid(view->target))
+		return -EINVAL;
+	r = expect_u64(p, end, "target_created", PATH_MAX, &created);
+	if (r < 0)
+		return r;
+	view->target_created = (unsigned)created;
+	while (*p < end && strncmp(*p, "lower=", 6) == 0) {
+		char **grown;
+
+		r = next_line(p, end, key, sizeof(key), &value);
+		if (r < 0)
+			return r;
+		grown = realloc(view->lowers, sizeof(*grown) * (view->n_lowers + 1));
+		if (!grown) {
+			free(value);
+			return -ENOMEM;
+		}
+		view->lowers = grown;
+		view->lowers[view->n_lowers++] = value;
+		if (!path_valid(value) || view->n_lowers > POLICY_LOWERS_MAX)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int store_record_parse(const char *text, size_t size, struct store_record **ret_record)
+{
+	static const char magic[] = "jobfs-record 1\n";
+	const char *p = text, *end = text + size;
+	struct store_record *rec;
+	char *value = NULL;
+	uint64_t n;
+	int r;
+
+	if (size < sizeof(magic) - 1 || memcmp(text, magic, sizeof(magic) - 1) != 0)
+		return -EINVAL;
+	p += sizeof(magic) - 1;
+	rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return -ENOMEM;
+	if ((r = expect_key(&p, end, "id", &rec->id)) < 0)
+		goto out_free;
+	r = -EINVAL;
+	if (!policy_job_id_valid(rec->id))
+		goto out_free;
+	if ((r = expect_key(&p, end, "state", &value)) < 0 ||
+	    (r = parse_state(value, &rec->state)) < 0)
+		goto out_free;
+	if ((r = expect_u64(&p, end, "pid", INT32_MAX, &n)) < 0)
+		goto out_free;
+	rec->pid = (pid_t)n;
+	if ((r = expect_u64(&p, end, "pid_start", UINT64_MAX, &rec->pid_start)) < 0)
+		goto out_free;
+	if ((r = expect_u64(&p, end, "created", INT64_MAX, &n)) < 0)
+		goto out_free;
+	rec->created = (int64_t)n;
+	if ((r = expect_u64(&p, end, "unmounted", INT64_MAX, &n)) < 0)
+		goto out_free;
+	rec->unmounted = (int64_t)n;
+	if ((r = expect_key(&p, end, "policy_digest", &rec->policy_digest)) < 0)
+		goto out_free;
+	r = -EINVAL;
+	if (strlen(rec->policy_digest) != 16 ||
+	    strspn(rec->policy_digest, "0123456789abcdef") != 16)
+		goto out_free;
+	if ((r = expect_key(&p, end, "policy_source", &rec->policy_source)) < 0)
+		goto out_free;
+	while (p < end) {
+		struct store_view *grown;
+
+		r = -EINVAL;
+		if (rec->n_views >= POLICY_VIEWS_MAX)
+			goto out_free;
+		grown = realloc(rec->views, sizeof(*grown) * (rec->n_views + 1));
+		if (!grown) {
+			r = -ENOMEM;
+			goto out_free;
+		}
+		rec->views = grown;
+		memset(&rec->views[rec->n_views], 0, sizeof(*grown));
+		rec->n_views++;
+		if ((r = expect_key(&p, end, "view", &rec->views[rec->n_views - 1].name)) < 0)
+			goto out_free;
+		r = -EINVAL;
+		if (!policy_view_name_valid(rec->views[rec->n_views - 1].name))
+			goto out_free;
+		for (size_t i = 0; i + 1 < rec->n_views; i++)
+			if (!strcmp(rec->views[i].name, rec->views[rec->n_views - 1].name))
+				goto out_free;
+		if ((r = parse_view(&p, end, &rec->views[rec->n_views - 1])) < 0)
+			goto out_free;
+	}
+	/* a mounted job has a daemon; a mounting one may not yet */
+	r = -EINVAL;
+	if (rec->state == STORE_MOUNTED && rec->pid <= 0)
+		goto out_free;
+	free(value);
+	*ret_record = rec;
+	return 0;
+
+out_free:
+	free(value);
+	store_record_free(rec);
+	return r;
+}
+
+int store_record_format(const struct store_record *rec, FILE *out)
+{
+	fprintf(out,
+		"jobfs-record %d\nid=%s\nstate=%s\npid=%d\npid_start=%" PRIu64 "\ncreated=%" PRId64
+		"\nunmounted=%" PRId64 "\npolicy_digest=%s\npolicy_source=%s\n",
+		STORE_RECORD_VERSION, rec->id, store_state_name(rec->state), (int)rec->pid,
+		rec->pid_start, rec->created, rec->unmounted, rec->policy_digest,
+		rec->policy_source);
+	for (size_t i = 0; i < rec->n_views; i++) {
+		const struct store_view *view = &rec->views[i];
+
+		fprintf(out, "view=%s\ntarget=%s\ntarget_created=%u\n", view->name, view->target,
+			view->target_created);
+		for (size_t j = 0; j < view->n_lowers; j++)
+			fprintf(out, "lower=%s\n", view->lowers[j]);
+	}
+	return ferror(out) ? -EIO : 0;
+}
+
+int store_record_write(int job_fd, const struct store_record *record)
+{
+	char *text = NULL;
+	size_t len = 0, done = 0;
+	FILE *mem;
+	int fd, r;
+
+	mem = open_memstream(&text, &len);
+	if (!mem)
+		return -ENOMEM;
+	r = store_record_format(record, mem);
+	if (fclose(mem) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r < 0)
+		goto out_free;
+	fd = openat(job_fd, "record.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out_free;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, text + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(job_fd, "record.tmp", job_fd, "record") < 0)
+		r = -errno;
+	if (r == 0 && fsync(job_fd) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(job_fd, "record.tmp", 0);
+out_free:
+	free(text);
+	return r;
+}
+
+int store_record_read(int job_fd, struct store_record **ret_record)
+{
+	char *buf;
+	size_t len = 0;
+	struct stat st;
+	ssize_t n;
+	int fd, r;
+
+	fd = openat(job_fd, "record", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > STORE_RECORD_MAX) {
+		close(fd);
+		return -EINVAL;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (len < (size_t)st.st_size && (n = read(fd, buf + len, (size_t)st.st_size - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+	r = store_record_parse(buf, len, ret_record);
+	free(buf);
+	return r;
+}
+
+void store_remove_target(const struct store_view *view)
+{
+	char buf[PATH_MAX];
+	char *slash;
+
+	if (strlen(view->target) >= sizeof(buf))
+		return;
+	strcpy(buf, view->target);
+	for (unsigned i = 0; i < view->target_created; i++) {
+		/* rmdir only removes an empty dir, and never follows a symlink */
+		if (rmdir(buf) < 0)
+			return;
+		slash = strrchr(buf, '/');
+		if (!slash || slash == buf)
+			return;
+		*slash = '\0';
+	}
+}
+
+static void digest_str(XXH64_state_t *state, const char *s)
+{
+	/* with the NUL, so "ab","c" and "a","bc" differ */
+	XXH64_update(state, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
+{
+	XXH64_state_t *state = XXH64_createState();
+	char num[64];
+
+	if (!state) {
+		snprintf(ret_hex, 17, "%016x", 0);
+		return;
+	}
+	XXH64_reset(state, 0);
+	digest_str(state, policy->state_dir);
+	for (size_t i = 0; i < policy->n_views; i++) {
+		const struct policy_view *view = &policy->views[i];
+
+		digest_str(state, view->name);
+		for (size_t j = 0; j < view->n_lower; j++)
+			digest_str(state, view->lower[j]);
+		digest_str(state, view->target);
+		snprintf(num, sizeof(num), "%" PRIu64 ":%d", view->quota, (int)view->promote.kind);
+		digest_str(state, num);
+	}
+	snprintf(num, sizeof(num), "%" PRIu64 ":%" PRIu64, policy->gc.keep_unmounted,
+		 policy->gc.max_total);
+	digest_str(state, num);
+	snprintf(ret_hex, 17, "%016llx", (unsigned long long)XXH64_digest(state));
+	XXH64_freeState(state);
+}
+
+enum store_state store_live_state(const struct store_record *record)
+{
+	if (record->state == STORE_UNMOUNTED)
+		return STORE_UNMOUNTED;
+	if (record->state == STORE_MOUNTING)
+		return STORE_STALE; /* the lock is free, so the mount that wrote it is gone */
+	if (!procs_alive(record->pid, record->pid_start))
+		return STORE_STALE;
+	for (size_t i = 0; i < record->n_views; i++)
+		if (!procs_view_connected(record->views[i].target))
+			return STORE_STALE;
+	return STORE_MOUNTED;
+}
+
+/* --- sizes --------------------------------------------------------------------------------- */
+
+static int usage_walk(int dirfd, uint64_t *bytes, uint64_t *files, dev_t dev)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *dir;
+	int r = 0;
+
+	dir = fdopendir(dirfd);
+	if (!dir) {
+		r = -errno;
+		close(dirfd);
+		return r;
+	}
+	while ((de = readdir(dir))) {
+		int fd;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* gone meanwhile */
+		*bytes += (uint64_t)st.st_blocks * 512;
+		*files += 1;
+		if (!S_ISDIR(st.st_mode) || st.st_dev != dev)
+			continue;
+		fd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			usage_walk(fd, bytes, files, dev);
+	}
+	closedir(dir);
+	return r;
+}
+
+int store_tree_usage(int dirfd, const char *name, uint64_t *ret_bytes, uint64_t *ret_files)
+{
+	uint64_t bytes = 0, files = 0;
+	struct stat st;
+	int fd, r;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		*ret_bytes = *ret_files = 0;
+		return 0;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = usage_walk(fd, &bytes, &files, st.st_dev);
+	if (r < 0)
+		return r;
+	*ret_bytes = bytes;
+	*ret_files = files;
+	return 0;
+}
+
+int store_job_usage(int job_fd, uint64_t *ret_bytes, uint64_t *ret_files)
+{
+	uint64_t bytes = 0, files = 0;
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	fd = openat(job_fd, "views", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		*ret_bytes = *ret_files = 0;
+		return 0;
+	}
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((de = readdir(dir))) {
+		uint64_t b, f;
+		int view_fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		view_fd = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (view_fd < 0)
+			continue;
+		if (store_tree_usage(view_fd, "upper", &b, &f) == 0) {
+			bytes += b;
+			files += f;
+		}
+		close(view_fd);
+	}
+	closedir(dir);
+	*ret_bytes = bytes;
+	*ret_files = files;
+	return 0;
+}
+
+const char *store_format_bytes(uint64_t bytes, char buf[static 32])
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	unsigned unit = 0;
+
+	if (bytes < 1024) {
+		snprintf(buf, 32, "%" PRIu64 " B", bytes);
+		return buf;
+	}
+	while (unit + 1 < sizeof(units) / sizeof(units[0]) && bytes >> (10 * (unit + 1)) != 0)
+		unit++;
+	/* whole units and tenths, rounded down in integers: 1023.99 KiB never shows as 1024.0 */
+	snprintf(buf, 32, "%" PRIu64 ".%" PRIu64 " %s", bytes >> (10 * unit),
+		 ((bytes >> (10 * unit - 10)) & 1023) * 10 / 1024, units[unit]);
+	return buf;
+}
+
+const char *store_format_age(int64_t seconds, char buf[static 32])
+{
+	if (seconds < 0)
+		seconds = 0;
+	if (seconds < 120)
+		snprintf(buf, 32, "%" PRId64 "s", seconds);
+	else if (seconds < 7200)
+		snprintf(buf, 32, "%" PRId64 "m", seconds / 60);
+	else if (seconds < 2 * 86400)
+		snprintf(buf, 32, "%" PRId64 "h", seconds / 3600);
+	else
+		snprintf(buf, 32, "%" PRId64 "d", seconds / 86400);
+	return buf;
+}

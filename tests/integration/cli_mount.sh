@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# jobfs mount and umount (without --kill): job IDs, the record, the daemon, double mounts, two jobs
+# over one lower, concurrent mounts, rollback naming the view, --help and exit codes.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=cli_lib.sh
+. "$here/cli_lib.sh"
+state=$CT_DIR/state
+
+step "help and usage"
+run --help
+expect_rc 0 "--help"
+for verb in "mount --job ID" "umount --job ID" "ls [--json]" "inspect [--view NAME]" "gc [--older-than DURATION]"; do
+	expect_grep "$CT_DIR/out" "$verb" "--help lists $verb"
+done
+for code in 0 1 2 3 4 5 6; do
+	expect_grep "$CT_DIR/out" "  $code  " "--help documents exit code $code"
+done
+for verb in mount umount ls inspect gc; do
+	run "$verb" --help
+	expect_rc 0 "$verb --help"
+	expect_grep "$CT_DIR/out" "usage: jobfs $verb" "$verb --help"
+done
+run mount
+expect_rc 1 "mount without --job"
+expect_grep "$CT_DIR/err" "jobfs: mount: --job ID is required" "mount without --job"
+expect_grep "$CT_DIR/err" "try 'jobfs --help'" "mount without --job"
+run mount --job a extra
+expect_rc 1 "mount with an argument"
+run umount --job a --timeout soon
+expect_rc 1 "umount --timeout soon"
+
+step "invalid job IDs are refused before anything is created"
+long=$(printf 'a%.0s' $(seq 1 129))
+for id in .. . ../etc a/b /abs "" "$long" $'a\tb' $'a\nb' -x .hidden 'a b' 'ä'; do
+	run mount --job "$id"
+	expect_rc 1 "mount --job '$id'"
+	expect_grep "$CT_DIR/err" "invalid job ID" "mount --job '$id'"
+	run umount --job "$id"
+	expect_rc 1 "umount --job '$id'"
+done
+check "no state dir made for invalid IDs" test ! -e "$state"
+check "nothing made under $CT_DIR/mnt" test -z "$(ls -A "$CT_DIR/mnt")"
+run mount --job "$(printf 'a%.0s' $(seq 1 128))" --policy "$CT_DIR/no-such-policy.yaml"
+expect_rc 2 "a 128-character ID is valid; a missing policy is exit 2"
+
+step "mount"
+jmount j1
+expect_grep "$CT_DIR/out" "ws	$CT_DIR/mnt/j1/ws" "mount prints the views"
+for v in ws tmp; do
+	check "view $v of j1 is mounted" is_mounted "$CT_DIR/mnt/j1/$v"
+	check "upper of $v" test -d "$state/jobs/j1/views/$v/upper"
+	check "work of $v" test -d "$state/jobs/j1/views/$v/work"
+done
+check "the view shows the lower" cmp -s "$CT_DIR/lower/file" "$CT_DIR/mnt/j1/ws/file"
+check "the daemon log exists" test -f "$state/jobs/j1/daemon.log"
+check "one daemon serves all views" test "$(grep -c "mounted at" "$state/jobs/j1/daemon.log")" -eq 2
+pid=$(record_field j1 pid)
+check "the recorded daemon runs" pid_running "$pid"
+check "record state" test "$(record_field j1 state)" = mounted
+check "record id" test "$(record_field j1 id)" = j1
+check "record digest" test "$(record_field j1 policy_digest | tr -d '0-9a-f' | wc -c)" -eq 1
+check "record lowers" test "$(record_field j1 lower)" = "$CT_DIR/lower"
+check "record start time" test "$(record_field j1 pid_start)" = \
+	"$(cut -d' ' -f22 <<<"$(sed 's/.*) //; s/^/x x /' "/proc/$pid/stat")")"
+check "no temp record left" test ! -e "$state/jobs/j1/record.tmp"
+check "lock file" test -f "$state/jobs/j1/lock"
+
+step "double mount"
+run mount --job j1
+expect_rc 5 "second mount of j1"
+expect_grep "$CT_DIR/err" "jobfs: mount: job 'j1' is already mounted" "second mount of j1"
+check "the first mount is untouched" is_mounted "$CT_DIR/mnt/j1/ws"
+
+step "two jobs over one lower see only their own writes"
+jmount j2
+echo one >"$CT_DIR/mnt/j1/ws/only-j1"
+echo two >"$CT_DIR/mnt/j2/ws/only-j2"
+echo changed >"$CT_DIR/mnt/j1/ws/file"
+rm "$CT_DIR/mnt/j2/ws/dir/inner"
+check "j1 sees its file" test -f "$CT_DIR/mnt/j1/ws/only-j1"
+check "j2 does not see j1's file" test ! -e "$CT_DIR/mnt/j2/ws/only-j1"
+check "j1 does not see j2's file" test ! -e "$CT_DIR/mnt/j1/ws/only-j2"
+check "j2 sees the lower's file unchanged" test "$(cat "$CT_DIR/mnt/j2/ws/file")" = "lower file"
+check "j1 still sees dir/inner" test -f "$CT_DIR/mnt/j1/ws/dir/inner"
+check "the lower is unchanged" test "$(cat "$CT_DIR/lower/file")" = "lower file"
+check "the lower keeps dir/inner" test -f "$CT_DIR/lower/dir/inner"
+
+step "concurrent mounts of different IDs"
+pids=()
+for i in 1 2 3 4; do
+	CT_JOBS+=("c$i")
+	"$JOBFS" mount --job "c$i" >"$CT_DIR/c$i.out" 2>&1 &
+	pids+=($!)
+done
+for i in 1 2 3 4; do
+	crc=0
+	wait "${pids[$((i - 1))]}" || crc=$?
+	check "concurrent mount c$i (exit $crc: $(cat "$CT_DIR/c$i.out"))" test "$crc" -eq 0
+	check "c$i is mounted" is_mounted "$CT_DIR/mnt/c$i/ws"
+done
+for i in 1 2 3 4; do
+	run umount --job "c$i"
+	expect_rc 0 "umount c$i"
+done
+
+step "umount"
+run umount --job j1
+expect_rc 0 "umount j1"
+check "j1/ws unmounted" bash -c "! awk -v m='$CT_DIR/mnt/j1/ws' '\$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo"
+check "the daemon exited" wait_gone "$pid" 10
+check "record state unmounted" test "$(record_field j1 state)" = unmounted
+check "the layer stays" test "$(cat "$state/jobs/j1/views/ws/upper/only-j1")" = one
+check "the target dirs jobfs made are gone" test ! -e "$CT_DIR/mnt/j1"
+run umount --job j1
+expect_rc 0 "umount of an unmounted job"
+run mount --job j1
+expect_rc 5 "mount of a job whose layer remains"
+expect_grep "$CT_DIR/err" "already exists (unmounted)" "mount of a job whose layer remains"
+run umount --job nosuchjob
+expect_rc 3 "umount of an unknown job"
+expect_grep "$CT_DIR/err" "jobfs: umount: no such job 'nosuchjob'" "umount of an unknown job"
+run umount --job j2 --collect
+expect_rc 0 "umount --collect"
+check "--collect removed the layer" test ! -e "$state/jobs/j2"
+check "the trash is empty" test -z "$(ls -A "$state/trash")"
+run umount --job j1 --collect
+expect_rc 0 "umount --collect of an unmounted job"
+check "--collect removed j1" test ! -e "$state/jobs/j1"
+
+step "a failure rolls back everything and names the view"
+mkdir -p "$CT_DIR/mnt2"
+write_policy "$CT_DIR/bad.yaml" "$CT_DIR/state2" "  - name: good
+    lower: [$CT_DIR/lower]
+    target: $CT_DIR/mnt2/\${JOB_ID}/good
+  - name: broken
+    lower: [$CT_DIR/no-such-lower]
+    target: $CT_DIR/mnt2/\${JOB_ID}/broken"
+run mount --policy "$CT_DIR/bad.yaml" --job r1
+expect_rc 6 "mount with a broken view"
+expect_grep "$CT_DIR/err" "view 'broken'" "the error names the view"
+check "no job dir left" test -z "$(ls -A "$CT_DIR/state2/jobs")"
+check "no target dir left" test -z "$(ls -A "$CT_DIR/mnt2")"
+check "no mount left" bash -c "! grep -q ' $CT_DIR/mnt2' /proc/self/mountinfo"
+run mount --policy "$CT_DIR/bad.yaml" --job r1
+expect_rc 6 "the same mount again fails the same way, not as 'already mounted'"
+
+# a target that is already a mount point
+jmount t1
+write_policy "$CT_DIR/clash.yaml" "$CT_DIR/state3" "  - name: clash
+    lower: []
+    target: $CT_DIR/mnt/t1/ws"
+run mount --policy "$CT_DIR/clash.yaml" --job t2
+expect_rc 6 "mount over a mounted target"
+expect_grep "$CT_DIR/err" "view 'clash': target '$CT_DIR/mnt/t1/ws' is already a mount point" \
+	"mount over a mounted target"
+check "t1 still serves" test "$(cat "$CT_DIR/mnt/t1/ws/file")" = "lower file"
+run umount --job t1
+expect_rc 0 "umount t1"

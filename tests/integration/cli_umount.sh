@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# jobfs umount on busy views: the exact holders are listed (open file, cwd, mapped file), the exit
+# code is "busy"; --kill ends exactly those processes (SIGTERM, then SIGKILL after --timeout) while
+# an unrelated process with the same command line survives; the daemon exits afterwards.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=cli_lib.sh
+. "$here/cli_lib.sh"
+state=$CT_DIR/state
+
+step "a sleep holding a file open makes the view busy"
+jmount b1
+view=$CT_DIR/mnt/b1/ws
+echo data >"$view/held"
+daemon=$(record_field b1 pid)
+# a background command's stdin is /dev/null unless redirected in it: sh execs sleep with the file
+bg sh -c 'exec sleep 1000 <"$1"' sh "$view/held"
+holder=$BG_PID
+bg sleep 1000
+other=$BG_PID
+sleep 0.2
+run umount --job b1
+expect_rc 4 "umount of a busy view"
+expect_grep "$CT_DIR/err" "jobfs: umount: view 'ws' at '$view' is busy, held by:" "busy message"
+expect_grep "$CT_DIR/err" "  $holder sleep 1000" "the holder is listed"
+expect_no_grep "$CT_DIR/err" "  $other " "the unrelated sleep is not listed"
+check "exactly one holder listed" test "$(grep -c '^  [0-9]' "$CT_DIR/err")" -eq 1
+check "the busy view stays mounted" is_mounted "$view"
+check "the record still says mounted" test "$(record_field b1 state)" = mounted
+check "the holder was not signalled" pid_running "$holder"
+run ls --json
+expect_rc 0 "ls while busy"
+check "the job is still mounted" test "$(json 'd[0]["state"]')" = mounted
+
+step "--kill ends exactly the holder"
+run umount --job b1 --kill --timeout 5
+expect_rc 0 "umount --kill"
+hrc=0
+wait "$holder" || hrc=$?
+check "the holder ended by SIGTERM (status $hrc)" test "$hrc" -eq 143
+check "the unrelated sleep with the same command line survives" pid_running "$other"
+check "the view is unmounted" bash -c "! grep -q ' $view ' /proc/self/mountinfo"
+check "the daemon exited" wait_gone "$daemon" 50
+check "record state unmounted" test "$(record_field b1 state)" = unmounted
+expect_no_grep "$CT_DIR/err" "lazily" "no lazy detach was needed"
+
+step "a holder that ignores SIGTERM gets SIGKILL after the timeout"
+jmount b2
+view=$CT_DIR/mnt/b2/ws
+# sh ignores TERM and execs sleep, which keeps ignoring it; its cwd is in the view
+bg sh -c "cd '$view' && trap '' TERM && exec sleep 1000"
+stubborn=$BG_PID
+sleep 0.3
+start=$(date +%s%N)
+run umount --job b2 --kill --timeout 1
+expect_rc 0 "umount --kill with a stubborn holder"
+elapsed=$((($(date +%s%N) - start) / 1000000))
+hrc=0
+wait "$stubborn" || hrc=$?
+check "the stubborn holder ended by SIGKILL (status $hrc)" test "$hrc" -eq 137
+check "SIGKILL came after the timeout ($elapsed ms)" test "$elapsed" -ge 1000
+check "the unrelated sleep still survives" pid_running "$other"
+
+step "a mapped file (no descriptor left) holds the view too"
+jmount b3
+view=$CT_DIR/mnt/b3/ws
+head -c 8192 /dev/zero >"$view/mapped"
+bg python3 -c '
+import mmap, sys, time
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+f.close()
+print("ready", flush=True)
+time.sleep(1000)' "$view/mapped" >"$CT_DIR/py.out"
+mapper=$BG_PID
+for ((i = 0; i < 100; i++)); do
+	[ -s "$CT_DIR/py.out" ] && break
+	sleep 0.1
+done
+run umount --job b3
+expect_rc 4 "umount with a mapped file"
+expect_grep "$CT_DIR/err" "  $mapper " "the mapping process is listed"
+expect_grep "$CT_DIR/err" "mmap.mmap(f.fileno()" "with its command line"
+run umount --job b3 --kill --timeout 5
+expect_rc 0 "umount --kill of the mapping process"
+check "the mapping process is gone" wait_gone "$mapper" 50
+
+step "several views: while one is busy, none is unmounted"
+jmount b4
+bg sh -c 'exec sleep 1000 <"$1"' sh "$CT_DIR/mnt/b4/ws/file"
+holder=$BG_PID
+sleep 0.2
+run umount --job b4
+expect_rc 4 "umount with one busy view"
+check "the free view stays mounted" is_mounted "$CT_DIR/mnt/b4/tmp"
+check "the busy view is still mounted" is_mounted "$CT_DIR/mnt/b4/ws"
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+run umount --job b4
+expect_rc 0 "umount once the holder is gone"
+check "b4 unmounted" test "$(record_field b4 state)" = unmounted
+
+step "a job whose lock is held by another jobfs is busy"
+jmount b5
+# the lock is taken on fd 9, which sleep keeps after exec: killing that one PID releases it
+bg sh -c 'exec 9>"$1" && flock 9 && exec sleep 1000' sh "$state/jobs/b5/lock"
+locker=$BG_PID
+sleep 0.2
+run umount --job b5
+expect_rc 4 "umount while another process holds the job lock"
+expect_grep "$CT_DIR/err" "job 'b5' is busy: another jobfs holds its lock" "lock busy message"
+kill "$locker"
+wait "$locker" 2>/dev/null || true
+run umount --job b5
+expect_rc 0 "umount b5"

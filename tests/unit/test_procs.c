@@ -1,0 +1,120 @@
+/* Tests for cli/procs.c: the pure parsers behind process matching (mountinfo, maps, stat, cmdline)
+ * and the holder search on this very process's files. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "procs.h"
+
+static void test_procs_mountinfo_parse(void **state)
+{
+	struct procs_mount m;
+
+	(void)state;
+	assert_int_equal(procs_mountinfo_parse("36 35 0:52 / /run/jobfs/j\\0401/ws rw,nosuid "
+					       "shared:1 master:2 - fuse.jobfs jobfs rw,user_id=0",
+					       &m),
+			 0);
+	assert_int_equal(m.mnt_id, 36);
+	assert_int_equal(m.dev_major, 0);
+	assert_int_equal(m.dev_minor, 52);
+	assert_string_equal(m.mountpoint, "/run/jobfs/j 1/ws");
+	assert_string_equal(m.fstype, "fuse.jobfs");
+	assert_int_equal(procs_mountinfo_parse("36 35 0:52 / /x rw - ext4 /dev/sda1 rw", &m), 0);
+	assert_string_equal(m.fstype, "ext4");
+	assert_int_equal(procs_mountinfo_parse("36 35 0:52 / /x rw", &m), -EINVAL);
+	assert_int_equal(procs_mountinfo_parse("x 35 0:52 / /x rw - ext4 a b", &m), -EINVAL);
+	assert_int_equal(procs_mountinfo_parse("", &m), -EINVAL);
+}
+
+static void test_procs_maps_line_dev(void **state)
+{
+	unsigned major, minor;
+
+	(void)state;
+	assert_int_equal(procs_maps_line_dev("7f00-7f10 r--s 00000000 00:2f 1234   /run/x\n",
+					     &major, &minor),
+			 0);
+	assert_int_equal(major, 0);
+	assert_int_equal(minor, 0x2f);
+	assert_int_equal(procs_maps_line_dev("7f00-7f10 rw-p 00000000 fd:01 0\n", &major, &minor),
+			 0);
+	assert_int_equal(major, 0xfd);
+	assert_int_equal(minor, 1);
+	assert_int_equal(procs_maps_line_dev("garbage", &major, &minor), -EINVAL);
+}
+
+static void test_procs_stat_parse_start(void **state)
+{
+	uint64_t ticks;
+
+	(void)state;
+	/* a command name with spaces and ')' must not shift the fields */
+	assert_int_equal(procs_stat_parse_start("42 (a) b) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 "
+						"0 0 20 0 1 0 987654 1000 10",
+						&ticks),
+			 0);
+	assert_int_equal(ticks, 987654);
+	assert_int_equal(procs_stat_parse_start("42 (x) S 1 2", &ticks), -EINVAL);
+	assert_int_equal(procs_stat_parse_start("no paren", &ticks), -EINVAL);
+}
+
+static void test_procs_cmdline_format(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	procs_cmdline_format("sleep\0"
+			     "1000\0",
+			     11, buf, sizeof(buf));
+	assert_string_equal(buf, "sleep 1000");
+	procs_cmdline_format("a\tb\0c", 5, buf, sizeof(buf));
+	assert_string_equal(buf, "a?b c");
+	procs_cmdline_format("abcdef", 6, buf, 4);
+	assert_string_equal(buf, "abc");
+}
+
+static void test_procs_alive_self(void **state)
+{
+	uint64_t start;
+
+	(void)state;
+	assert_int_equal(procs_start_time(getpid(), &start), 0);
+	assert_true(procs_alive(getpid(), start));
+	assert_true(procs_alive(getpid(), 0));
+	assert_false(procs_alive(getpid(), start + 1)); /* a reused PID is not the same process */
+	assert_false(procs_alive(0, 0));
+}
+
+static void test_procs_mount_at_root(void **state)
+{
+	struct procs_mount m;
+
+	(void)state;
+	assert_int_equal(procs_mount_at("/", &m), 0);
+	assert_string_equal(m.mountpoint, "/");
+	assert_int_equal(procs_mount_at("/no/such/mount/point", &m), -ENOENT);
+	assert_false(procs_view_connected("/"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_procs_mountinfo_parse),
+		cmocka_unit_test(test_procs_maps_line_dev),
+		cmocka_unit_test(test_procs_stat_parse_start),
+		cmocka_unit_test(test_procs_cmdline_format),
+		cmocka_unit_test(test_procs_alive_self),
+		cmocka_unit_test(test_procs_mount_at_root),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

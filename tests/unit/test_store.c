@@ -1,0 +1,206 @@
+/* Tests for cli/store.c: records round-trip and are parsed strictly, sizes and ages format, the
+ * usage walk counts without following symlinks, and job dirs are created once with their lock. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fs.h"
+#include "store.h"
+
+static const char good[] = "jobfs-record 1\n"
+			   "id=job-42\n"
+			   "state=mounted\n"
+			   "pid=1234\n"
+			   "pid_start=987654\n"
+			   "created=1700000000\n"
+			   "unmounted=0\n"
+			   "policy_digest=0123456789abcdef\n"
+			   "policy_source=/etc/jobfs/policy.yaml\n"
+			   "view=workspace\n"
+			   "target=/run/jobfs/job-42/workspace\n"
+			   "target_created=2\n"
+			   "view=cache\n"
+			   "target=/home/runner/.npm\n"
+			   "target_created=0\n"
+			   "lower=/srv/a\n"
+			   "lower=/srv/b\n";
+
+static void test_store_record_roundtrip(void **state)
+{
+	struct store_record *rec;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	(void)state;
+	assert_int_equal(store_record_parse(good, strlen(good), &rec), 0);
+	assert_string_equal(rec->id, "job-42");
+	assert_int_equal(rec->state, STORE_MOUNTED);
+	assert_int_equal(rec->pid, 1234);
+	assert_int_equal(rec->pid_start, 987654);
+	assert_int_equal(rec->created, 1700000000);
+	assert_int_equal(rec->n_views, 2);
+	assert_string_equal(rec->views[0].name, "workspace");
+	assert_int_equal(rec->views[0].target_created, 2);
+	assert_int_equal(rec->views[0].n_lowers, 0);
+	assert_int_equal(rec->views[1].n_lowers, 2);
+	assert_string_equal(rec->views[1].lowers[1], "/srv/b");
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	assert_int_equal(store_record_format(rec, out), 0);
+	fclose(out);
+	assert_string_equal(text, good);
+	free(text);
+	store_record_free(rec);
+}
+
+/* Replace the first occurrence of from by to in good, and expect the parse to fail. */
+static void expect_invalid(const char *from, const char *to)
+{
+	char buf[2048];
+	const char *at = strstr(good, from);
+	struct store_record *rec = NULL;
+
+	assert_non_null(at);
+	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - good), good, to, at + strlen(from));
+	if (store_record_parse(buf, strlen(buf), &rec) != -EINVAL) {
+		fail_msg("accepted: %s -> %s", from, to);
+	}
+}
+
+static void test_store_record_strict(void **state)
+{
+	struct store_record *rec = NULL;
+
+	(void)state;
+	expect_invalid("jobfs-record 1", "jobfs-record 2");
+	expect_invalid("id=job-42", "id=../etc");
+	expect_invalid("id=job-42", "id=");
+	expect_invalid("state=mounted", "state=running");
+	expect_invalid("pid=1234", "pid=-1");
+	expect_invalid("pid=1234", "pid=12a");
+	expect_invalid("pid=1234", "pid=01234");
+	expect_invalid("pid=1234", "pid=0"); /* mounted without a daemon */
+	expect_invalid("created=1700000000", "created=99999999999999999999999");
+	expect_invalid("policy_digest=0123456789abcdef", "policy_digest=0123");
+	expect_invalid("policy_source=/etc", "policy_source=/e\tc");
+	expect_invalid("view=workspace", "view=../x");
+	expect_invalid("view=cache", "view=workspace"); /* duplicate */
+	expect_invalid("target=/run", "target=run");
+	expect_invalid("target=/run/jobfs", "target=/run/../jobfs");
+	expect_invalid("lower=/srv/a", "lower=srv");
+	expect_invalid("lower=/srv/a", "bogus=/srv/a");
+	expect_invalid("unmounted=0\n", ""); /* a missing key */
+	expect_invalid("state=mounted\npid=1234\n", "pid=1234\nstate=mounted\n"); /* order */
+	/* no final newline */
+	assert_int_equal(store_record_parse(good, strlen(good) - 1, &rec), -EINVAL);
+	/* a NUL inside */
+	{
+		char buf[sizeof(good)];
+
+		memcpy(buf, good, sizeof(good));
+		buf[20] = '\0';
+		assert_int_equal(store_record_parse(buf, sizeof(good) - 1, &rec), -EINVAL);
+	}
+}
+
+static void test_store_format_bytes(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	assert_string_equal(store_format_bytes(0, buf), "0 B");
+	assert_string_equal(store_format_bytes(1023, buf), "1023 B");
+	assert_string_equal(store_format_bytes(1024, buf), "1.0 KiB");
+	assert_string_equal(store_format_bytes(1536, buf), "1.5 KiB");
+	assert_string_equal(store_format_bytes(1048575, buf), "1023.9 KiB");
+	assert_string_equal(store_format_bytes(20ULL << 30, buf), "20.0 GiB");
+	assert_string_equal(store_format_bytes(UINT64_MAX, buf), "15.9 EiB");
+}
+
+static void test_store_format_age(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	assert_string_equal(store_format_age(-5, buf), "0s");
+	assert_string_equal(store_format_age(59, buf), "59s");
+	assert_string_equal(store_format_age(600, buf), "10m");
+	assert_string_equal(store_format_age(3 * 3600, buf), "3h");
+	assert_string_equal(store_format_age(5 * 86400, buf), "5d");
+}
+
+static void test_store_job_create_and_usage(void **state)
+{
+	char dir[] = "/tmp/test_store.XXXXXX", path[256], outside[300];
+	struct store *store;
+	uint64_t bytes, files;
+	int job_fd, lock_fd, other_fd, other_lock, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/state", dir);
+	assert_int_equal(store_open(path, false, &store), -ENOENT);
+	assert_int_equal(store_open(path, true, &store), 0);
+	assert_int_equal(store_job_create(store, "../x", &job_fd, &lock_fd), -EINVAL);
+	assert_int_equal(store_job_create(store, "j1", &job_fd, &lock_fd), 0);
+	assert_int_equal(store_job_create(store, "j1", &other_fd, &other_lock), -EEXIST);
+	/* the lock is held: a second taker does not get it */
+	assert_int_equal(store_job_open(store, "j1", &other_fd), 0);
+	assert_int_equal(store_job_lock(other_fd, false, &other_lock), -EWOULDBLOCK);
+	close(lock_fd);
+	assert_int_equal(store_job_lock(other_fd, false, &other_lock), 0);
+	close(other_lock);
+	close(other_fd);
+
+	/* views/v/upper with a 4 KiB file and a symlink to a big outside file, not followed */
+	snprintf(outside, sizeof(outside), "%s/outside", dir);
+	fd = open(outside, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	for (int i = 0; i < 256; i++)
+		assert_int_equal(write(fd, "0123456789abcdef0123456789abcdef", 32), 32);
+	close(fd);
+	assert_int_equal(mkdirat(job_fd, "views", 0700), 0);
+	assert_int_equal(mkdirat(job_fd, "views/v", 0700), 0);
+	assert_int_equal(mkdirat(job_fd, "views/v/upper", 0755), 0);
+	assert_int_equal(symlinkat(outside, job_fd, "views/v/upper/link"), 0);
+	fd = openat(job_fd, "views/v/upper/file", O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "x", 1), 1);
+	close(fd);
+	assert_int_equal(store_job_usage(job_fd, &bytes, &files), 0);
+	assert_int_equal(files, 2);
+	assert_true(bytes < 8192 + 4096); /* the 8 KiB outside file is not counted */
+	close(job_fd);
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_int_equal(jfs_remove_tree_at(fd, "state"), 0);
+	assert_int_equal(unlinkat(fd, "outside", 0), 0);
+	close(fd);
+	store_close(store);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_store_record_roundtrip),
+		cmocka_unit_test(test_store_record_strict),
+		cmocka_unit_test(test_store_format_bytes),
+		cmocka_unit_test(test_store_format_age),
+		cmocka_unit_test(test_store_job_create_and_usage),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

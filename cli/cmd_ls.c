@@ -63,11 +63,17 @@ static void print_table(const struct ls_row *rows, size_t n)
 	int64_t now = (int64_t)time(NULL);
 	char age[32], size[32];
 
-	printf("%-24s %-9s %6s %10s %7s  %s\n", "ID", "STATE", "AGE", "UPPER", "FILES", "VIEWS");
+	int width = 24;
+
+	for (size_t i = 0; i < n; i++)
+		if ((int)strlen(rows[i].id) > width)
+			width = (int)strlen(rows[i].id);
+	printf("%-*s %-9s %6s %10s %7s  %s\n", width, "ID", "STATE", "AGE", "UPPER", "FILES",
+	       "VIEWS");
 	for (size_t i = 0; i < n; i++) {
 		const struct ls_row *row = &rows[i];
 
-		printf("%-24s %-9s %6s %10s %7llu  ", row->id, store_state_name(row->state),
+		printf("%-*s %-9s %6s %10s %7llu  ", width, row->id, store_state_name(row->state),
 		       row->created ? store_format_age(now - row->created, age) : "-",
 		       store_format_bytes(row->bytes, size), (unsigned long long)row->files);
 		if (!row->rec || row->rec->n_views == 0)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job: installs what the build needs, builds jobfs, then demonstrates a view. It makes an
-# example lower dir, mounts a view over it with the jobfs daemon, writes, changes and deletes files
-# through the view, and shows that every change landed in the upper while the lower stayed
-# byte-identical. The view is unmounted and the temp dir removed even on failure.
+# The main job: installs what the build needs, builds jobfs, then runs a CI job the way a runner
+# would, with the job CLI on the built-in default policy: `jobfs mount --job ID` gives the job a
+# private scratch workspace at /run/jobfs/ID/workspace (its layer under /var/lib/jobfs), a real
+# workload runs in it (a git repository is created, committed to, changed), `jobfs inspect` shows
+# what the job changed, read from the layer, `jobfs umount` unmounts it, `jobfs gc` runs, and the
+# demo's layer is collected. A trap unmounts the job and removes its layer even on failure.
 #
 # usage: scripts/main-job.sh [--build-dir DIR]   (default build/)
 set -euo pipefail
@@ -19,67 +21,37 @@ fi
 bash "$root/scripts/setup.sh"
 cmake -S "$root" -B "$build_dir"
 cmake --build "$build_dir" --parallel "$(nproc)"
-daemon=$build_dir/fs/jobfs-fs
+jobfs=$build_dir/cli/jobfs
 
 if [ "$(id -u)" -ne 0 ] || ! [ -c /dev/fuse ]; then
 	echo "main-job.sh: the demo needs root and /dev/fuse" >&2
 	exit 1
 fi
 
-demo=$(mktemp -d "${TMPDIR:-/tmp}/jobfs-demo.XXXXXX")
-demo=$(realpath "$demo")
-lower=$demo/lower
-upper=$demo/upper
-work=$demo/work
-view=$demo/view
-daemon_pid=""
-
-is_mounted()
-{
-	awk -v m="$view" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
-}
-
-# True while our daemon exists and is not a zombie (it stays one until we wait for it).
-daemon_running()
-{
-	local state
-	state=$(cat "/proc/$daemon_pid/stat" 2>/dev/null) || return 1
-	state=${state##*) }
-	[ "${state:0:1}" != Z ]
-}
+# The built-in default policy: no --policy, no $JOBFS_POLICY. A host policy wins if there is one.
+unset JOBFS_POLICY
+if [ -e /etc/jobfs/policy.yaml ]; then
+	echo "main-job.sh: note: using the host policy /etc/jobfs/policy.yaml" >&2
+fi
+job=demo-$(date +%Y%m%d-%H%M%S)-$$
+mounted=0
 
 cleanup()
 {
-	local status=$? try
+	local status=$?
 	set +e
 	cd /
-	if is_mounted; then
-		for ((try = 0; try < 50; try++)); do
-			fusermount3 -u "$view" 2>/dev/null && break
-			sleep 0.1
-		done
-		if is_mounted; then
-			echo "main-job.sh: $view busy, detaching it lazily" >&2
-			umount -l "$view"
-			status=1
-		fi
+	if [ "$mounted" = 1 ]; then
+		echo "main-job.sh: unmounting job $job" >&2
+		"$jobfs" umount --job "$job" --kill --timeout 5 || status=1
 	fi
-	if [ -n "$daemon_pid" ]; then
-		for ((try = 0; try < 100; try++)); do
-			daemon_running || break
-			sleep 0.1
-		done
-		if daemon_running; then
-			echo "main-job.sh: daemon $daemon_pid outlived the unmount, stopping it" >&2
-			kill -TERM "$daemon_pid"
-			status=1
-		fi
-		wait "$daemon_pid" 2>/dev/null
+	# the demo's layer: collected here unless the job was never created
+	if "$jobfs" ls --json | grep -q "\"id\": \"$job\""; then
+		"$jobfs" umount --job "$job" --collect || status=1
 	fi
-	if is_mounted; then
-		echo "main-job.sh: $view still mounted, leaving $demo in place" >&2
-	else
-		rm -rf --one-file-system "$demo"
+	if grep -q " /run/jobfs/$job/" /proc/self/mountinfo; then
+		echo "main-job.sh: /run/jobfs/$job is still mounted" >&2
+		status=1
 	fi
 	if [ "$status" -ne 0 ]; then
 		echo "main-job.sh: FAILED (status $status)" >&2
@@ -90,99 +62,79 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# checksum DIR: one hash over every entry's path, type, mode, owner, size, mtime, symlink target and
-# content.
-checksum()
-{
-	(
-		cd "$1"
-		find . -printf '%p %y %m %U:%G %s %T@ %l\n' | LC_ALL=C sort
-		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
-	) | sha256sum | cut -d' ' -f1
-}
-
 section()
 {
 	printf '\n== %s\n' "$*"
 }
 
-section "example lower dir $lower"
-mkdir -p "$lower/src" "$lower/config" "$lower/docs" "$lower/data"
-printf '# demo project\nBuilt by CI.\n' >"$lower/README.md"
-printf '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n' >"$lower/src/main.c"
-printf '[build]\njobs = 2\n' >"$lower/config/settings.ini"
-printf 'outdated notes\n' >"$lower/docs/old.txt"
-head -c 65536 /dev/urandom >"$lower/data/blob.bin"
-ln -s src/main.c "$lower/main-link"
-(cd "$lower" && find . -printf '%y %m %6s %p\n' | LC_ALL=C sort -k4)
-before=$(checksum "$lower")
-echo "lower checksum before: $before"
+section "the policy: jobfs policy show --job $job"
+"$jobfs" policy show --job "$job"
 
-section "mounting a view at $view"
-mkdir -p "$upper" "$work" "$view"
-"$daemon" --lower "$lower" --upper "$upper" --work "$work" -f "$view" </dev/null &
-daemon_pid=$!
-for ((i = 0; i < 200; i++)); do
-	is_mounted && break
-	daemon_running || {
-		echo "main-job.sh: the daemon exited before mounting" >&2
-		exit 1
-	}
-	sleep 0.05
-done
-is_mounted || {
-	echo "main-job.sh: $view not mounted after 10 s" >&2
-	exit 1
-}
-grep " $view " /proc/self/mountinfo
+section "jobfs mount --job $job"
+mounted=1
+"$jobfs" mount --job "$job"
+workspace=$("$jobfs" ls --json | python3 -c '
+import json, sys
+job = sys.argv[1]
+print([v["target"] for j in json.load(sys.stdin) if j["id"] == job for v in j["views"]][0])' "$job")
+grep " $workspace " /proc/self/mountinfo
 
-section "writing through the view"
-printf 'new file written in the job\n' >"$view/NEW.txt"
-echo "created  NEW.txt"
-printf 'int helper(void) { return 42; }\n' >>"$view/src/main.c"
-echo "appended src/main.c"
-printf '[build]\njobs = 8\n' >"$view/config/settings.ini"
-echo "rewrote  config/settings.ini"
-rm "$view/docs/old.txt"
-echo "deleted  docs/old.txt"
-mv "$view/README.md" "$view/README"
-echo "renamed  README.md -> README"
-mkdir -p "$view/out"
-cp "$view/data/blob.bin" "$view/out/blob.copy"
-echo "copied   data/blob.bin -> out/blob.copy"
-chmod 0600 "$view/data/blob.bin"
-echo "chmod    data/blob.bin 0600"
+section "the job runs in $workspace"
+cd "$workspace"
+git init -q -b main app
+cd app
+git config user.email ci@example.invalid
+git config user.name "CI job"
+mkdir -p src docs
+printf '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n' >src/main.c
+printf '# app\n' >README.md
+printf 'notes\n' >docs/notes.txt
+git add -A
+git commit -q -m "first commit"
+printf 'int helper(void) { return 42; }\n' >>src/main.c
+git rm -q docs/notes.txt
+head -c 65536 /dev/urandom >build.bin
+git add -A
+git commit -q -m "second commit"
+git log --oneline
+git status --short
+cd /
 
-section "what the job sees in the view"
-(cd "$view" && find . -printf '%y %m %6s %p\n' | LC_ALL=C sort -k4)
-echo "--- src/main.c in the view:"
-cat "$view/src/main.c"
+section "jobfs ls"
+"$jobfs" ls
 
-section "what landed in the upper $upper (c = whiteout, a char device 0:0)"
-(cd "$upper" && find . -mindepth 1 -printf '%y %m %6s %p\n' | LC_ALL=C sort -k4)
-for f in "$upper/docs/old.txt" "$upper/README.md"; do
-	if [ "$(stat -c '%F %t:%T' "$f")" != "character special file 0:0" ]; then
-		echo "main-job.sh: $f is not a whiteout" >&2
-		exit 1
-	fi
-done
-cmp "$upper/src/main.c" "$view/src/main.c"
-cmp "$upper/out/blob.copy" "$lower/data/blob.bin"
+section "jobfs inspect $job (read from the layer, not through the view; .git/ left out here)"
+"$jobfs" inspect "$job" | grep -v '/\.git/'
+"$jobfs" inspect --json "$job" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+paths = {c["path"] for v in d["views"] for c in v["changes"]}
+# the work tree as the job left it: notes.txt was created and deleted again, so never in the layer
+for p in ("app/src/main.c", "app/README.md", "app/build.bin", "app/.git/HEAD"):
+	assert p in paths, p
+assert "app/docs/notes.txt" not in paths
+print("inspect found the files of the job and not the one it deleted")'
 
-section "the lower after the job"
-after=$(checksum "$lower")
-echo "lower checksum before: $before"
-echo "lower checksum after:  $after"
-if [ "$before" != "$after" ]; then
-	echo "main-job.sh: the lower changed" >&2
+
+section "jobfs umount --job $job"
+"$jobfs" umount --job "$job"
+mounted=0
+if grep -q " $workspace " /proc/self/mountinfo; then
+	echo "main-job.sh: $workspace is still mounted" >&2
 	exit 1
 fi
-echo "lower unchanged: yes"
-cmp <(printf '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n') \
-	"$lower/src/main.c"
+"$jobfs" ls
 
-section "unmounting"
-fusermount3 -u "$view"
-wait "$daemon_pid"
-daemon_pid=""
-echo "unmounted; the daemon exited cleanly"
+section "the layer stays for inspection until gc"
+"$jobfs" inspect --json "$job" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print("state:", d["state"], "summary:", d["summary"])'
+
+section "jobfs gc (policy retention: the demo layer is kept)"
+"$jobfs" gc
+
+section "jobfs umount --job $job --collect (removes the demo's layer now)"
+"$jobfs" umount --job "$job" --collect
+"$jobfs" ls
+echo "done: job $job mounted, used, inspected, unmounted and collected"

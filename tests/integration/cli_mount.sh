@@ -156,3 +156,22 @@ expect_grep "$CT_DIR/err" "view 'clash': target '$CT_DIR/mnt/t1/ws' is already a
 check "t1 still serves" test "$(cat "$CT_DIR/mnt/t1/ws/file")" = "lower file"
 run umount --job t1
 expect_rc 0 "umount t1"
+
+step "--foreground keeps the daemon attached"
+CT_JOBS+=(f1)
+"$JOBFS" mount --job f1 --foreground >"$CT_DIR/fg.out" 2>"$CT_DIR/fg.err" &
+fg=$!
+CT_PIDS+=("$fg")
+for ((i = 0; i < 100; i++)); do
+	is_mounted "$CT_DIR/mnt/f1/ws" && [ -s "$CT_DIR/fg.out" ] && break
+	sleep 0.1
+done
+check "the foreground job is mounted" is_mounted "$CT_DIR/mnt/f1/ws"
+check "mount --foreground has not returned" pid_running "$fg"
+check "the daemon logs to the terminal" grep -q "job 'f1': serving 2 view(s)" "$CT_DIR/fg.err"
+run umount --job f1
+expect_rc 0 "umount of a foreground job"
+frc=0
+wait "$fg" || frc=$?
+check "mount --foreground returns 0 after the umount (got $frc)" test "$frc" -eq 0
+check "no daemon log file with --foreground" test ! -s "$state/jobs/f1/daemon.log"

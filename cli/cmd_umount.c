@@ -264,7 +264,10 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 		cli_error(verb, "cannot open job '%s': %s", job_id, strerror(-r));
 		goto out;
 	}
-	r = store_job_lock(job_fd, false, &lock_fd);
+	/* a passing `jobfs ls` holds a lock for a moment: retry for a second before "busy" */
+	for (int try = 0; (r = store_job_lock(job_fd, false, &lock_fd)) == -EWOULDBLOCK && try < 50;
+	     try++)
+		nap_ms(20);
 	if (r < 0) {
 		cli_error(verb, "job '%s' is busy: another jobfs holds its lock", job_id);
 		rc = r == -EWOULDBLOCK ? JOBFS_EXIT_BUSY : JOBFS_EXIT_SYSTEM;

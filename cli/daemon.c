@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -234,9 +235,14 @@ int daemon_start(const struct daemon_spec *spec, pid_t *ret_pid, char *errbuf, s
 			if (devnull > STDERR_FILENO)
 				close(devnull);
 		}
+		/* keep nothing else of the caller's: an inherited pipe would keep whoever reads its
+		 * other end (a test harness, a CI runner) waiting for as long as the job runs */
+		if (dup2(pipefd[1], 3) < 0)
+			_exit(1);
+		close_range(4, ~0U, 0);
 		if (chdir("/") < 0)
 			_exit(1);
-		_exit(daemon_main(spec, pipefd[1]));
+		_exit(daemon_main(spec, 3));
 	}
 	close(pipefd[1]);
 	while (len + 1 < sizeof(line)) {

@@ -207,7 +207,8 @@ int store_job_create(struct store *store, const char *id, int *ret_job_fd, int *
 	r = store_job_open(store, id, &job_fd);
 	if (r < 0)
 		goto out_unlock;
-	r = store_job_lock(job_fd, false, &lock_fd);
+	/* a new dir: only a passing `jobfs ls` can hold its lock, and only for a moment */
+	r = store_job_lock(job_fd, true, &lock_fd);
 	if (r < 0) {
 		close(job_fd);
 		goto out_unlock;

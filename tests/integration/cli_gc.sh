@@ -125,3 +125,31 @@ check "freed bytes" test "$(json 'd["freed_bytes"] >= 2 * 1048576')" = True
 check "x3 stays" test -f "$state/jobs/x3/views/ws/upper/blob"
 run umount --job m1
 expect_rc 0 "umount m1"
+
+step "gc running during mounts never touches a job being mounted"
+(
+	for ((i = 0; i < 30; i++)); do
+		"$JOBFS" gc --older-than 0s >/dev/null 2>&1 || exit 1
+	done
+) &
+gc_loop=$!
+CT_PIDS+=("$gc_loop")
+for id in p1 p2 p3 p4 p5 p6; do
+	jmount "$id"
+done
+grc=0
+wait "$gc_loop" || grc=$?
+check "the gc loop succeeded" test "$grc" -eq 0
+for id in p1 p2 p3 p4 p5 p6; do
+	check "$id is mounted" is_mounted "$CT_DIR/mnt/$id/ws"
+	check "$id has its record" test "$(record_field "$id" state)" = mounted
+	check "$id has its layers" test -d "$state/jobs/$id/views/ws/upper"
+	echo "$id" >"$CT_DIR/mnt/$id/ws/mine"
+done
+run gc --older-than 0s --json
+check "mounted jobs are skipped" test "$(json 'd["removed"]')" = "[]"
+for id in p1 p2 p3 p4 p5 p6; do
+	check "$id's write is in its layer" test "$(cat "$state/jobs/$id/views/ws/upper/mine")" = "$id"
+	run umount --job "$id" --collect
+	expect_rc 0 "umount --collect $id"
+done

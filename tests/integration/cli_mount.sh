@@ -175,3 +175,16 @@ frc=0
 wait "$fg" || frc=$?
 check "mount --foreground returns 0 after the umount (got $frc)" test "$frc" -eq 0
 check "no daemon log file with --foreground" test ! -s "$state/jobs/f1/daemon.log"
+
+step "the daemon keeps none of the caller's descriptors"
+CT_JOBS+=(d1)
+rc=0
+"$JOBFS" mount --job d1 >"$CT_DIR/out" 2>"$CT_DIR/err" 9>"$CT_DIR/marker" || rc=$?
+expect_rc 0 "mount with an extra descriptor"
+daemon=$(record_field d1 pid)
+check "the daemon does not hold fd 9's file" \
+	bash -c "! ls -l /proc/$daemon/fd | grep -qF '$CT_DIR/marker'"
+check "the daemon's stdin is /dev/null" test "$(readlink "/proc/$daemon/fd/0")" = /dev/null
+check "its stderr is the log" test "$(readlink "/proc/$daemon/fd/2")" = "$state/jobs/d1/daemon.log"
+run umount --job d1
+expect_rc 0 "umount d1"

@@ -112,3 +112,51 @@ kill "$locker"
 wait "$locker" 2>/dev/null || true
 run umount --job b5
 expect_rc 0 "umount b5"
+
+step "a process of another job with the same command line survives --kill"
+jmount o1
+jmount o2
+bg sh -c 'exec sleep 1000 <"$1"' sh "$CT_DIR/mnt/o1/ws/file"
+mine=$BG_PID
+bg sh -c 'exec sleep 1000 <"$1"' sh "$CT_DIR/mnt/o2/ws/file"
+theirs=$BG_PID
+sleep 0.2
+run umount --job o1 --kill --timeout 5
+expect_rc 0 "umount --kill o1"
+wait_gone "$mine" 50 && ok || bad "o1's sleep is gone"
+check "o2's sleep with the same command line survives" pid_running "$theirs"
+check "o2 is still mounted" is_mounted "$CT_DIR/mnt/o2/ws"
+run umount --job o2
+expect_rc 4 "o2 is busy with its own sleep"
+expect_grep "$CT_DIR/err" "  $theirs sleep 1000" "o2's holder"
+kill "$theirs"
+wait "$theirs" 2>/dev/null || true
+run umount --job o2
+expect_rc 0 "umount o2"
+
+step "busy without a holding process: lazy detach is the last resort, with a warning"
+jmount z1
+mkdir "$CT_DIR/mnt/z1/ws/sub"
+mount -t tmpfs jobfs-test "$CT_DIR/mnt/z1/ws/sub"
+run umount --job z1
+expect_rc 4 "a mount inside the view makes it busy"
+expect_grep "$CT_DIR/err" "(no process of this namespace holds it)" "no holder found"
+run umount --job z1 --kill --timeout 1
+expect_rc 0 "umount --kill detaches lazily"
+expect_grep "$CT_DIR/err" "warning: view 'ws' at '$CT_DIR/mnt/z1/ws' is still busy, detaching it lazily" \
+	"the lazy detach warns"
+check "nothing left mounted under z1" bash -c "! grep -q ' $CT_DIR/mnt/z1/' /proc/self/mountinfo"
+check "z1 unmounted" test "$(record_field z1 state)" = unmounted
+
+step "SIGTERM to the daemon unmounts every view and exits cleanly"
+jmount t1
+daemon=$(record_field t1 pid)
+kill -TERM "$daemon" # the job's daemon, started by this test through jobfs mount
+check "the daemon exits" wait_gone "$daemon" 50
+check "its views are unmounted" bash -c "! grep -q ' $CT_DIR/mnt/t1/' /proc/self/mountinfo"
+check "it logged a clean exit" grep -q "job 't1': exiting with status 0" "$state/jobs/t1/daemon.log"
+run ls --json
+check "ls says stale" test "$(json '[j["state"] for j in d if j["id"] == "t1"]')" = "['stale']"
+run umount --job t1
+expect_rc 0 "umount after the daemon stopped"
+check "t1 unmounted" test "$(record_field t1 state)" = unmounted

@@ -4,7 +4,7 @@
 # locked jobs stay; a symlink in an upper to a dir outside is deleted as a link, the outside dir
 # stays intact; --dry-run changes nothing; a second run removes nothing.
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=cli_lib.sh
+# shellcheck source=tests/integration/cli_lib.sh
 . "$here/cli_lib.sh"
 state=$CT_DIR/state
 
@@ -85,6 +85,7 @@ echo keep >"$CT_DIR/mnt/m1/ws/keep"
 mkdir -p "$state/jobs/o1/views/ws/upper"
 echo lost >"$state/jobs/o1/views/ws/upper/lost"
 mkdir "$state/jobs/k1"
+# shellcheck disable=SC2016 # $1 is the inner shell's
 bg sh -c 'exec 9>"$1" && flock 9 && exec sleep 1000' sh "$state/jobs/k1/lock"
 locker=$BG_PID
 sleep 0.2

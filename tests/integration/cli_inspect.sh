@@ -2,7 +2,7 @@
 # jobfs inspect: what a job changed, read from its upper layers (mounted or not): added, modified,
 # deleted (whiteouts) and opaque paths with sizes, a summary first; --view and --json.
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=cli_lib.sh
+# shellcheck source=tests/integration/cli_lib.sh
 . "$here/cli_lib.sh"
 
 mkdir -p "$CT_DIR/lower/gone-dir/sub" "$CT_DIR/lower/keep"

@@ -2,7 +2,7 @@
 # jobfs ls: one row per job with its live state (mounted, stale, unmounted, orphan, mounting),
 # age, upper size and files, views; the table and the JSON fields.
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=cli_lib.sh
+# shellcheck source=tests/integration/cli_lib.sh
 . "$here/cli_lib.sh"
 state=$CT_DIR/state
 
@@ -36,6 +36,7 @@ jmount e-badrecord
 run umount --job e-badrecord
 echo "garbage=1" >>"$state/jobs/e-badrecord/record"
 mkdir "$state/jobs/f-mounting"
+# shellcheck disable=SC2016 # $1 is the inner shell's
 bg sh -c 'exec 9>"$1" && flock 9 && exec sleep 1000' sh "$state/jobs/f-mounting/lock"
 sleep 0.2
 mkdir "$state/jobs/-notajob" "$state/jobs/.hidden"

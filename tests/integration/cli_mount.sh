@@ -2,7 +2,7 @@
 # jobfs mount and umount (without --kill): job IDs, the record, the daemon, double mounts, two jobs
 # over one lower, concurrent mounts, rollback naming the view, --help and exit codes.
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=cli_lib.sh
+# shellcheck source=tests/integration/cli_lib.sh
 . "$here/cli_lib.sh"
 state=$CT_DIR/state
 

@@ -3,7 +3,7 @@
 # code is "busy"; --kill ends exactly those processes (SIGTERM, then SIGKILL after --timeout) while
 # an unrelated process with the same command line survives; the daemon exits afterwards.
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=cli_lib.sh
+# shellcheck source=tests/integration/cli_lib.sh
 . "$here/cli_lib.sh"
 state=$CT_DIR/state
 
@@ -13,6 +13,7 @@ view=$CT_DIR/mnt/b1/ws
 echo data >"$view/held"
 daemon=$(record_field b1 pid)
 # a background command's stdin is /dev/null unless redirected in it: sh execs sleep with the file
+# shellcheck disable=SC2016 # $1 is the inner shell's
 bg sh -c 'exec sleep 1000 <"$1"' sh "$view/held"
 holder=$BG_PID
 bg sleep 1000
@@ -86,6 +87,7 @@ check "the mapping process is gone" wait_gone "$mapper" 50
 
 step "several views: while one is busy, none is unmounted"
 jmount b4
+# shellcheck disable=SC2016 # $1 is the inner shell's
 bg sh -c 'exec sleep 1000 <"$1"' sh "$CT_DIR/mnt/b4/ws/file"
 holder=$BG_PID
 sleep 0.2
@@ -102,6 +104,7 @@ check "b4 unmounted" test "$(record_field b4 state)" = unmounted
 step "a job whose lock is held by another jobfs is busy"
 jmount b5
 # the lock is taken on fd 9, which sleep keeps after exec: killing that one PID releases it
+# shellcheck disable=SC2016 # $1 is the inner shell's
 bg sh -c 'exec 9>"$1" && flock 9 && exec sleep 1000' sh "$state/jobs/b5/lock"
 locker=$BG_PID
 sleep 0.2
@@ -116,14 +119,16 @@ expect_rc 0 "umount b5"
 step "a process of another job with the same command line survives --kill"
 jmount o1
 jmount o2
+# shellcheck disable=SC2016 # $1 is the inner shell's
 bg sh -c 'exec sleep 1000 <"$1"' sh "$CT_DIR/mnt/o1/ws/file"
 mine=$BG_PID
+# shellcheck disable=SC2016 # $1 is the inner shell's
 bg sh -c 'exec sleep 1000 <"$1"' sh "$CT_DIR/mnt/o2/ws/file"
 theirs=$BG_PID
 sleep 0.2
 run umount --job o1 --kill --timeout 5
 expect_rc 0 "umount --kill o1"
-wait_gone "$mine" 50 && ok || bad "o1's sleep is gone"
+check "o1's sleep is gone" wait_gone "$mine" 50
 check "o2's sleep with the same command line survives" pid_running "$theirs"
 check "o2 is still mounted" is_mounted "$CT_DIR/mnt/o2/ws"
 run umount --job o2

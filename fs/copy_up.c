@@ -289,6 +289,7 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 	struct stat st, ust;
 	char tmp[64];
 	int nlayers, src_fd, pfd, copy_fd, upper_fd, r;
+	bool inval_attrs = false;
 
 	pfd = jfs_upper_dir_fd(fs, parent);
 	if (pfd < 0)
@@ -322,18 +323,19 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 		close(upper_fd);
 		goto out_close_src;
 	}
+	/* the upper object stays this inode for later lookups of any of its names */
+	r = jfs_inomap_add(&fs->inomap, JFS_UPPER, ust.st_ino, inode->ino);
+	if (r < 0) {
+		close(upper_fd);
+		goto out_close_src;
+	}
 	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
 		/* like overlayfs without an index, a copy-up breaks a lower hard link: the copy is a
 		 * new object with a number of its own, the other names keep the shared one */
 		pthread_mutex_lock(&inode->lock);
-		inode->st_ino = jfs_inomap_view_ino(&fs->inomap, JFS_UPPER, ust.st_ino);
+		inode->st_ino = ((uint64_t)(JFS_UPPER + 1) << 48) | (uint64_t)ust.st_ino;
 		pthread_mutex_unlock(&inode->lock);
-	} else {
-		r = jfs_inomap_add(&fs->inomap, JFS_UPPER, ust.st_ino, inode->ino);
-		if (r < 0) {
-			close(upper_fd);
-			goto out_close_src;
-		}
+		inval_attrs = true;
 	}
 	/* a directory keeps merging its lowers (re-opened on demand); anything else is now just
 	 * the copy */
@@ -346,6 +348,8 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 	layers[0].fd = upper_fd;
 	layers[0].ino = ust.st_ino;
 	jfs_inode_set_layers(fs, inode, nlayers, layers);
+	if (inval_attrs)
+		jfs_inval_attrs(fs, inode);
 	r = 0;
 	goto out_close_src;
 
@@ -510,5 +514,6 @@ int jfs_copy_up_tree(struct jfs_fs *fs, struct jfs_inode *dir)
 	}
 	upper.ino = st.st_ino;
 	jfs_inode_set_layers(fs, dir, 1, &upper);
+	jfs_inval_attrs(fs, dir); /* no longer merged: its real link count shows */
 	return 0;
 }

@@ -94,8 +94,8 @@ void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)file;
-	/* a lower file never changes under us, so the kernel may keep its pages */
-	fi->keep_cache = idx != JFS_UPPER;
+	/* a file changes only through this mount, so the kernel may keep its pages */
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		file_free(file);
 }

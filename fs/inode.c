@@ -727,11 +727,38 @@ void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_i
 	jfs_inode_put(fs, old_parent);
 }
 
+/* Tells the kernel to forget its cached attributes of the inode, after a change it did not make
+ * itself (a copy-up that gave the object another number or link count). Attributes only: no
+ * page lock is taken, so this is safe inside a request. */
+void jfs_inval_attrs(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	if (fs->se && inode != fs->root)
+		fuse_lowlevel_notify_inval_inode(fs->se, jfs_inode_id(fs, inode), -1, 0);
+}
+
+/* Turns the top object's stat into what the view shows for the inode. */
+void jfs_stat_view(struct jfs_inode *inode, struct stat *st)
+{
+	int nlayers;
+	bool unlinked;
+
+	pthread_mutex_lock(&inode->lock);
+	nlayers = inode->nlayers;
+	unlinked = inode->unlinked;
+	st->st_ino = inode->st_ino;
+	pthread_mutex_unlock(&inode->lock);
+	/* like overlayfs: counting a merged directory's subdirectories is not worth it; 1 tells
+	 * find(1) not to rely on the count */
+	if (S_ISDIR(st->st_mode) && nlayers > 1)
+		st->st_nlink = 1;
+	if (unlinked && !S_ISDIR(st->st_mode))
+		st->st_nlink = 0;
+}
+
 int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st)
 {
 	struct stat st;
-	int fd, nlayers, r;
-	bool unlinked;
+	int fd, r;
 
 	fd = jfs_inode_fd(fs, inode, 0, NULL);
 	if (fd < 0)
@@ -740,29 +767,26 @@ int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st)
 	close(fd);
 	if (r < 0)
 		return -errno;
-	pthread_mutex_lock(&inode->lock);
-	nlayers = inode->nlayers;
-	unlinked = inode->unlinked;
-	st.st_ino = inode->st_ino;
-	pthread_mutex_unlock(&inode->lock);
-	/* like overlayfs: counting a merged directory's subdirectories is not worth it; 1 tells
-	 * find(1) not to rely on the count */
-	if (S_ISDIR(st.st_mode) && nlayers > 1)
-		st.st_nlink = 1;
-	if (unlinked && !S_ISDIR(st.st_mode))
-		st.st_nlink = 0;
+	jfs_stat_view(inode, &st);
 	*ret_st = st;
 	return 0;
 }
 
-int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, struct fuse_entry_param *e)
+/* Fills a FUSE entry; st is the top object's stat when the caller has it, else it is read. */
+int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, const struct stat *st,
+		   struct fuse_entry_param *e)
 {
 	int r;
 
 	memset(e, 0, sizeof(*e));
-	r = jfs_getattr(fs, inode, &e->attr);
-	if (r < 0)
-		return r;
+	if (st) {
+		e->attr = *st;
+		jfs_stat_view(inode, &e->attr);
+	} else {
+		r = jfs_getattr(fs, inode, &e->attr);
+		if (r < 0)
+			return r;
+	}
 	e->ino = jfs_inode_id(fs, inode);
 	e->generation = 0;
 	e->attr_timeout = fs->opts.entry_timeout;

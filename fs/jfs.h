@@ -187,7 +187,10 @@ void jfs_fd_cache_trim(struct jfs_fs *fs);
 void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
 			const char *name);
 int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st);
-int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, struct fuse_entry_param *e);
+void jfs_stat_view(struct jfs_inode *inode, struct stat *st);
+void jfs_inval_attrs(struct jfs_fs *fs, struct jfs_inode *inode);
+int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, const struct stat *st,
+		   struct fuse_entry_param *e);
 void jfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void jfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
 void jfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -202,6 +205,8 @@ int jfs_open_object(int dirfd, const char *name, mode_t mode);
 int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name);
 int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool kernel_ref,
 	       struct jfs_inode **ret_inode);
+int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
+		     struct jfs_inode **ret_inode, struct fuse_entry_param *ret_e);
 void jfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void jfs_op_readlink(fuse_req_t req, fuse_ino_t ino);
 

@@ -137,6 +137,36 @@ int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool 
 	return jfs_inode_get(fs, dir, name, &res, kernel_ref, ret_inode);
 }
 
+/* A lookup on the kernel's behalf: one kernel reference, and the entry filled from the stat the
+ * resolution already made. */
+int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
+		     struct jfs_inode **ret_inode, struct fuse_entry_param *ret_e)
+{
+	struct jfs_resolved res;
+	struct jfs_inode *inode;
+	struct stat st;
+	int r;
+
+	if (dir->type != S_IFDIR)
+		return -ENOTDIR;
+	r = jfs_resolve(fs, dir, name, &res);
+	if (r < 0)
+		return r;
+	if (!res.exists)
+		return -ENOENT;
+	st = res.st;
+	r = jfs_inode_get(fs, dir, name, &res, true, &inode);
+	if (r < 0)
+		return r;
+	r = jfs_fill_entry(fs, inode, &st, ret_e);
+	if (r < 0) {
+		jfs_inode_forget(fs, inode, 1);
+		return r;
+	}
+	*ret_inode = inode;
+	return 0;
+}
+
 void jfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
@@ -145,7 +175,7 @@ void jfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int r;
 
-	r = jfs_lookup(fs, dir, name, true, &inode);
+	r = jfs_lookup_entry(fs, dir, name, &inode, &e);
 	if (r == -ENOENT) {
 		/* a negative entry: the view changes only through us, and the kernel drops it when
 		 * it creates the name itself */
@@ -155,12 +185,6 @@ void jfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	r = jfs_fill_entry(fs, inode, &e);
-	if (r < 0) {
-		jfs_inode_forget(fs, inode, 1);
 		fuse_reply_err(req, -r);
 		return;
 	}

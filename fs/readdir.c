@@ -211,6 +211,9 @@ void jfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_init(&dh->lock, NULL);
 	fi->fh = (uintptr_t)dh;
+	/* listings change only through the kernel's own operations, which drop this cache */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* interrupted: the kernel will not release it */
 		pthread_mutex_destroy(&dh->lock);
@@ -259,12 +262,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				e.attr.st_ino = de->ino;
 				e.attr.st_mode = (mode_t)DTTOIF(de->type);
 			} else {
-				r = jfs_lookup(fs, dir, de->name, true, &inode);
-				if (r == 0) {
-					r = jfs_fill_entry(fs, inode, &e);
-					if (r < 0)
-						jfs_inode_forget(fs, inode, 1);
-				}
+				r = jfs_lookup_entry(fs, dir, de->name, &inode, &e);
 				if (r < 0) {
 					r = 0;
 					continue; /* gone meanwhile: skip it */

@@ -32,7 +32,9 @@ void jfs_config_defaults(struct jfs_config *cfg)
 	cfg->opts.user_xattr = geteuid() != 0;
 	cfg->opts.allow_other = geteuid() == 0;
 	cfg->opts.fsync_copy_up = true;
-	cfg->opts.entry_timeout = 1.0;
+	/* the lowers never change and the upper changes only through us, so the kernel may keep
+	 * names and attributes: it drops what its own operations invalidate */
+	cfg->opts.entry_timeout = 86400.0;
 	cfg->opts.max_threads = 16;
 }
 

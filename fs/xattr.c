@@ -147,6 +147,8 @@ void jfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 		return;
 	}
 	n = target_open(fs, jfs_inode_from_id(fs, ino), &t);
+	if (n == -ESTALE)
+		n = -ENODATA; /* a hard-linked symlink that lost the name we knew it by */
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 		return;
@@ -200,6 +202,14 @@ void jfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	size_t out = 0;
 
 	n = target_open(fs, jfs_inode_from_id(fs, ino), &t);
+	if (n == -ESTALE) {
+		/* a hard-linked symlink that lost the name we knew it by */
+		if (size == 0)
+			fuse_reply_xattr(req, 0);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 		return;
@@ -236,6 +246,19 @@ static int change_xattr(struct jfs_fs *fs, struct jfs_inode *inode, const char *
 
 	if (jfs_is_private_xattr(fs, name))
 		return -ENOTSUP;
+	/* a change that must fail anyway (removing or replacing a missing attribute, creating an
+	 * existing one) must not copy the object up first */
+	if (remove || (flags & (XATTR_CREATE | XATTR_REPLACE))) {
+		r = target_open(fs, inode, &t);
+		if (r < 0)
+			return r;
+		ssize_t n = target_get(&t, name, NULL, 0);
+		target_close(&t);
+		if (n == -ENODATA && (remove || (flags & XATTR_REPLACE)))
+			return -ENODATA;
+		if (n >= 0 && (flags & XATTR_CREATE))
+			return -EEXIST;
+	}
 	r = jfs_copy_up(fs, inode);
 	if (r < 0)
 		return r;

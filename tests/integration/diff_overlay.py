@@ -16,6 +16,7 @@ Environment:
     JOBFS_FS         the daemon (CTest sets it), run as
                      `$JOBFS_FS --lower L1:L2 --upper U --work W -f MNT`
     JOBFS_DIFF_OPS   the operation count when --ops is not given (default 3000)
+    JOBFS_DIFF_SEED  the seed when --seed is not given (CTest pins one; default random)
     JOBFS_DIFF_PEER  jobfs (default) | fuse-overlayfs (to develop the harness without jobfs) |
                      kernel | kernel-redirect (self-tests, also --self-test[=redirect]: a second
                      kernel overlay; "redirect" mounts it with redirect_dir=on, so it renames
@@ -1573,6 +1574,8 @@ def main():
     ap.add_argument("--self-test", nargs="?", const="plain", choices=("plain", "redirect"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.seed is None and os.environ.get("JOBFS_DIFF_SEED"):
+        args.seed = int(os.environ["JOBFS_DIFF_SEED"])
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 1 << 31)
     if args.ops is None:

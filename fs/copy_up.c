@@ -333,7 +333,7 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 		/* like overlayfs without an index, a copy-up breaks a lower hard link: the copy is a
 		 * new object with a number of its own, the other names keep the shared one */
 		pthread_mutex_lock(&inode->lock);
-		inode->st_ino = ((uint64_t)(JFS_UPPER + 1) << 48) | (uint64_t)ust.st_ino;
+		inode->st_ino = jfs_ino_encode(JFS_UPPER, ust.st_ino);
 		pthread_mutex_unlock(&inode->lock);
 		inval_attrs = true;
 	}

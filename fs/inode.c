@@ -10,7 +10,6 @@
 #include "jfs.h"
 
 #define JFS_ITABLE_STRIPE 16
-#define JFS_INO_ENCODE_BITS 48
 
 static uint32_t hash64(uint64_t v)
 {
@@ -107,7 +106,7 @@ uint64_t jfs_inomap_view_ino(struct jfs_inomap *m, int idx, ino_t real_ino)
 	if (e) {
 		view_ino = e->view_ino;
 	} else if ((uint64_t)real_ino < (1ULL << JFS_INO_ENCODE_BITS) && idx < 0x7fff) {
-		view_ino = ((uint64_t)(idx + 1) << JFS_INO_ENCODE_BITS) | (uint64_t)real_ino;
+		view_ino = jfs_ino_encode(idx, real_ino);
 	} else {
 		view_ino = m->next_alloc++;
 		if (inomap_insert_locked(m, idx, real_ino, view_ino) < 0)

@@ -144,6 +144,13 @@ struct jfs_resolved {
 	bool upper_whiteout; /* the upper has a whiteout at this name */
 };
 
+/* The view number derived from a real one: (layer index + 1) << 48 | st_ino. */
+#define JFS_INO_ENCODE_BITS 48
+static inline uint64_t jfs_ino_encode(int idx, ino_t real_ino)
+{
+	return ((uint64_t)(idx + 1) << JFS_INO_ENCODE_BITS) | (uint64_t)real_ino;
+}
+
 static inline struct jfs_fs *jfs_req_fs(fuse_req_t req)
 {
 	return fuse_req_userdata(req);

@@ -162,6 +162,8 @@ int jfs_itable_init(struct jfs_itable *t, uint32_t nbuckets)
 	}
 	for (uint32_t i = 0; i < t->nlocks; i++)
 		pthread_mutex_init(&t->locks[i], NULL);
+	pthread_mutex_init(&t->orphan_lock, NULL);
+	t->orphans = NULL;
 	return 0;
 }
 
@@ -186,8 +188,25 @@ static int count_open(const struct jfs_ilayer *layers, int n)
 	return open;
 }
 
+static void orphan_remove(struct jfs_itable *t, struct jfs_inode *inode)
+{
+	pthread_mutex_lock(&t->orphan_lock);
+	if (inode->orphaned) {
+		if (inode->oprev)
+			inode->oprev->onext = inode->onext;
+		else
+			t->orphans = inode->onext;
+		if (inode->onext)
+			inode->onext->oprev = inode->oprev;
+		inode->orphaned = false;
+	}
+	pthread_mutex_unlock(&t->orphan_lock);
+}
+
 static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 {
+	if (fs)
+		orphan_remove(&fs->itable, inode);
 	if (fs)
 		__atomic_sub_fetch(&fs->nfds, count_open(inode->layers, inode->nlayers),
 				   __ATOMIC_RELAXED);
@@ -201,13 +220,20 @@ static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 
 void jfs_itable_destroy(struct jfs_itable *t)
 {
+	struct jfs_inode *inode, *next;
+
 	for (uint32_t i = 0; i < t->nbuckets; i++) {
-		struct jfs_inode *inode = t->buckets[i], *next;
-		for (; inode; inode = next) {
+		for (inode = t->buckets[i]; inode; inode = next) {
 			next = inode->hnext;
 			inode_free(NULL, inode);
 		}
 	}
+	/* the kernel does not forget everything before an unmount */
+	for (inode = t->orphans; inode; inode = next) {
+		next = inode->onext;
+		inode_free(NULL, inode);
+	}
+	pthread_mutex_destroy(&t->orphan_lock);
 	for (uint32_t i = 0; i < t->nlocks; i++)
 		pthread_mutex_destroy(&t->locks[i]);
 	free(t->buckets);
@@ -235,7 +261,19 @@ void jfs_inode_unhash(struct jfs_fs *fs, struct jfs_inode *inode)
 	pthread_mutex_t *lock = bucket_lock(fs, inode);
 
 	pthread_mutex_lock(lock);
+	bool was_hashed = inode->hashed;
 	unhash_locked(fs, inode);
+	if (was_hashed) {
+		/* it lives on until the kernel forgets it, which may be never */
+		pthread_mutex_lock(&fs->itable.orphan_lock);
+		inode->orphaned = true;
+		inode->oprev = NULL;
+		inode->onext = fs->itable.orphans;
+		if (inode->onext)
+			inode->onext->oprev = inode;
+		fs->itable.orphans = inode;
+		pthread_mutex_unlock(&fs->itable.orphan_lock);
+	}
 	pthread_mutex_unlock(lock);
 }
 

@@ -84,6 +84,9 @@ struct jfs_inode {
 	uint64_t nlookup;
 	uint64_t nref;
 	bool hashed;
+	bool orphaned;		    /* on itable.orphans (orphan_lock) */
+	struct jfs_inode *onext;    /* orphan_lock */
+	struct jfs_inode *oprev;    /* orphan_lock */
 	int top_idx;	 /* identity: layer of the top object ... */
 	ino_t top_ino;	 /* ... and its real inode number */
 
@@ -105,6 +108,8 @@ struct jfs_itable {
 	struct jfs_inode **buckets;
 	pthread_mutex_t *locks; /* one per JFS_ITABLE_STRIPE buckets */
 	uint32_t nlocks;
+	pthread_mutex_t orphan_lock; /* innermost; protects orphans and the inodes' olinks */
+	struct jfs_inode *orphans;   /* unhashed inodes the kernel still holds: freed at the end */
 };
 
 struct jfs_inomap_entry;

@@ -37,6 +37,7 @@ struct policy;
 int cli_load_policy(const char *path, const char *job_id, struct policy **ret_policy);
 /* A usage error unless job_id is NULL or valid. */
 int cli_check_job_id(const struct cli_verb *verb, const char *job_id);
+int cli_require_job_id(const struct cli_verb *verb, const char *job_id);
 /* Print "jobfs: VERB: MESSAGE" to stderr (main.c). */
 void cli_error(const struct cli_verb *verb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -52,6 +52,14 @@ int cli_check_job_id(const struct cli_verb *verb, const char *job_id)
 	return 0;
 }
 
+/* For verbs whose --job is mandatory. */
+int cli_require_job_id(const struct cli_verb *verb, const char *job_id)
+{
+	if (!job_id)
+		return cli_usage_error(verb, "--job ID is required");
+	return cli_check_job_id(verb, job_id);
+}
+
 int cmd_policy_check(const struct cli_verb *verb, int argc, char **argv)
 {
 	static const struct option options[] = {

@@ -242,9 +242,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_check_args(verb, argc - optind);
 	if (rc)
 		return rc;
-	if (!job_id)
-		return cli_usage_error(verb, "--job ID is required");
-	rc = cli_check_job_id(verb, job_id);
+	rc = cli_require_job_id(verb, job_id);
 	if (rc)
 		return rc;
 	rc = cli_load_policy(path, NULL, &policy);

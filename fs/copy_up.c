@@ -259,14 +259,6 @@ int jfs_upper_dir_fd(struct jfs_fs *fs, struct jfs_inode *dir)
 	return fd;
 }
 
-static int reopen_object(int dirfd, const char *name, mode_t mode)
-{
-	int flags = S_ISDIR(mode) ? O_RDONLY | O_DIRECTORY : O_PATH;
-	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
-
-	return fd < 0 ? -errno : fd;
-}
-
 /* Moves the copy from the work dir to its name in the upper, keeping the parent's times. */
 static int publish_copy(struct jfs_fs *fs, const char *tmp, int pfd, const char *name)
 {
@@ -313,7 +305,7 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 	r = publish_copy(fs, tmp, pfd, name);
 	if (r < 0)
 		goto out_remove;
-	upper_fd = reopen_object(pfd, name, st.st_mode);
+	upper_fd = jfs_open_object(pfd, name, st.st_mode);
 	if (upper_fd < 0) {
 		r = upper_fd;
 		goto out_close_src;
@@ -388,7 +380,7 @@ static int copy_up_orphan(struct jfs_fs *fs, struct jfs_inode *inode)
 	close(src_fd);
 	if (fd >= 0) {
 		close(fd);
-		fd = reopen_object(fs->work_fd, tmp, st.st_mode);
+		fd = jfs_open_object(fs->work_fd, tmp, st.st_mode);
 	}
 	jfs_remove_tree_at(fs->work_fd, tmp);
 	if (fd < 0)

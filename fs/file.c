@@ -10,7 +10,7 @@
 
 #include "jfs.h"
 
-int jfs_file_new(int fd, int idx, int flags, struct jfs_file **ret)
+static int file_new(int fd, int idx, int flags, struct jfs_file **ret)
 {
 	struct jfs_file *file = calloc(1, sizeof(*file));
 
@@ -87,7 +87,7 @@ void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	r = jfs_file_new(fd, idx, fi->flags, &file);
+	r = file_new(fd, idx, fi->flags, &file);
 	if (r < 0) {
 		close(fd);
 		fuse_reply_err(req, -r);
@@ -114,7 +114,7 @@ void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 		fuse_reply_err(req, -r);
 		return;
 	}
-	r = jfs_file_new(fd, JFS_UPPER, fi->flags, &file);
+	r = file_new(fd, JFS_UPPER, fi->flags, &file);
 	if (r < 0) {
 		close(fd);
 		jfs_inode_forget(fs, jfs_inode_from_id(fs, e.ino), 1);

@@ -774,7 +774,7 @@ void jfs_inval_attrs(struct jfs_fs *fs, struct jfs_inode *inode)
 }
 
 /* Turns the top object's stat into what the view shows for the inode. */
-void jfs_stat_view(struct jfs_inode *inode, struct stat *st)
+static void stat_view(struct jfs_inode *inode, struct stat *st)
 {
 	int nlayers;
 	bool unlinked;
@@ -804,7 +804,7 @@ int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st)
 	close(fd);
 	if (r < 0)
 		return -errno;
-	jfs_stat_view(inode, &st);
+	stat_view(inode, &st);
 	*ret_st = st;
 	return 0;
 }
@@ -818,7 +818,7 @@ int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, const struct stat
 	memset(e, 0, sizeof(*e));
 	if (st) {
 		e->attr = *st;
-		jfs_stat_view(inode, &e->attr);
+		stat_view(inode, &e->attr);
 	} else {
 		r = jfs_getattr(fs, inode, &e->attr);
 		if (r < 0)

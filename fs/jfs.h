@@ -199,7 +199,6 @@ void jfs_fd_cache_trim(struct jfs_fs *fs);
 void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
 			const char *name);
 int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st);
-void jfs_stat_view(struct jfs_inode *inode, struct stat *st);
 void jfs_inval_attrs(struct jfs_fs *fs, struct jfs_inode *inode);
 int jfs_fill_entry(struct jfs_fs *fs, struct jfs_inode *inode, const struct stat *st,
 		   struct fuse_entry_param *e);
@@ -272,7 +271,6 @@ struct jfs_file {
 	int retired_fd;	      /* the lower descriptor, replaced after a copy-up */
 	pthread_mutex_t lock; /* guards re-opening after a copy-up */
 };
-int jfs_file_new(int fd, int idx, int flags, struct jfs_file **ret);
 void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		   struct fuse_file_info *fi);
 void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -12,7 +12,9 @@ PACKAGES=(
 	# fuzzing: libFuzzer for clang-14 (clang only recommends it, and recommends are not installed)
 	libclang-rt-14-dev
 	# peers the tests and benchmarks compare against
-	fuse-overlayfs
+	fuse-overlayfs unionfs-fuse
+	# the benchmark's chart
+	gnuplot-nox
 )
 
 # Packages whose command may already come from elsewhere: Node.js from NodeSource ships its own npm,

@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""jobfs benchmark: jobfs side by side with kernel overlayfs, fuse-overlayfs, unionfs-fuse, a plain
+directory and `cp -a`, in one run, on a real pnpm store and node_modules tree.
+
+Run it through scripts/bench/run, which installs what it needs and builds jobfs first.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import contenders  # noqa: E402
+import data  # noqa: E402
+import report  # noqa: E402
+import workloads as wl  # noqa: E402
+
+# Timed cells, in report order: key, label, unit. Cold cells are measured after dropping the page,
+# dentry and inode caches; warm ones right after the same work (or with the base in the page cache).
+CELLS = [
+    ("mount_cold", "mount, cold", "s"),
+    ("mount_warm", "mount, warm", "s"),
+    ("mount_10x", "mount, 10x base", "s"),
+    ("umount", "unmount + gc, after the workloads", "s"),
+    ("find_cold", "find with sizes, cold", "s"),
+    ("find_warm", "find with sizes, warm", "s"),
+    ("read_cold", "read every file, cold", "s"),
+    ("read_warm", "read every file, warm", "s"),
+    ("large_cold", "sequential read of a large lower file, cold", "s"),
+    ("large_warm", "sequential read of a large lower file, warm", "s"),
+    ("compile_cold", "tsc over rxjs's sources, cold", "s"),
+    ("compile_warm", "tsc over rxjs's sources, warm", "s"),
+    ("pnpm_cold", "pnpm install --offline, cold", "s"),
+    ("pnpm_warm", "pnpm install --offline, warm", "s"),
+    ("extract", "extract small files", "s"),
+    ("delete", "delete those files", "s"),
+    ("append_cold", "append to each large lower file, cold", "s"),
+    ("append_warm", "append to each large lower file, warm", "s"),
+    ("randw_cold", "random 4 KiB writes into a lower file, cold", "s"),
+    ("randw_warm", "random 4 KiB writes into a lower file, warm", "s"),
+    ("jobs4", "four jobs at once (install + find each)", "s"),
+]
+# Measured, not timed.
+FIGURES = [
+    ("upper_pnpm", "bytes pnpm install (cold) added to the job's layer", "bytes"),
+    ("rss_peak", "daemon peak RSS", "bytes"),
+]
+QUICK_SKIP = {"mount_10x", "compile_cold", "append_warm", "randw_warm"}
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def du_bytes(path):
+    if not path or not os.path.exists(path):
+        return None
+    out = subprocess.run(["du", "-s", "-B1", "--one-file-system", path],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    return int(out.split()[0]) if out else None
+
+
+def peak_rss(pid):
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.data = args.data
+        self.jobfs = args.jobfs
+        self.work = os.path.join(args.data, "work")
+        self.pnpm = data.pnpm_path(args.data)
+        self.samples = {}
+        self.errors = {}
+        self.base_check = {}
+        self.wanted = [c for c, _, _ in CELLS + FIGURES
+                       if not (args.quick and c in QUICK_SKIP)
+                       and (not args.only or c in args.only)]
+
+    def want(self, cell):
+        return cell in self.wanted
+
+    def add(self, c, cell, value):
+        if self.args.verbose:
+            unit = next(u for k, _, u in CELLS + FIGURES if k == cell)
+            log(f"{c.label}: {cell} {value:.3f} s" if unit == "s" else
+                f"{c.label}: {cell} {value / (1 << 20):.1f} MiB")
+        self.samples.setdefault(c.name, {}).setdefault(cell, []).append(value)
+
+    def fail(self, c, cell, err):
+        msg = f"{cell}: {err}"
+        log(f"{c.label}: {msg}")
+        errs = self.errors.setdefault(c.name, [])
+        if msg not in errs:
+            errs.append(msg)
+        self.samples.setdefault(c.name, {}).setdefault(cell, []).append(None)
+
+    def timed(self, c, cell, fn, *a, cold=False):
+        """Times fn(*a) into cell; returns its result, or raises after recording the failure."""
+        if cold:
+            drop_caches()
+        t0 = time.perf_counter()
+        try:
+            r = fn(*a)
+        except (wl.WorkloadError, contenders.ContenderError, OSError) as e:
+            self.fail(c, cell, e)
+            raise
+        self.add(c, cell, time.perf_counter() - t0)
+        return r
+
+    def step(self, c, cell, fn, view, cold=False):
+        if not self.want(cell):
+            return
+        try:
+            self.timed(c, cell, fn, self, view, cold=cold)
+        except (wl.WorkloadError, contenders.ContenderError, OSError):
+            pass
+
+    def one_run(self, c):
+        base = os.path.join(self.set_dir, "base")
+        # View 1: everything cold first, then its warm repeat.
+        c.prepare(0, base)
+        drop_caches()
+        view = self.timed(c, "mount_cold", c.mount, 0, base)
+        try:
+            self.step(c, "find_cold", wl.find_stat, view, cold=True)
+            self.step(c, "find_warm", wl.find_stat, view)
+            self.step(c, "read_cold", wl.read_all, view, cold=True)
+            self.step(c, "read_warm", wl.read_all, view)
+            self.step(c, "large_cold", wl.read_large, view, cold=True)
+            self.step(c, "large_warm", wl.read_large, view)
+            self.step(c, "compile_cold", wl.compile_tsc, view, cold=True)
+            self.step(c, "compile_warm", wl.compile_tsc, view)
+            before = du_bytes(c.upper(0))
+            self.step(c, "pnpm_cold", wl.pnpm_install, view, cold=True)
+            if self.want("upper_pnpm") and before is not None:
+                self.add(c, "upper_pnpm", du_bytes(c.upper(0)) - before)
+            with open(self.small_tar, "rb") as f:  # the tarball warm, so extract times the view
+                while f.read(1 << 20):
+                    pass
+            self.step(c, "extract", wl.extract_small, view)
+            self.step(c, "delete", wl.delete_small, view)
+            self.step(c, "append_cold", wl.append_large, view, cold=True)
+            self.step(c, "randw_cold", wl.random_writes, view)
+            if self.want("rss_peak"):
+                rss = peak_rss(c.daemon_pid(0))
+                if rss:
+                    self.add(c, "rss_peak", rss)
+        finally:
+            self.timed(c, "umount", c.unmount, 0)
+
+        # View 2: a new job over a base that is now in the page cache.
+        c.prepare(0, base)
+        view = self.timed(c, "mount_warm", c.mount, 0, base)
+        try:
+            self.step(c, "pnpm_warm", wl.pnpm_install, view)
+            self.step(c, "append_warm", wl.append_large, view)
+            self.step(c, "randw_warm", wl.random_writes, view)
+        finally:
+            c.unmount(0)
+
+        if self.want("mount_10x") and c.name != "cp":
+            base10x = os.path.join(self.set_dir, "base10x")
+            c.prepare(0, base10x)
+            drop_caches()
+            try:
+                self.timed(c, "mount_10x", c.mount, 0, base10x)
+            finally:
+                c.unmount(0)
+
+        if self.want("jobs4"):
+            self.four_jobs(c, base)
+
+    def four_jobs(self, c, base):
+        for slot in range(4):
+            c.prepare(slot, base)
+        errors = []
+
+        def one(slot):
+            try:
+                view = c.mount(slot, base)
+                try:
+                    wl.job(self, view)
+                finally:
+                    c.unmount(slot)
+            except Exception as e:  # reported below, on the main thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=one, args=(s,)) for s in range(4)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            self.fail(c, "jobs4", errors[0])
+        else:
+            self.add(c, "jobs4", time.perf_counter() - t0)
+
+    def run_contender(self, c):
+        for r in range(self.args.runs):
+            log(f"{c.label}: run {r + 1} of {self.args.runs}")
+            try:
+                self.one_run(c)
+            except (wl.WorkloadError, contenders.ContenderError, OSError) as e:
+                log(f"{c.label}: run {r + 1} stopped: {e}")
+                c.cleanup()
+        log(f"{c.label}: checking the base against its manifest")
+        changed = data.verify(self.set_dir)
+        self.base_check[c.name] = changed or "unchanged"
+        if changed:
+            log(f"{c.label}: THE BASE CHANGED: {changed}")
+
+    def main(self):
+        args = self.args
+        self.set_dir = data.ensure(self.data, "quick" if args.quick else "full", HERE)
+        self.small_tar = os.path.join(self.set_dir, "small.tar")
+        os.makedirs(self.work, exist_ok=True)
+        chosen = [cls(self) for cls in contenders.ALL
+                  if not args.contenders or cls.name in args.contenders]
+        active = []
+        skipped = {}
+        for c in chosen:
+            why = c.available()
+            if why:
+                log(f"skipping {c.label}: {why}")
+                skipped[c.name] = why
+            else:
+                active.append(c)
+        started = datetime.datetime.now(datetime.timezone.utc)
+        cleanup_on_signal(active)
+        try:
+            for c in active:
+                self.run_contender(c)
+        finally:
+            for c in active:
+                c.cleanup()
+        finished = datetime.datetime.now(datetime.timezone.utc)
+        result = dict(
+            started=started.isoformat(timespec="seconds"),
+            minutes=round((finished - started).total_seconds() / 60, 1),
+            mode="quick" if args.quick else "full",
+            runs=args.runs,
+            machine=machine(self.data),
+            versions=versions(self),
+            data=data.describe(self.set_dir),
+            workloads=dict(random_writes=wl.RANDOM_WRITES,
+                           **{k: v for k, v in data.SETS["quick" if args.quick else "full"].items()
+                              if k != "project"}),
+            cells=[dict(key=k, label=lbl, unit=u) for k, lbl, u in CELLS + FIGURES
+                   if self.want(k)],
+            contenders=[dict(key=c.name, label=c.label, has_mount=c.has_mount) for c in active],
+            skipped=skipped,
+            samples=self.samples,
+            errors=self.errors,
+            base_check=self.base_check,
+        )
+        out = args.out or os.path.join(self.data, "results",
+                                       started.strftime("%Y%m%d-%H%M%S") + "-" + result["mode"])
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        report.write(result, out)
+        log(f"results in {out} ({result['minutes']} min)")
+        print(open(os.path.join(out, "table.md")).read())
+        if args.publish:
+            report.publish(out, os.path.dirname(os.path.dirname(HERE)))
+        bad = [k for k, v in self.base_check.items() if v != "unchanged"]
+        return 1 if bad else 0
+
+
+def cleanup_on_signal(active):
+    def handler(signum, frame):
+        log(f"signal {signum}: unmounting and removing every view of this run")
+        for c in active:
+            try:
+                c.cleanup()
+            except Exception:
+                pass
+        sys.exit(128 + signum)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, handler)
+
+
+def machine(path):
+    def read(p):
+        try:
+            with open(p) as f:
+                return f.read()
+        except OSError:
+            return ""
+    cpu = next((line.split(":", 1)[1].strip() for line in read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.machine())
+    mem = next((int(line.split()[1]) * 1024 for line in read("/proc/meminfo").splitlines()
+                if line.startswith("MemTotal:")), 0)
+    fs = subprocess.run(["stat", "-f", "-c", "%T", path], stdout=subprocess.PIPE,
+                        text=True).stdout.strip()
+    distro = next((line.split("=", 1)[1].strip('"') for line in
+                   read("/etc/os-release").splitlines() if line.startswith("PRETTY_NAME=")), "")
+    return dict(kernel=platform.release(), cpu=cpu, cores=os.cpu_count(), memory=mem,
+                filesystem=fs, distro=distro, host=platform.node())
+
+
+def versions(bench):
+    def first_line(argv):
+        try:
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            return p.stdout.strip().splitlines()[0] if p.stdout.strip() else ""
+        except OSError:
+            return ""
+    root = os.path.dirname(os.path.dirname(HERE))
+    rev = first_line(["git", "-C", root, "describe", "--always", "--dirty"])
+    return {
+        "jobfs": f"{first_line([bench.jobfs, '--version'])} ({rev})",
+        "fuse-overlayfs": first_line(["dpkg-query", "-W", "-f", "${Version}", "fuse-overlayfs"]),
+        "unionfs-fuse": first_line(["dpkg-query", "-W", "-f", "${Version}", "unionfs-fuse"]),
+        "pnpm": data.PNPM_VERSION,
+        "node": first_line(["node", "--version"]),
+    }
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="scripts/bench/run",
+        description="Benchmark jobfs against kernel overlayfs, fuse-overlayfs, unionfs-fuse, a "
+                    "plain directory and cp -a on a real pnpm store. Needs root. Timings are "
+                    "medians of --runs runs; ratios compare contenders measured in this run.")
+    p.add_argument("--quick", action="store_true",
+                   help="small data set, one run, fewer cells: a few minutes, for development")
+    p.add_argument("--runs", type=int, help="runs per cell (default 3; 1 with --quick)")
+    p.add_argument("--data", default=os.environ.get("JOBFS_BENCH_DATA", "/var/tmp/jobfs-bench"),
+                   help="where the data set is built once and reused, and scratch space "
+                        "(default $JOBFS_BENCH_DATA or /var/tmp/jobfs-bench)")
+    p.add_argument("--out", help="results folder (default DATA/results/STAMP-MODE)")
+    p.add_argument("--jobfs", required=True, help="the jobfs binary to measure")
+    p.add_argument("--contenders", type=lambda s: s.split(","),
+                   help="comma-separated subset of: " +
+                        ",".join(c.name for c in contenders.ALL))
+    p.add_argument("--only", type=lambda s: s.split(","),
+                   help="comma-separated subset of cells: " +
+                        ",".join(k for k, _, _ in CELLS + FIGURES))
+    p.add_argument("-v", "--verbose", action="store_true", help="print every sample as it comes")
+    p.add_argument("--publish", action="store_true",
+                   help="copy the results to results/bench/ and update README's table")
+    a = p.parse_args(argv)
+    if a.runs is None:
+        a.runs = 1 if a.quick else 3
+    if a.runs < 1:
+        p.error("--runs must be at least 1")
+    names = {c.name for c in contenders.ALL}
+    for n in a.contenders or []:
+        if n not in names:
+            p.error(f"--contenders: unknown contender '{n}'")
+    keys = {k for k, _, _ in CELLS + FIGURES}
+    for n in a.only or []:
+        if n not in keys:
+            p.error(f"--only: unknown cell '{n}'")
+    a.data = os.path.abspath(a.data)
+    a.jobfs = os.path.abspath(a.jobfs)
+    return a
+
+
+if __name__ == "__main__":
+    args = parse_args(sys.argv[1:])
+    if os.geteuid() != 0:
+        print("bench: needs root (mounts, and dropping caches for cold runs)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(Bench(args).main())

@@ -1,0 +1,306 @@
+"""The systems the benchmark compares: how each one gives a job its own view of the base.
+
+Every contender has the same shape: prepare() does untimed set-up, mount() returns the view's root
+(the benchmark times it), unmount() takes the view down and removes what the job wrote (timed as
+"unmount + gc"), and upper()/daemon_pid() let the benchmark weigh the job's writes and the daemon.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+
+class ContenderError(Exception):
+    pass
+
+
+def run(argv, **kw):
+    """Runs argv; a failure raises ContenderError with the command's own message."""
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    if p.returncode != 0:
+        msg = (p.stderr.strip() or p.stdout.strip()).splitlines()
+        raise ContenderError(f"{os.path.basename(argv[0])} exited {p.returncode}: "
+                             f"{msg[-1] if msg else 'no message'}")
+    return p.stdout
+
+
+def mountinfo_has(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4].replace("\\040", " ") == path:
+                return True
+    return False
+
+
+def remove_tree(path):
+    """rm -rf that refuses to cross into a mount (a view left mounted must not be emptied)."""
+    if not os.path.lexists(path):
+        return
+    run(["rm", "-rf", "--one-file-system", "--", path])
+
+
+class Contender:
+    name = ""          # short key, used in file names and --contenders
+    label = ""         # column heading
+    has_mount = True   # False: mount/unmount are not part of what it costs (the plain directory)
+
+    def __init__(self, bench):
+        self.bench = bench
+        self.jobs_dir = os.path.join(bench.work, self.name)
+
+    def available(self):
+        return None  # or the reason it cannot run
+
+    def slot_dir(self, slot):
+        return os.path.join(self.jobs_dir, str(slot))
+
+    def prepare(self, slot, base):
+        d = self.slot_dir(slot)
+        remove_tree(d)
+        os.makedirs(d)
+
+    def mount(self, slot, base):
+        raise NotImplementedError
+
+    def unmount(self, slot):
+        raise NotImplementedError
+
+    def upper(self, slot):
+        return None
+
+    def daemon_pid(self, slot):
+        return None
+
+    def cleanup(self):
+        """Best effort after a failure: nothing of ours stays mounted or running."""
+        if not os.path.isdir(self.jobs_dir):
+            return
+        for slot in os.listdir(self.jobs_dir):
+            try:
+                self.unmount(slot)
+            except Exception:
+                pass
+        remove_tree(self.jobs_dir)
+
+
+class Plain(Contender):
+    """The floor: the job works in a plain directory (a copy made beforehand, untimed)."""
+    name, label, has_mount = "plain", "plain dir", False
+
+    def prepare(self, slot, base):
+        super().prepare(slot, base)
+        run(["cp", "-a", base, os.path.join(self.slot_dir(slot), "root")])
+
+    def mount(self, slot, base):
+        return os.path.join(self.slot_dir(slot), "root")
+
+    def unmount(self, slot):
+        remove_tree(self.slot_dir(slot))
+
+
+class CopyAll(Contender):
+    """Today's isolation: a full copy of the base per job; the copy is its mount time."""
+    name, label = "cp", "cp -a"
+
+    def mount(self, slot, base):
+        root = os.path.join(self.slot_dir(slot), "root")
+        run(["cp", "-a", base, root])
+        return root
+
+    def unmount(self, slot):
+        remove_tree(self.slot_dir(slot))
+
+    def upper(self, slot):
+        return os.path.join(self.slot_dir(slot), "root")
+
+
+class KernelOverlay(Contender):
+    name, label = "overlay", "kernel overlayfs"
+
+    def available(self):
+        with open("/proc/filesystems") as f:
+            if "overlay" not in f.read():
+                subprocess.run(["modprobe", "overlay"], stderr=subprocess.DEVNULL)
+        with open("/proc/filesystems") as f:
+            return None if "overlay" in f.read() else "the kernel has no overlay filesystem"
+
+    def mount(self, slot, base):
+        d = self.slot_dir(slot)
+        for sub in ("upper", "work", "mnt"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        mnt = os.path.join(d, "mnt")
+        run(["mount", "-t", "overlay", "overlay", "-o",
+             f"lowerdir={base},upperdir={d}/upper,workdir={d}/work", mnt])
+        return mnt
+
+    def unmount(self, slot):
+        d = self.slot_dir(slot)
+        mnt = os.path.join(d, "mnt")
+        if mountinfo_has(mnt):
+            run(["umount", mnt])
+        remove_tree(d)
+
+    def upper(self, slot):
+        return os.path.join(self.slot_dir(slot), "upper")
+
+
+class FuseDaemon(Contender):
+    """A FUSE overlay started in the foreground by us, so we know its PID and can wait for it."""
+
+    def __init__(self, bench):
+        super().__init__(bench)
+        self.procs = {}
+
+    def command(self, base, upper, work, mnt):
+        raise NotImplementedError
+
+    def mount(self, slot, base):
+        d = self.slot_dir(slot)
+        for sub in ("upper", "work", "mnt"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        mnt = os.path.join(d, "mnt")
+        log = open(os.path.join(d, "daemon.log"), "w")
+        p = subprocess.Popen(self.command(base, f"{d}/upper", f"{d}/work", mnt),
+                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        self.procs[str(slot)] = p
+        deadline = time.monotonic() + 30
+        while not mountinfo_has(mnt):
+            if p.poll() is not None:
+                raise ContenderError(f"{self.label} exited {p.returncode} before mounting: "
+                                     f"{self.log_tail(slot)}")
+            if time.monotonic() > deadline:
+                raise ContenderError(f"{self.label} did not mount within 30 s")
+            time.sleep(0.0005)
+        return mnt
+
+    def log_tail(self, slot):
+        try:
+            with open(os.path.join(self.slot_dir(slot), "daemon.log")) as f:
+                lines = f.read().strip().splitlines()
+            return lines[-1] if lines else "no message"
+        except OSError:
+            return "no log"
+
+    def unmount(self, slot):
+        d = self.slot_dir(slot)
+        mnt = os.path.join(d, "mnt")
+        if mountinfo_has(mnt):
+            run(["umount", mnt])
+        p = self.procs.pop(str(slot), None)
+        if p is not None:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()  # our own child, by PID
+                p.wait()
+        remove_tree(d)
+
+    def upper(self, slot):
+        return os.path.join(self.slot_dir(slot), "upper")
+
+    def daemon_pid(self, slot):
+        p = self.procs.get(str(slot))
+        return p.pid if p else None
+
+
+class FuseOverlayfs(FuseDaemon):
+    name, label = "fuse-overlayfs", "fuse-overlayfs"
+
+    def available(self):
+        return None if shutil.which("fuse-overlayfs") else "fuse-overlayfs is not installed"
+
+    def command(self, base, upper, work, mnt):
+        return ["fuse-overlayfs", "-f", "-o", f"lowerdir={base},upperdir={upper},workdir={work}",
+                mnt]
+
+
+class UnionfsFuse(FuseDaemon):
+    name, label = "unionfs", "unionfs-fuse"
+
+    def available(self):
+        return None if shutil.which("unionfs") else "unionfs-fuse is not installed"
+
+    def command(self, base, upper, work, mnt):
+        return ["unionfs", "-f", "-o", "cow,use_ino", f"{upper}=RW:{base}=RO", mnt]
+
+
+class Jobfs(Contender):
+    """jobfs through its CLI, as a runner's hook uses it: `jobfs mount` / `jobfs umount --collect`."""
+    name, label = "jobfs", "jobfs"
+
+    def __init__(self, bench):
+        super().__init__(bench)
+        self.policies = {}
+
+    def available(self):
+        return None if os.access(self.bench.jobfs, os.X_OK) else f"{self.bench.jobfs} is not built"
+
+    def state_dir(self):
+        return os.path.join(self.jobs_dir, "state")
+
+    def job_id(self, slot):
+        return f"bench-{slot}"
+
+    def policy_for(self, base):
+        if base not in self.policies:
+            path = os.path.join(self.jobs_dir, f"policy-{len(self.policies)}.yaml")
+            os.makedirs(self.jobs_dir, exist_ok=True)
+            with open(path, "w") as f:
+                f.write("version: 1\n"
+                        f"state_dir: {self.state_dir()}\n"
+                        "views:\n"
+                        "  - name: base\n"
+                        f"    lower: [{base}]\n"
+                        f"    target: {self.jobs_dir}/mnt/${{JOB_ID}}\n")
+            self.policies[base] = path
+        return self.policies[base]
+
+    def prepare(self, slot, base):
+        self.policy_for(base)
+
+    def mount(self, slot, base):
+        self.current_policy = self.policy_for(base)
+        run([self.bench.jobfs, "mount", "--job", self.job_id(slot), "--policy",
+             self.current_policy])
+        return os.path.join(self.jobs_dir, "mnt", self.job_id(slot))
+
+    def unmount(self, slot):
+        policy = getattr(self, "current_policy", None)
+        if policy is None:
+            return
+        run([self.bench.jobfs, "umount", "--job", self.job_id(slot), "--collect", "--policy",
+             policy])
+
+    def upper(self, slot):
+        return os.path.join(self.state_dir(), "jobs", self.job_id(slot), "views", "base", "upper")
+
+    def daemon_pid(self, slot):
+        out = run([self.bench.jobfs, "ls", "--json", "--policy", self.current_policy])
+        for job in json.loads(out):
+            if job.get("id") == self.job_id(slot):
+                return job.get("pid")
+        return None
+
+    def cleanup(self):
+        if not os.path.isdir(self.jobs_dir):
+            return
+        for policy in self.policies.values():
+            out = subprocess.run([self.bench.jobfs, "ls", "--json", "--policy", policy],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            try:
+                jobs = json.loads(out.stdout)
+            except ValueError:
+                jobs = []
+            for job in jobs:
+                subprocess.run([self.bench.jobfs, "umount", "--job", job["id"], "--kill",
+                                "--collect", "--policy", policy],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        remove_tree(self.jobs_dir)
+
+
+ALL = [Plain, CopyAll, KernelOverlay, FuseOverlayfs, UnionfsFuse, Jobfs]

@@ -1,0 +1,111 @@
+"""What a job does inside its view, one function per timed workload.
+
+Each takes the view's root (and the benchmark, for its data and tools) and raises on failure: a
+workload that fails is reported as failed, never timed.
+"""
+
+import os
+import random
+import subprocess
+
+from data import pnpm_env
+
+
+class WorkloadError(Exception):
+    pass
+
+
+def check(argv, **kw):
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+    if p.returncode != 0:
+        lines = p.stderr.strip().splitlines()
+        raise WorkloadError(f"{os.path.basename(argv[0])} exited {p.returncode}: "
+                            f"{lines[-1] if lines else 'no message'}")
+
+
+def shell(script, **kw):
+    check(["bash", "-o", "pipefail", "-c", script], **kw)
+
+
+def find_stat(bench, view):
+    """Stat storm: every entry of the view, with its size (one lstat each)."""
+    check(["find", view, "-printf", "%s %p\n"])
+
+
+def read_all(bench, view):
+    """Every regular file of the store and the installed project, read whole (xargs batches the
+    names, cat reads each file sequentially)."""
+    shell(f'find "{view}/store" "{view}/app" -type f -print0 | xargs -0 -r cat > /dev/null')
+
+
+def read_large(bench, view):
+    """Sequential read of the big lower file."""
+    shell(f'cat "{view}/large/big" > /dev/null')
+
+
+def compile_tsc(bench, view):
+    """tsc compiles rxjs's TypeScript sources (from node_modules) into app/out."""
+    app = os.path.join(view, "app")
+    check(["rm", "-rf", os.path.join(app, "out")])
+    check(["node", "node_modules/typescript/bin/tsc", "-p", "tsconfig.bench.json"], cwd=app)
+
+
+def pnpm_install(bench, view, project="seed"):
+    """The seed's job: an offline, frozen-lockfile install with the store inside the view."""
+    cwd = os.path.join(view, project)
+    check([bench.pnpm, "install", "--offline", "--frozen-lockfile", "--store-dir",
+           os.path.join(view, "store"), "--reporter=silent"],
+          cwd=cwd, env=pnpm_env(os.path.join(view, "home")))
+    if not os.path.isdir(os.path.join(cwd, "node_modules", ".pnpm")):
+        raise WorkloadError("pnpm install left no node_modules/.pnpm")
+
+
+def extract_small(bench, view):
+    d = os.path.join(view, "extract")
+    os.makedirs(d, exist_ok=True)
+    check(["tar", "-xf", bench.small_tar, "-C", d])
+
+
+def delete_small(bench, view):
+    check(["rm", "-rf", os.path.join(view, "extract")])
+
+
+def append_large(bench, view):
+    """Copy-up of whole files: 4 KiB appended to each large lower file."""
+    block = b"a" * 4096
+    large = os.path.join(view, "large")
+    for name in sorted(os.listdir(large)):
+        if not name.startswith("f"):
+            continue
+        fd = os.open(os.path.join(large, name), os.O_WRONLY | os.O_APPEND)
+        try:
+            if os.write(fd, block) != len(block):
+                raise WorkloadError(f"short append to {name}")
+        finally:
+            os.close(fd)
+
+
+RANDOM_WRITES = 4096
+
+
+def random_writes(bench, view):
+    """4 KiB writes at random aligned offsets of the big lower file (copied up first), fsynced."""
+    path = os.path.join(view, "large", "big")
+    size = os.path.getsize(path)
+    rng = random.Random(4096)
+    block = bytes(rng.getrandbits(8) for _ in range(4096))
+    fd = os.open(path, os.O_RDWR)
+    try:
+        for _ in range(RANDOM_WRITES):
+            off = rng.randrange(size // 4096) * 4096
+            if os.pwrite(fd, block, off) != 4096:
+                raise WorkloadError("short write")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def job(bench, view):
+    """One whole job for the concurrency workload: install, then look at everything."""
+    pnpm_install(bench, view)
+    find_stat(bench, view)

@@ -177,9 +177,11 @@ static int set_metadata(int fd, const struct stat *st, bool is_symlink)
 	return 0;
 }
 
-/* Builds a copy of the object behind src_fd in the work dir under tmp. Returns an O_PATH (or
- * directory) descriptor of the copy. */
-static int build_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, const char *tmp)
+/* Builds a copy of the object behind src_fd in the work dir under tmp; with a redirect, a regular
+ * file's copy is a metacopy: its size, no data. Returns an O_PATH (or directory) descriptor of the
+ * copy. */
+static int build_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, const char *tmp,
+		      const char *redirect)
 {
 	char proc[64], target[PATH_MAX + 1];
 	int fd = -1, data_fd = -1, r = 0;
@@ -192,6 +194,17 @@ static int build_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, cons
 		fd = openat(fs->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		break;
 	case S_IFREG:
+		if (redirect) {
+			fd = openat(fs->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+				    0600);
+			if (fd < 0)
+				return -errno;
+			if (ftruncate(fd, st->st_size) < 0) {
+				r = -errno;
+				goto out_close;
+			}
+			break;
+		}
 		jfs_proc_path(proc, sizeof(proc), src_fd);
 		data_fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOATIME);
 		if (data_fd < 0 && errno == EPERM)
@@ -230,6 +243,11 @@ static int build_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, cons
 		return -errno;
 	if (!S_ISLNK(st->st_mode)) {
 		r = jfs_copy_xattrs(fs, src_fd, fd);
+		if (r < 0)
+			goto out_close;
+	}
+	if (redirect && S_ISREG(st->st_mode)) {
+		r = jfs_set_metacopy(fs, fd, redirect);
 		if (r < 0)
 			goto out_close;
 	}
@@ -275,18 +293,18 @@ static int publish_copy(struct jfs_fs *fs, const char *tmp, int pfd, const char 
 }
 
 static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
-			  const char *name)
+			  const char *name, bool meta)
 {
 	struct jfs_ilayer layers[JFS_MAX_LAYERS];
 	struct stat st, ust;
-	char tmp[64];
-	int nlayers, src_fd, pfd, copy_fd, upper_fd, r;
+	char tmp[64], *redirect = NULL;
+	int nlayers, src_fd, src_idx, pfd, copy_fd, upper_fd, r;
 	bool inval_attrs = false;
 
 	pfd = jfs_upper_dir_fd(fs, parent);
 	if (pfd < 0)
 		return pfd;
-	src_fd = jfs_inode_fd(fs, inode, 0, NULL);
+	src_fd = jfs_inode_fd(fs, inode, 0, &src_idx);
 	if (src_fd < 0) {
 		r = src_fd;
 		goto out_close_parent;
@@ -295,8 +313,11 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 		r = -errno;
 		goto out_close_src;
 	}
+	/* an empty file has no data to spare copying; a path too long for a redirect is copied */
+	if (meta && S_ISREG(st.st_mode) && st.st_size > 0)
+		redirect = jfs_inode_path(inode);
 	jfs_tmpname(fs, tmp, sizeof(tmp));
-	copy_fd = build_copy(fs, src_fd, &st, tmp);
+	copy_fd = build_copy(fs, src_fd, &st, tmp, redirect);
 	if (copy_fd < 0) {
 		r = copy_fd;
 		goto out_remove;
@@ -315,19 +336,19 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 		close(upper_fd);
 		goto out_close_src;
 	}
-	/* the upper object stays this inode for later lookups of any of its names */
-	r = jfs_inomap_add(&fs->inomap, JFS_UPPER, ust.st_ino, inode->ino);
-	if (r < 0) {
-		close(upper_fd);
-		goto out_close_src;
-	}
 	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
-		/* like overlayfs without an index, a copy-up breaks a lower hard link: the copy is a
-		 * new object with a number of its own, the other names keep the shared one */
-		pthread_mutex_lock(&inode->lock);
-		inode->st_ino = jfs_ino_encode(JFS_UPPER, ust.st_ino);
-		pthread_mutex_unlock(&inode->lock);
+		/* like overlayfs without an index, a copy-up breaks a lower hard link: the copy is
+		 * a new object with a number of its own, the other names keep the shared one */
+		jfs_inode_rekey(fs, inode, jfs_inomap_view_ino(&fs->inomap, JFS_UPPER, ust.st_ino),
+				JFS_UPPER, ust.st_ino);
 		inval_attrs = true;
+	} else {
+		/* the upper object stays this inode for later lookups of any of its names */
+		r = jfs_inomap_add(&fs->inomap, JFS_UPPER, ust.st_ino, inode->ino);
+		if (r < 0) {
+			close(upper_fd);
+			goto out_close_src;
+		}
 	}
 	/* a directory keeps merging its lowers (re-opened on demand); anything else is now just
 	 * the copy */
@@ -335,6 +356,15 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 	if (S_ISDIR(st.st_mode)) {
 		int n = jfs_inode_layer_ids(inode, layers + 1, JFS_MAX_LAYERS - 1);
 		nlayers += n;
+	} else if (redirect) {
+		/* a metacopy reads the lower object it was made from */
+		layers[1].idx = src_idx;
+		layers[1].fd = src_fd;
+		layers[1].ino = st.st_ino;
+		src_fd = -1;
+		nlayers = 2;
+		jfs_inode_set_redirect(inode, redirect, st.st_blocks);
+		redirect = NULL;
 	}
 	layers[0].idx = JFS_UPPER;
 	layers[0].fd = upper_fd;
@@ -348,9 +378,76 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 out_remove:
 	jfs_remove_tree_at(fs->work_fd, tmp);
 out_close_src:
-	close(src_fd);
+	if (src_fd >= 0)
+		close(src_fd);
+	free(redirect);
 out_close_parent:
 	close(pfd);
+	return r;
+}
+
+/* Completes a metacopy: its data is copied into the upper object in place (other names may link
+ * to it), made durable, and only then is the metacopy xattr removed. */
+static int copy_up_data_locked(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	struct jfs_ilayer upper;
+	struct stat st;
+	char proc[64];
+	int upath_fd, data_fd = -1, src_fd, dst_fd = -1, data_idx, r;
+
+	upath_fd = jfs_inode_fd(fs, inode, 0, NULL);
+	if (upath_fd < 0)
+		return upath_fd;
+	src_fd = jfs_inode_data_fd(fs, inode, &data_idx);
+	if (src_fd < 0) {
+		close(upath_fd);
+		return src_fd;
+	}
+	if (data_idx == JFS_UPPER) {
+		close(src_fd);
+		close(upath_fd);
+		return 0;
+	}
+	jfs_proc_path(proc, sizeof(proc), src_fd);
+	data_fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (data_fd < 0 && errno == EPERM)
+		data_fd = open(proc, O_RDONLY | O_CLOEXEC);
+	close(src_fd);
+	if (data_fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	jfs_proc_path(proc, sizeof(proc), upath_fd);
+	dst_fd = open(proc, O_WRONLY | O_CLOEXEC);
+	if (dst_fd < 0 || fstat(data_fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = jfs_copy_data(data_fd, dst_fd, st.st_size);
+	if (r == 0 && fs->opts.fsync_copy_up && fsync(dst_fd) < 0)
+		r = -errno;
+	if (r == 0)
+		r = jfs_clear_metacopy(fs, upath_fd);
+	if (r < 0)
+		goto out;
+	upper.idx = JFS_UPPER;
+	upper.fd = upath_fd;
+	if (fstat(upath_fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	upper.ino = st.st_ino;
+	jfs_inode_set_layers(fs, inode, 1, &upper);
+	jfs_inode_set_redirect(inode, NULL, 0);
+	upath_fd = -1;
+	jfs_inval_attrs(fs, inode); /* its blocks are its own now */
+out:
+	if (data_fd >= 0)
+		close(data_fd);
+	if (dst_fd >= 0)
+		close(dst_fd);
+	if (upath_fd >= 0)
+		close(upath_fd);
 	return r;
 }
 
@@ -376,7 +473,7 @@ static int copy_up_orphan(struct jfs_fs *fs, struct jfs_inode *inode)
 		return fd;
 	}
 	jfs_tmpname(fs, tmp, sizeof(tmp));
-	fd = build_copy(fs, src_fd, &st, tmp);
+	fd = build_copy(fs, src_fd, &st, tmp, NULL);
 	close(src_fd);
 	if (fd >= 0) {
 		close(fd);
@@ -396,15 +493,23 @@ static int copy_up_orphan(struct jfs_fs *fs, struct jfs_inode *inode)
 	return 0;
 }
 
-int jfs_copy_up(struct jfs_fs *fs, struct jfs_inode *inode)
+/* Copies inode up: with meta, a regular file's metadata only (a metacopy); without, its data too
+ * (completing a metacopy in place). */
+static int copy_up(struct jfs_fs *fs, struct jfs_inode *inode, bool meta)
 {
 	struct jfs_inode *parent;
 	char *name;
 	bool unlinked;
 	int r;
 
-	if (jfs_inode_top_idx(inode) == JFS_UPPER)
-		return 0;
+	if (jfs_inode_top_idx(inode) == JFS_UPPER) {
+		if (meta || jfs_inode_data_idx(inode) == JFS_UPPER)
+			return 0;
+		pthread_mutex_lock(&inode->copy_lock);
+		r = copy_up_data_locked(fs, inode);
+		pthread_mutex_unlock(&inode->copy_lock);
+		return r;
+	}
 	pthread_mutex_lock(&inode->lock);
 	unlinked = inode->unlinked;
 	pthread_mutex_unlock(&inode->lock);
@@ -424,7 +529,7 @@ int jfs_copy_up(struct jfs_fs *fs, struct jfs_inode *inode)
 		return parent ? -ENOMEM : -EIO;
 	}
 	jfs_inode_ref(fs, parent);
-	r = jfs_copy_up(fs, parent); /* invariant 1: parents first */
+	r = copy_up(fs, parent, false); /* invariant 1: parents first */
 	if (r < 0)
 		goto out;
 
@@ -442,15 +547,27 @@ int jfs_copy_up(struct jfs_fs *fs, struct jfs_inode *inode)
 		else if (cur_parent != parent)
 			r = -EAGAIN;
 		else
-			r = copy_up_locked(fs, inode, parent, name);
+			r = copy_up_locked(fs, inode, parent, name, meta);
 	}
 	pthread_mutex_unlock(&inode->copy_lock);
 out:
 	jfs_inode_put(fs, parent);
 	free(name);
 	if (r == -EAGAIN)
-		return jfs_copy_up(fs, inode);
+		return copy_up(fs, inode, meta);
+	if (r == 0 && !meta && jfs_inode_data_idx(inode) != JFS_UPPER)
+		return copy_up(fs, inode, false); /* a metacopy made meanwhile by another request */
 	return r;
+}
+
+int jfs_copy_up(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	return copy_up(fs, inode, false);
+}
+
+int jfs_copy_up_meta(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	return copy_up(fs, inode, fs->opts.metacopy && inode->type == S_IFREG);
 }
 
 /* Makes dir and everything below it live in the upper, then opaque: the prerequisite for moving a
@@ -486,7 +603,8 @@ int jfs_copy_up_tree(struct jfs_fs *fs, struct jfs_inode *dir)
 		}
 		if (r < 0)
 			break;
-		r = child->type == S_IFDIR ? jfs_copy_up_tree(fs, child) : jfs_copy_up(fs, child);
+		r = child->type == S_IFDIR ? jfs_copy_up_tree(fs, child)
+					   : jfs_copy_up_meta(fs, child);
 		jfs_inode_put(fs, child);
 	}
 	jfs_dirlist_free(&list);

@@ -190,8 +190,8 @@ void jfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	struct fuse_entry_param e;
 	int r;
 
-	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name, S_IFDIR | (mode & 07777),
-			      0, NULL, -1, NULL, &e);
+	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name,
+			      S_IFDIR | (mode & 07777), 0, NULL, -1, NULL, &e);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -231,7 +231,7 @@ static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode 
 		jfs_resolved_release(&res);
 		return -EEXIST;
 	}
-	r = jfs_copy_up(fs, inode);
+	r = jfs_copy_up_meta(fs, inode);
 	if (r < 0)
 		return r;
 	pfd = jfs_upper_dir_fd(fs, dir);
@@ -326,8 +326,8 @@ static int clear_whiteouts(int dirfd)
 		struct stat st;
 		if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
 			continue;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && jfs_is_whiteout(&st) &&
-		    unlinkat(fd, de->d_name, 0) < 0 && r == 0)
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    jfs_is_whiteout(&st) && unlinkat(fd, de->d_name, 0) < 0 && r == 0)
 			r = -errno;
 	}
 	closedir(d);
@@ -430,7 +430,7 @@ void jfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static int copy_up_for_move(struct jfs_fs *fs, struct jfs_inode *inode)
 {
-	return inode->type == S_IFDIR ? jfs_copy_up_tree(fs, inode) : jfs_copy_up(fs, inode);
+	return inode->type == S_IFDIR ? jfs_copy_up_tree(fs, inode) : jfs_copy_up_meta(fs, inode);
 }
 
 /* A directory moved to a name that a lower shows there must hide it. */

@@ -46,7 +46,7 @@ static int open_top(struct jfs_fs *fs, struct jfs_inode *inode, int flags, int *
 	char proc[64];
 	int idx, fd, path_fd;
 
-	path_fd = jfs_inode_fd(fs, inode, 0, &idx);
+	path_fd = jfs_inode_data_fd(fs, inode, &idx);
 	if (path_fd < 0)
 		return path_fd;
 	jfs_proc_path(proc, sizeof(proc), path_fd);
@@ -94,8 +94,10 @@ void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)file;
-	/* a file changes only through this mount, so the kernel may keep its pages */
+	/* a file changes only through this mount, so the kernel may keep its pages; and we have
+	 * nothing to do on close(2) */
 	fi->keep_cache = 1;
+	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		file_free(file);
 }
@@ -108,8 +110,8 @@ void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	struct jfs_file *file;
 	int fd = -1, r;
 
-	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name, S_IFREG | (mode & 07777),
-			      0, NULL, fi->flags, &fd, &e);
+	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name,
+			      S_IFREG | (mode & 07777), 0, NULL, fi->flags, &fd, &e);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -122,6 +124,7 @@ void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 		return;
 	}
 	fi->fh = (uintptr_t)file;
+	fi->noflush = 1;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		file_free(file);
 }
@@ -133,7 +136,7 @@ static int file_fd(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_file *
 
 	if (__atomic_load_n(&file->idx, __ATOMIC_ACQUIRE) == JFS_UPPER)
 		return file->fd;
-	if (jfs_inode_top_idx(inode) != JFS_UPPER)
+	if (jfs_inode_data_idx(inode) != JFS_UPPER)
 		return file->fd;
 	pthread_mutex_lock(&file->lock);
 	if (file->idx != JFS_UPPER && file->retired_fd < 0) {
@@ -150,8 +153,7 @@ static int file_fd(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_file *
 	return fd;
 }
 
-void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		 struct fuse_file_info *fi)
+void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
@@ -225,8 +227,7 @@ void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_write(req, (size_t)n);
 }
 
-void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		  struct fuse_file_info *fi)
+void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
 	off_t r = lseek(file_fd(fs, jfs_inode_from_id(fs, ino), fi_file(fi)), off, whence);

@@ -6,10 +6,12 @@
 #include <stddef.h>
 
 struct jfs_options {
-	bool user_xattr;	/* overlay xattrs in user.overlay.* (unprivileged daemons) */
-	bool allow_other;	/* let users other than the mounter in (root default) */
-	bool fsync_copy_up;	/* fsync copied-up data before it becomes visible (default on) */
-	double entry_timeout;	/* seconds the kernel may cache names and attributes */
+	bool user_xattr;      /* overlay xattrs in user.overlay.* (unprivileged daemons) */
+	bool allow_other;     /* let users other than the mounter in (root default) */
+	bool fsync_copy_up;   /* fsync copied-up data before it becomes visible (default on) */
+	bool metacopy;	      /* link/chmod/chown/utimes/xattrs/rename of a lower file copy up
+			       * its metadata only; data follows on the first write (default on) */
+	double entry_timeout; /* seconds the kernel may cache names and attributes */
 	unsigned int max_threads;
 	unsigned long max_cached_fds; /* 0: two fifths of the descriptor limit */
 };

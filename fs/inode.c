@@ -1,5 +1,6 @@
 /* The inode table: stable view inode numbers, lookup counting, forget, and getattr/setattr. */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,7 +145,8 @@ void jfs_inomap_del(struct jfs_inomap *m, int idx, ino_t real_ino)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* --- the inode table --------------------------------------------------------------------------- */
+/* --- the inode table ---------------------------------------------------------------------------
+ */
 
 int jfs_itable_init(struct jfs_itable *t, uint32_t nbuckets)
 {
@@ -213,8 +215,11 @@ static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 	close_layers(inode->layers, inode->nlayers);
 	free(inode->layers);
 	free(inode->name);
+	free(inode->redirect);
+	jfs_listing_free(inode->listing);
 	pthread_mutex_destroy(&inode->lock);
 	pthread_mutex_destroy(&inode->copy_lock);
+	pthread_mutex_destroy(&inode->list_lock);
 	free(inode);
 }
 
@@ -393,6 +398,7 @@ static struct jfs_inode *inode_alloc(uint64_t ino, mode_t type, int nlayers,
 	inode->type = type & S_IFMT;
 	pthread_mutex_init(&inode->lock, NULL);
 	pthread_mutex_init(&inode->copy_lock, NULL);
+	pthread_mutex_init(&inode->list_lock, NULL);
 	return inode;
 }
 
@@ -419,6 +425,11 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 	fresh->hash = hash;
 	fresh->top_idx = top_idx;
 	fresh->top_ino = top_ino;
+	if (!S_ISDIR(res->st.st_mode) && res->nlayers > 1) {
+		fresh->redirect = res->redirect; /* a metacopy */
+		res->redirect = NULL;
+		fresh->data_blocks = res->st.st_blocks;
+	}
 	res->nlayers = 0; /* the descriptors now belong to fresh */
 	__atomic_add_fetch(&fs->nfds, fresh->nlayers, __ATOMIC_RELAXED);
 	fresh->name = strdup(name);
@@ -542,6 +553,44 @@ void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayer
 	pthread_mutex_unlock(lock);
 }
 
+/* Gives a hashed inode another view number (and the identity of its new top object) at once, so
+ * that no lookup can see it half moved. For a copy-up that broke a lower hard link: the copy is a
+ * new object, and must keep its number when the kernel forgets it and looks it up again. */
+void jfs_inode_rekey(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t ino, int top_idx,
+		     ino_t top_ino)
+{
+	struct jfs_itable *t = &fs->itable;
+	uint32_t nh = hash64(ino) % t->nbuckets;
+	pthread_mutex_t *a = &t->locks[inode->hash / JFS_ITABLE_STRIPE];
+	pthread_mutex_t *b = &t->locks[nh / JFS_ITABLE_STRIPE];
+
+	if (a == b) {
+		pthread_mutex_lock(a);
+	} else {
+		pthread_mutex_lock(a < b ? a : b);
+		pthread_mutex_lock(a < b ? b : a);
+	}
+	if (inode->hashed) {
+		struct jfs_inode **pp = &t->buckets[inode->hash];
+		while (*pp && *pp != inode)
+			pp = &(*pp)->hnext;
+		if (*pp)
+			*pp = inode->hnext;
+		inode->hnext = t->buckets[nh];
+		t->buckets[nh] = inode;
+	}
+	inode->hash = nh;
+	inode->ino = ino;
+	inode->top_idx = top_idx;
+	inode->top_ino = top_ino;
+	pthread_mutex_unlock(a);
+	if (a != b)
+		pthread_mutex_unlock(b);
+	pthread_mutex_lock(&inode->lock);
+	inode->st_ino = ino;
+	pthread_mutex_unlock(&inode->lock);
+}
+
 int jfs_inode_top_idx(struct jfs_inode *inode)
 {
 	int idx;
@@ -550,6 +599,95 @@ int jfs_inode_top_idx(struct jfs_inode *inode)
 	idx = inode->layers[0].idx;
 	pthread_mutex_unlock(&inode->lock);
 	return idx;
+}
+
+static bool is_metacopy_locked(struct jfs_inode *inode)
+{
+	return inode->type != S_IFDIR && inode->nlayers > 1;
+}
+
+/* The layer that holds a file's data: the top one, but a metacopy's lower data object. */
+int jfs_inode_data_idx(struct jfs_inode *inode)
+{
+	int idx;
+
+	pthread_mutex_lock(&inode->lock);
+	idx = inode->layers[is_metacopy_locked(inode) ? 1 : 0].idx;
+	pthread_mutex_unlock(&inode->lock);
+	return idx;
+}
+
+/* A descriptor of the object holding the inode's data, owned by the caller. */
+int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+{
+	for (;;) {
+		int pos, fd;
+
+		pthread_mutex_lock(&inode->lock);
+		pos = is_metacopy_locked(inode) ? 1 : 0;
+		pthread_mutex_unlock(&inode->lock);
+		fd = jfs_inode_fd(fs, inode, pos, ret_idx);
+		if (fd != -EIO || pos == 0)
+			return fd;
+		/* the data was copied up meanwhile: the layer is gone, ask again */
+	}
+}
+
+/* Records a metacopy's redirect (taking ownership) and data blocks, or clears them (NULL). */
+void jfs_inode_set_redirect(struct jfs_inode *inode, char *redirect, blkcnt_t data_blocks)
+{
+	char *old;
+
+	pthread_mutex_lock(&inode->lock);
+	old = inode->redirect;
+	inode->redirect = redirect;
+	inode->data_blocks = data_blocks;
+	pthread_mutex_unlock(&inode->lock);
+	free(old);
+}
+
+/* The inode's absolute path in the view ("/a/b"; "/" for the root), owned by the caller; NULL
+ * when it has no name or the path exceeds PATH_MAX. For an object still in a lower, that is also
+ * its path in the lower: moving a directory copies its subtree up first. */
+char *jfs_inode_path(struct jfs_inode *inode)
+{
+	char *buf = malloc(PATH_MAX), *p;
+	struct jfs_inode *cur = inode;
+
+	if (!buf)
+		return NULL;
+	p = buf + PATH_MAX - 1;
+	*p = '\0';
+	while (cur) {
+		struct jfs_inode *parent;
+		size_t len;
+
+		pthread_mutex_lock(&cur->lock);
+		parent = cur->parent;
+		if (parent && (!cur->name || cur->unlinked)) {
+			pthread_mutex_unlock(&cur->lock);
+			goto fail;
+		}
+		len = parent ? strlen(cur->name) : 0;
+		if (parent && (size_t)(p - buf) < len + 1) {
+			pthread_mutex_unlock(&cur->lock);
+			goto fail;
+		}
+		if (parent) {
+			p -= len;
+			memcpy(p, cur->name, len);
+			*--p = '/';
+		}
+		pthread_mutex_unlock(&cur->lock);
+		cur = parent;
+	}
+	if (!*p)
+		*--p = '/';
+	memmove(buf, p, strlen(p) + 1);
+	return buf;
+fail:
+	free(buf);
+	return NULL;
 }
 
 static int find_layer_pos(struct jfs_inode *inode, int idx)
@@ -593,19 +731,29 @@ int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, cha
 	return pfd;
 }
 
-/* Re-opens an evicted descriptor from the parent's descriptor in the same layer and the name. */
-static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int idx, ino_t ino)
+/* Re-opens an evicted descriptor from the parent's descriptor in the same layer and the name, or
+ * a metacopy's data by its redirect. */
+static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int idx, ino_t ino)
 {
 	struct stat st;
-	char *name;
+	char *name, *redirect = NULL;
 	int pfd, fd;
 
-	pfd = jfs_inode_parent_fd(fs, inode, idx, &name);
-	if (pfd < 0)
-		return pfd;
-	fd = jfs_open_object(pfd, name, inode->type);
-	close(pfd);
-	free(name);
+	pthread_mutex_lock(&inode->lock);
+	if (pos > 0 && is_metacopy_locked(inode) && inode->redirect)
+		redirect = strdup(inode->redirect);
+	pthread_mutex_unlock(&inode->lock);
+	if (redirect) {
+		fd = jfs_open_redirect(fs, idx, redirect);
+		free(redirect);
+	} else {
+		pfd = jfs_inode_parent_fd(fs, inode, idx, &name);
+		if (pfd < 0)
+			return pfd;
+		fd = jfs_open_object(pfd, name, inode->type);
+		close(pfd);
+		free(name);
+	}
 	if (fd < 0)
 		return fd == -ENOENT ? -ESTALE : fd;
 	if (fstat(fd, &st) < 0 || st.st_ino != ino) {
@@ -642,7 +790,7 @@ int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_i
 	}
 	pthread_mutex_unlock(&inode->lock);
 
-	fd = reopen_layer(fs, inode, idx, ino);
+	fd = reopen_layer(fs, inode, pos, idx, ino);
 	if (fd < 0)
 		return fd;
 	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -783,6 +931,8 @@ static void stat_view(struct jfs_inode *inode, struct stat *st)
 	nlayers = inode->nlayers;
 	unlinked = inode->unlinked;
 	st->st_ino = inode->st_ino;
+	if (is_metacopy_locked(inode))
+		st->st_blocks = inode->data_blocks;
 	pthread_mutex_unlock(&inode->lock);
 	/* like overlayfs: counting a merged directory's subdirectories is not worth it; 1 tells
 	 * find(1) not to rely on the count */
@@ -872,7 +1022,8 @@ static int do_setattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *a
 	struct jfs_file *file = fi ? (struct jfs_file *)(uintptr_t)fi->fh : NULL;
 	int fd, idx, r;
 
-	r = jfs_copy_up(fs, inode);
+	/* only a new size needs the data */
+	r = (valid & FUSE_SET_ATTR_SIZE) ? jfs_copy_up(fs, inode) : jfs_copy_up_meta(fs, inode);
 	if (r < 0)
 		return r;
 	fd = jfs_inode_fd(fs, inode, 0, &idx);

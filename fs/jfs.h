@@ -16,6 +16,15 @@
  * The lowers are never written: they are opened read-only with O_NOATIME, and nothing but copy-up
  * reads from them for writing.
  *
+ * Metacopy. A regular lower file whose metadata changes (link, chmod, chown, utimes, xattrs,
+ * rename) is copied up as metadata only, in kernel overlayfs's format: an upper file of the same
+ * size with no data blocks, the xattrs <prefix>metacopy (empty) and <prefix>redirect (the data's
+ * absolute path in the lowers). Its inode then has two layers: the upper object (metadata, names,
+ * links) and the lower data object, which reads use. The first open for writing (or truncate)
+ * copies the data into the upper object in place, fsyncs it, then removes the xattrs: until then
+ * a crash leaves a metacopy whose data is still the lower's. A regular file "is metacopy" exactly
+ * when its inode has more than one layer.
+ *
  * Copy-up (copy_up.c). An object lives in one of three states:
  *   LOWER    its top layer is a lower (layers[0].idx > 0);
  *   COPYING  jfs_copy_up() holds the inode lock and builds a copy in the work dir;
@@ -31,8 +40,8 @@
  *
  * Inodes (inode.c). FUSE node ids are inode pointers (the root is FUSE_ROOT_ID). Inodes are hashed
  * by their view inode number and identified by their top object (layer index, real st_ino) so a
- * name re-created at once, or a copied-up hard link, never matches a stale inode. Lifetime: an inode
- * lives while nlookup (the kernel's references) or nref (ours: children's parent pointers,
+ * name re-created at once, or a copied-up hard link, never matches a stale inode. Lifetime: an
+ * inode lives while nlookup (the kernel's references) or nref (ours: children's parent pointers,
  * in-flight work on other inodes) is non-zero. The root is pinned.
  *
  * Descriptors. An inode caches one descriptor per layer, but the hard limit on descriptors here
@@ -74,33 +83,39 @@ struct jfs_ilayer {
 	ino_t ino; /* the real inode, to check a re-opened descriptor */
 };
 
+struct jfs_listing;
 struct jfs_inode {
-	uint64_t ino;  /* view st_ino; immutable */
+	uint64_t ino;  /* view st_ino; changes only in jfs_inode_rekey (bucket locks) */
 	mode_t type;   /* S_IFMT bits; immutable */
-	uint32_t hash; /* bucket index; immutable */
+	uint32_t hash; /* bucket index; as ino */
 
 	/* bucket lock */
 	struct jfs_inode *hnext;
 	uint64_t nlookup;
 	uint64_t nref;
 	bool hashed;
-	bool orphaned;		    /* on itable.orphans (orphan_lock) */
-	struct jfs_inode *onext;    /* orphan_lock */
-	struct jfs_inode *oprev;    /* orphan_lock */
-	int top_idx;	 /* identity: layer of the top object ... */
-	ino_t top_ino;	 /* ... and its real inode number */
+	bool orphaned;		 /* on itable.orphans (orphan_lock) */
+	struct jfs_inode *onext; /* orphan_lock */
+	struct jfs_inode *oprev; /* orphan_lock */
+	int top_idx;		 /* identity: layer of the top object ... */
+	ino_t top_ino;		 /* ... and its real inode number */
 
 	pthread_mutex_t copy_lock; /* serialises copy-up of this inode; taken before lock */
 	pthread_mutex_t lock;	   /* protects the fields below */
-	struct jfs_inode *parent; /* holds an nref on the parent; NULL for the root */
+	struct jfs_inode *parent;  /* holds an nref on the parent; NULL for the root */
 	char *name;
 	int nlayers;
 	struct jfs_ilayer *layers; /* top first */
 	uint64_t st_ino;	   /* reported st_ino: ino, unless a copy-up broke a lower hard
 				    * link, which gives the copy a number of its own */
+	char *redirect;		   /* metacopy: the data's absolute path in the lowers, if known */
+	blkcnt_t data_blocks;	   /* metacopy: st_blocks of the data object */
 	bool unlinked;		   /* its last visible name is gone */
 	bool pinned;		   /* name unreliable (a hard link's name removed): never evict */
 	bool accessed;		   /* used since the evictor last passed */
+
+	pthread_mutex_t list_lock;   /* directories: serialises readdir; protects listing */
+	struct jfs_listing *listing; /* the listing being served, see readdir.c */
 };
 
 struct jfs_itable {
@@ -124,7 +139,7 @@ struct jfs_inomap {
 struct jfs_fs {
 	int nlayers; /* upper + lowers */
 	struct jfs_layer *layers;
-	int work_fd; /* the work dir's JFS_WORK_SUBDIR, same filesystem as the upper */
+	int work_fd;	    /* the work dir's JFS_WORK_SUBDIR, same filesystem as the upper */
 	char *xattr_prefix; /* "trusted.overlay." or "user.overlay." */
 	size_t xattr_prefix_len;
 	struct jfs_options opts;
@@ -137,6 +152,7 @@ struct jfs_fs {
 	pthread_mutex_t evict_lock; /* one sweeper at a time; protects evict_hand */
 	uint32_t evict_hand;
 	struct fuse_session *se;
+	bool no_opendir; /* the kernel agreed to send no opendir: readdir has no handle */
 };
 
 /* Resolution of one name in a merged directory (namei.c). The layers' fds are owned by the
@@ -147,6 +163,7 @@ struct jfs_resolved {
 	int nlayers;
 	struct jfs_ilayer layers[JFS_MAX_LAYERS];
 	bool upper_whiteout; /* the upper has a whiteout at this name */
+	char *redirect;	     /* a metacopy's redirect (owned, like the descriptors) */
 };
 
 /* The view number derived from a real one: (layer index + 1) << 48 | st_ino. */
@@ -164,6 +181,9 @@ static inline struct jfs_fs *jfs_req_fs(fuse_req_t req)
 /* layer.c (jfs_is_whiteout and jfs_remove_tree_at are public: fs.h) */
 int jfs_is_opaque(struct jfs_fs *fs, int dirfd);
 int jfs_set_opaque(struct jfs_fs *fs, int dirfd);
+int jfs_get_metacopy(struct jfs_fs *fs, int fd, char **ret_redirect);
+int jfs_set_metacopy(struct jfs_fs *fs, int fd, const char *redirect);
+int jfs_clear_metacopy(struct jfs_fs *fs, int fd);
 bool jfs_is_private_xattr(struct jfs_fs *fs, const char *name);
 int jfs_check_name(const char *name);
 int jfs_tmpname(struct jfs_fs *fs, char *buf, size_t size);
@@ -190,7 +210,13 @@ void jfs_inode_unhash(struct jfs_fs *fs, struct jfs_inode *inode);
 void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayers,
 			  const struct jfs_ilayer *layers);
 int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx);
+void jfs_inode_rekey(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t ino, int top_idx,
+		     ino_t top_ino);
 int jfs_inode_top_idx(struct jfs_inode *inode);
+int jfs_inode_data_idx(struct jfs_inode *inode);
+int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
+void jfs_inode_set_redirect(struct jfs_inode *inode, char *redirect, blkcnt_t data_blocks);
+char *jfs_inode_path(struct jfs_inode *inode);
 int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name);
 int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max);
 int jfs_inode_layers(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out, int max);
@@ -213,6 +239,7 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		struct jfs_resolved *ret);
 void jfs_resolved_release(struct jfs_resolved *res);
 int jfs_open_object(int dirfd, const char *name, mode_t mode);
+int jfs_open_redirect(struct jfs_fs *fs, int idx, const char *path);
 int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name);
 int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool kernel_ref,
 	       struct jfs_inode **ret_inode);
@@ -223,6 +250,7 @@ void jfs_op_readlink(fuse_req_t req, fuse_ino_t ino);
 
 /* copy_up.c */
 int jfs_copy_up(struct jfs_fs *fs, struct jfs_inode *inode);
+int jfs_copy_up_meta(struct jfs_fs *fs, struct jfs_inode *inode);
 int jfs_copy_up_tree(struct jfs_fs *fs, struct jfs_inode *dir);
 int jfs_upper_dir_fd(struct jfs_fs *fs, struct jfs_inode *dir);
 int jfs_copy_data(int src_fd, int dst_fd, off_t size);
@@ -254,6 +282,7 @@ struct jfs_dirlist {
 };
 int jfs_dirlist_build(struct jfs_fs *fs, struct jfs_inode *dir, struct jfs_dirlist *ret);
 void jfs_dirlist_free(struct jfs_dirlist *list);
+void jfs_listing_free(struct jfs_listing *listing);
 int jfs_dir_is_empty(struct jfs_fs *fs, struct jfs_inode *dir);
 void jfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void jfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -274,8 +303,7 @@ struct jfs_file {
 void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		   struct fuse_file_info *fi);
 void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		 struct fuse_file_info *fi);
+void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void jfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
 		      struct fuse_file_info *fi);
 void jfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -286,8 +314,7 @@ void jfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, of
 void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			    struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			    struct fuse_file_info *fi_out, size_t len, int flags);
-void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		  struct fuse_file_info *fi);
+void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 
 /* xattr.c */
 void jfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

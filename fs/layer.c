@@ -50,6 +50,74 @@ int jfs_set_opaque(struct jfs_fs *fs, int dirfd)
 	return 0;
 }
 
+/*
+ * Metacopy xattrs, on the object behind fd (any descriptor, O_PATH included, of a regular file).
+ * Returns 1 and the redirect (owned by the caller, NULL when there is none) for a metacopy, 0 for
+ * an ordinary file.
+ */
+int jfs_get_metacopy(struct jfs_fs *fs, int fd, char **ret_redirect)
+{
+	char proc[64], name[64], *redirect;
+	ssize_t n;
+
+	*ret_redirect = NULL;
+	jfs_proc_path(proc, sizeof(proc), fd);
+	xattr_name(fs, "metacopy", name, sizeof(name));
+	if (getxattr(proc, name, NULL, 0) < 0) {
+		if (errno == ENODATA || errno == ENOTSUP)
+			return 0;
+		return -errno;
+	}
+	xattr_name(fs, "redirect", name, sizeof(name));
+	redirect = malloc(PATH_MAX);
+	if (!redirect)
+		return -ENOMEM;
+	n = getxattr(proc, name, redirect, PATH_MAX - 1);
+	if (n < 0) {
+		free(redirect);
+		return errno == ENODATA ? 1 : -errno;
+	}
+	redirect[n] = '\0';
+	if (redirect[0] != '/') {
+		/* a relative redirect renames within the same directory: only directories get them
+		 */
+		free(redirect);
+		return -EIO;
+	}
+	*ret_redirect = redirect;
+	return 1;
+}
+
+int jfs_set_metacopy(struct jfs_fs *fs, int fd, const char *redirect)
+{
+	char proc[64], name[64];
+
+	jfs_proc_path(proc, sizeof(proc), fd);
+	xattr_name(fs, "redirect", name, sizeof(name));
+	if (redirect && setxattr(proc, name, redirect, strlen(redirect), 0) < 0)
+		return -errno;
+	xattr_name(fs, "metacopy", name, sizeof(name));
+	if (setxattr(proc, name, "", 0, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/* After the data is in place: metacopy first, so that a crash in between leaves an ordinary file
+ * (a leftover redirect on a regular file without metacopy means nothing). */
+int jfs_clear_metacopy(struct jfs_fs *fs, int fd)
+{
+	char proc[64], name[64];
+
+	jfs_proc_path(proc, sizeof(proc), fd);
+	xattr_name(fs, "metacopy", name, sizeof(name));
+	if (removexattr(proc, name) < 0 && errno != ENODATA)
+		return -errno;
+	xattr_name(fs, "redirect", name, sizeof(name));
+	if (removexattr(proc, name) < 0 && errno != ENODATA)
+		return -errno;
+	return 0;
+}
+
 bool jfs_is_private_xattr(struct jfs_fs *fs, const char *name)
 {
 	return strncmp(name, fs->xattr_prefix, fs->xattr_prefix_len) == 0;
@@ -116,8 +184,8 @@ int jfs_remove_tree_at(int dirfd, const char *name)
 	while ((de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (fstatat(fd, de->d_name, &sub, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sub.st_mode) &&
-		    sub.st_dev != st.st_dev) {
+		if (fstatat(fd, de->d_name, &sub, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(sub.st_mode) && sub.st_dev != st.st_dev) {
 			r = -EXDEV; /* a mount point inside: leave it alone */
 			continue;
 		}

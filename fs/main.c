@@ -27,6 +27,7 @@ static void usage(FILE *out)
 	      "  -o OPT[,OPT...]       jobfs options: userxattr (user.overlay.* xattrs),\n"
 	      "                        trustedxattr, timeout=SECONDS, nofsync, threads=N,\n"
 	      "                        max_fds=N (descriptors cached for inodes),\n"
+	      "                        nometacopy (metadata changes copy data up too),\n"
 	      "                        noallow_other; anything else goes to the FUSE mount\n"
 	      "  -h, --help            show this help\n"
 	      "  -V, --version         show the version\n"
@@ -45,6 +46,10 @@ static int parse_opts(char *list, struct jfs_config *cfg, char *fuse_opts, size_
 			cfg->opts.user_xattr = true;
 		} else if (!strcmp(opt, "trustedxattr")) {
 			cfg->opts.user_xattr = false;
+		} else if (!strcmp(opt, "nometacopy")) {
+			cfg->opts.metacopy = false;
+		} else if (!strcmp(opt, "metacopy")) {
+			cfg->opts.metacopy = true;
 		} else if (!strcmp(opt, "nofsync")) {
 			cfg->opts.fsync_copy_up = false;
 		} else if (!strcmp(opt, "noallow_other")) {

@@ -15,6 +15,8 @@ void jfs_resolved_release(struct jfs_resolved *res)
 		if (res->layers[i].fd >= 0)
 			close(res->layers[i].fd);
 	res->nlayers = 0;
+	free(res->redirect);
+	res->redirect = NULL;
 }
 
 int jfs_open_object(int dirfd, const char *name, mode_t mode)
@@ -27,6 +29,67 @@ int jfs_open_object(int dirfd, const char *name, mode_t mode)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Opens (O_PATH) the object at an absolute redirect path in layer idx, one component at a time:
+ * no path length limit, no symlink followed, no ".." out of the layer. */
+int jfs_open_redirect(struct jfs_fs *fs, int idx, const char *path)
+{
+	char name[NAME_MAX + 1];
+	int fd = fcntl(fs->layers[idx].fd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	while (*path) {
+		const char *end;
+		size_t len;
+		int next;
+
+		while (*path == '/')
+			path++;
+		end = strchrnul(path, '/');
+		len = (size_t)(end - path);
+		if (len == 0)
+			break;
+		if (len > NAME_MAX || (len == 2 && path[0] == '.' && path[1] == '.')) {
+			close(fd);
+			return -EIO;
+		}
+		memcpy(name, path, len);
+		name[len] = '\0';
+		next = openat(fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (next < 0)
+			return -errno;
+		fd = next;
+		path = end;
+	}
+	return fd;
+}
+
+/* The data of a metacopy found in the upper: at its redirect in the first lower that has a
+ * regular file there. */
+static int resolve_redirect(struct jfs_fs *fs, const char *redirect, struct jfs_ilayer *ret,
+			    struct stat *ret_st)
+{
+	for (int idx = 1; idx < fs->nlayers; idx++) {
+		int fd = jfs_open_redirect(fs, idx, redirect);
+		if (fd == -ENOENT || fd == -ENOTDIR)
+			continue;
+		if (fd < 0)
+			return fd;
+		if (fstat(fd, ret_st) < 0 || !S_ISREG(ret_st->st_mode)) {
+			close(fd);
+			if (jfs_is_whiteout(ret_st))
+				break;
+			continue;
+		}
+		ret->idx = idx;
+		ret->fd = fd;
+		ret->ino = ret_st->st_ino;
+		return 0;
+	}
+	return -EIO; /* a metacopy without its data */
+}
+
 /* Resolves name in dir. ret->exists is false (and 0 returned) when no layer shows the name. */
 int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		struct jfs_resolved *ret)
@@ -34,9 +97,12 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 	struct jfs_ilayer dl[JFS_MAX_LAYERS];
 	int ndl, r;
 
+	bool want_data = false;
+
 	ret->exists = false;
 	ret->nlayers = 0;
 	ret->upper_whiteout = false;
+	ret->redirect = NULL;
 	r = jfs_check_name(name);
 	if (r < 0)
 		return r;
@@ -58,7 +124,9 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 				ret->upper_whiteout = true;
 			break;
 		}
-		if (ret->exists && !S_ISDIR(st.st_mode))
+		if (want_data && !S_ISREG(st.st_mode))
+			break;
+		if (ret->exists && !S_ISDIR(st.st_mode) && !want_data)
 			break; /* a non-directory below a directory is hidden */
 		fd = jfs_open_object(dl[i].fd, name, st.st_mode);
 		if (fd < 0) {
@@ -75,6 +143,32 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		ret->layers[ret->nlayers].fd = fd;
 		ret->layers[ret->nlayers].ino = st.st_ino;
 		ret->nlayers++;
+		if (want_data) {
+			ret->st.st_blocks = st.st_blocks; /* a metacopy's blocks are its data's */
+			want_data = false;
+			break;
+		}
+		if (dl[i].idx == JFS_UPPER && S_ISREG(st.st_mode) && st.st_size > 0 &&
+		    fs->nlayers > 1) {
+			/* perhaps a metacopy, whose data is in a lower (its blocks tell nothing: an
+			 * xattr block may be all it has) */
+			r = jfs_get_metacopy(fs, fd, &ret->redirect);
+			if (r < 0)
+				goto out_release;
+			if (r > 0 && ret->redirect) {
+				struct stat dst;
+				r = resolve_redirect(fs, ret->redirect, &ret->layers[1], &dst);
+				if (r < 0)
+					goto out_release;
+				ret->nlayers++;
+				ret->st.st_blocks = dst.st_blocks;
+				break;
+			}
+			if (r > 0) {
+				want_data = true; /* at the same name in the lowers */
+				continue;
+			}
+		}
 		if (!S_ISDIR(st.st_mode) || ret->nlayers == JFS_MAX_LAYERS)
 			break;
 		r = jfs_is_opaque(fs, fd);
@@ -84,10 +178,15 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 			break;
 	}
 	jfs_ilayers_close(dl, ndl);
+	if (want_data) {
+		r = -EIO; /* a metacopy without its data */
+		goto out_release_ret;
+	}
 	return 0;
 
 out_release:
 	jfs_ilayers_close(dl, ndl);
+out_release_ret:
 	jfs_resolved_release(ret);
 	ret->exists = false;
 	return r;

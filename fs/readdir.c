@@ -1,5 +1,5 @@
-/* Merged directory listings: the layers' entries de-duplicated top first, whiteouts filtered, taken
- * as one snapshot per open (and per rewind) so offsets stay stable under telldir/seekdir. */
+/* Merged directory listings: the layers' entries de-duplicated top first, whiteouts filtered, and
+ * served to the kernel with offsets that stay valid across rebuilds (see struct jfs_listing). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -194,41 +194,135 @@ int jfs_dir_is_empty(struct jfs_fs *fs, struct jfs_inode *dir)
 	return r;
 }
 
-struct jfs_dirhandle {
-	pthread_mutex_t lock;
-	bool loaded;
-	struct jfs_dirlist list;
+/*
+ * Listings served to the kernel. The kernel keeps what we send (cache_readdir) and, once
+ * NO_OPENDIR is agreed, sends no opendir or releasedir at all: readdir then comes without a
+ * handle, so the listing being served lives in the directory's inode. Offsets are not positions but
+ * keys: each entry's is a hash of its name (".", ".." are 1 and 2), the listing is sorted by key,
+ * and readdir(off) returns the entries whose key is above off. A listing rebuilt mid-way, or served
+ * to two readers at once, so never repeats or skips an entry that stayed; telldir/seekdir work.
+ * A listing is rebuilt at offset 0 and dropped once its end has been served.
+ */
+struct jfs_listing {
+	struct jfs_dirlist list; /* sorted by key */
+	uint64_t *keys;
 };
+
+void jfs_listing_free(struct jfs_listing *l)
+{
+	if (!l)
+		return;
+	jfs_dirlist_free(&l->list);
+	free(l->keys);
+	free(l);
+}
+
+static uint64_t entry_key(const char *name)
+{
+	uint64_t h;
+
+	if (!strcmp(name, "."))
+		return 1;
+	if (!strcmp(name, ".."))
+		return 2;
+	h = name_hash(name) >> 2; /* below 2^62: off_t stays positive */
+	return h < 3 ? h + 3 : h;
+}
+
+static int cmp_key(const void *a, const void *b, void *keys_arg)
+{
+	const uint64_t *keys = keys_arg;
+	uint64_t ka = keys[*(const size_t *)a], kb = keys[*(const size_t *)b];
+
+	return ka < kb ? -1 : ka > kb;
+}
+
+static int listing_build(struct jfs_fs *fs, struct jfs_inode *dir, struct jfs_listing **ret)
+{
+	struct jfs_listing *l = calloc(1, sizeof(*l));
+	struct jfs_dirlist raw;
+	size_t *order = NULL;
+	uint64_t *raw_keys = NULL;
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	r = jfs_dirlist_build(fs, dir, &raw);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	order = malloc(sizeof(*order) * (raw.count + 1));
+	raw_keys = malloc(sizeof(*raw_keys) * (raw.count + 1));
+	l->keys = malloc(sizeof(*l->keys) * (raw.count + 1));
+	l->list.entries = malloc(sizeof(*l->list.entries) * (raw.count + 1));
+	if (!order || !raw_keys || !l->keys || !l->list.entries) {
+		free(order);
+		free(raw_keys);
+		jfs_dirlist_free(&raw);
+		jfs_listing_free(l);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < raw.count; i++) {
+		order[i] = i;
+		raw_keys[i] = entry_key(raw.entries[i].name);
+	}
+	qsort_r(order, raw.count, sizeof(*order), cmp_key, raw_keys);
+	for (size_t i = 0; i < raw.count; i++) {
+		uint64_t k = raw_keys[order[i]];
+		/* a collision (2^-62 per pair) still gets a key of its own */
+		if (i > 0 && k <= l->keys[i - 1])
+			k = l->keys[i - 1] + 1;
+		l->keys[i] = k;
+		l->list.entries[i] = raw.entries[order[i]];
+	}
+	l->list.count = l->list.cap = raw.count;
+	free(raw.entries); /* the names moved to l */
+	free(order);
+	free(raw_keys);
+	*ret = l;
+	return 0;
+}
+
+/* The first entry whose key is above off. */
+static size_t listing_seek(const struct jfs_listing *l, uint64_t off)
+{
+	size_t lo = 0, hi = l->list.count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->keys[mid] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
 
 void jfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct jfs_dirhandle *dh = calloc(1, sizeof(*dh));
+	struct jfs_fs *fs = jfs_req_fs(req);
 
 	(void)ino;
-	if (!dh) {
-		fuse_reply_err(req, ENOMEM);
+	if (fs->no_opendir) {
+		/* the kernel takes this as "no opendir needed, ever" and caches listings */
+		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	pthread_mutex_init(&dh->lock, NULL);
-	fi->fh = (uintptr_t)dh;
 	/* listings change only through the kernel's own operations, which drop this cache */
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		/* interrupted: the kernel will not release it */
-		pthread_mutex_destroy(&dh->lock);
-		free(dh);
-	}
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, bool plus)
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
 	struct jfs_inode *dir = jfs_inode_from_id(fs, ino);
-	struct jfs_dirhandle *dh = (struct jfs_dirhandle *)(uintptr_t)fi->fh;
+	struct jfs_listing *l, *stale = NULL, *done = NULL;
 	char *buf;
-	size_t pos = 0;
+	size_t pos = 0, i;
 	int r = 0;
 
 	buf = malloc(size);
@@ -236,28 +330,30 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_lock(&dh->lock);
-	if (!dh->loaded || off == 0) {
-		jfs_dirlist_free(&dh->list);
-		dh->loaded = false;
-		r = jfs_dirlist_build(fs, dir, &dh->list);
+	pthread_mutex_lock(&dir->list_lock);
+	if (!dir->listing || off == 0) {
+		r = listing_build(fs, dir, &l);
 		if (r < 0)
 			goto out_unlock;
-		dh->loaded = true;
+		stale = dir->listing;
+		dir->listing = l;
 	}
-	for (size_t i = (size_t)off; i < dh->list.count; i++) {
-		struct jfs_dirent *de = &dh->list.entries[i];
+	l = dir->listing;
+	for (i = listing_seek(l, (uint64_t)off); i < l->list.count; i++) {
+		struct jfs_dirent *de = &l->list.entries[i];
+		off_t next = (off_t)l->keys[i];
 		size_t len;
+
 		if (!plus) {
 			struct stat st = {.st_ino = de->ino, .st_mode = (mode_t)DTTOIF(de->type)};
-			len = fuse_add_direntry(req, buf + pos, size - pos, de->name, &st,
-						(off_t)(i + 1));
+			len = fuse_add_direntry(req, buf + pos, size - pos, de->name, &st, next);
 			if (len > size - pos)
 				break;
 		} else {
 			struct fuse_entry_param e = {0};
 			struct jfs_inode *inode = NULL;
 			bool dots = !strcmp(de->name, ".") || !strcmp(de->name, "..");
+
 			if (dots) {
 				e.attr.st_ino = de->ino;
 				e.attr.st_mode = (mode_t)DTTOIF(de->type);
@@ -269,7 +365,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				}
 			}
 			len = fuse_add_direntry_plus(req, buf + pos, size - pos, de->name, &e,
-						     (off_t)(i + 1));
+						     next);
 			if (len > size - pos) {
 				if (inode)
 					jfs_inode_forget(fs, inode, 1); /* not emitted */
@@ -278,8 +374,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		pos += len;
 	}
+	if (pos == 0 && i == l->list.count) {
+		/* the end, served: the kernel has it all now */
+		dir->listing = NULL;
+		done = l;
+	}
 out_unlock:
-	pthread_mutex_unlock(&dh->lock);
+	pthread_mutex_unlock(&dir->list_lock);
+	jfs_listing_free(stale);
+	jfs_listing_free(done);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -290,23 +393,21 @@ out_unlock:
 void jfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, false);
+	(void)fi;
+	do_readdir(req, ino, size, off, false);
 }
 
 void jfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, true);
+	(void)fi;
+	do_readdir(req, ino, size, off, true);
 }
 
 void jfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct jfs_dirhandle *dh = (struct jfs_dirhandle *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	jfs_dirlist_free(&dh->list);
-	pthread_mutex_destroy(&dh->lock);
-	free(dh);
+	(void)fi;
 	fuse_reply_err(req, 0);
 }
 

@@ -32,6 +32,7 @@ void jfs_config_defaults(struct jfs_config *cfg)
 	cfg->opts.user_xattr = geteuid() != 0;
 	cfg->opts.allow_other = geteuid() == 0;
 	cfg->opts.fsync_copy_up = true;
+	cfg->opts.metacopy = true;
 	/* the lowers never change and the upper changes only through us, so the kernel may keep
 	 * names and attributes: it drops what its own operations invalidate */
 	cfg->opts.entry_timeout = 86400.0;
@@ -40,9 +41,17 @@ void jfs_config_defaults(struct jfs_config *cfg)
 
 static void jfs_op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct jfs_fs *fs = userdata;
+
 	/* the kernel clears set-id bits on write and chown itself; as root we would not */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* directories need no per-open state (readdir.c), and symlinks change only through us */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		fs->no_opendir = true;
+	}
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_SPLICE_READ)
@@ -105,7 +114,8 @@ static int open_dir(const char *what, const char *path, struct jfs_error *err, s
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
-		return set_error(err, -errno, "cannot open %s '%s': %s", what, path, strerror(errno));
+		return set_error(err, -errno, "cannot open %s '%s': %s", what, path,
+				 strerror(errno));
 	if (fstat(fd, ret_st) < 0) {
 		int r = -errno;
 		close(fd);
@@ -119,7 +129,8 @@ static int open_dir(const char *what, const char *path, struct jfs_error *err, s
  * daemon may make one (root): the kernel itself then refuses any write to the base, and reading a
  * symlink no longer touches its atime. Elsewhere the lower is opened as it is.
  */
-static int open_lower(const char *path, struct jfs_error *err, struct stat *ret_st, int *ret_tree_fd)
+static int open_lower(const char *path, struct jfs_error *err, struct stat *ret_st,
+		      int *ret_tree_fd)
 {
 	struct mount_attr attr = {
 		.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME | MOUNT_ATTR_NOSUID |
@@ -222,7 +233,8 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 		return set_error(err, -E2BIG, "too many lower layers: %d (at most %d)",
 				 cfg->nlowers, JFS_MAX_LAYERS - 1);
 	if (!cfg->upper || !cfg->work)
-		return set_error(err, -EINVAL, "an upper (--upper) and a work dir (--work) are needed");
+		return set_error(err, -EINVAL,
+				 "an upper (--upper) and a work dir (--work) are needed");
 	if (!cfg->mountpoint)
 		return set_error(err, -EINVAL, "a mount point is needed");
 
@@ -270,7 +282,8 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	}
 	if (wst.st_dev != ust.st_dev) {
 		close(fd);
-		r = set_error(err, -EXDEV, "upper '%s' and work dir '%s' are on different filesystems",
+		r = set_error(err, -EXDEV,
+			      "upper '%s' and work dir '%s' are on different filesystems",
 			      cfg->upper, cfg->work);
 		goto out_free;
 	}
@@ -281,8 +294,9 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	}
 	if (path_within(real_work, real_upper) || path_within(real_upper, real_work)) {
 		close(fd);
-		r = set_error(err, -EINVAL, "work dir '%s' and upper '%s' must not contain each other",
-			      cfg->work, cfg->upper);
+		r = set_error(err, -EINVAL,
+			      "work dir '%s' and upper '%s' must not contain each other", cfg->work,
+			      cfg->upper);
 		goto out_free;
 	}
 	if (mkdirat(fd, JFS_WORK_SUBDIR, 0700) < 0 && errno != EEXIST) {
@@ -310,7 +324,8 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 		goto out_free;
 	}
 	if (!S_ISDIR(mst.st_mode)) {
-		r = set_error(err, -ENOTDIR, "mount point '%s' is not a directory", cfg->mountpoint);
+		r = set_error(err, -ENOTDIR, "mount point '%s' is not a directory",
+			      cfg->mountpoint);
 		goto out_free;
 	}
 	if (realpath(cfg->mountpoint, real_mnt) && strcmp(real_mnt, "/") &&
@@ -322,8 +337,10 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	{
 		char parent[PATH_MAX + 4];
 		snprintf(parent, sizeof(parent), "%s/..", cfg->mountpoint);
-		if (stat(parent, &pst) == 0 && (pst.st_dev != mst.st_dev || pst.st_ino == mst.st_ino)) {
-			r = set_error(err, -EBUSY, "mount point '%s' is busy: something is mounted there",
+		if (stat(parent, &pst) == 0 &&
+		    (pst.st_dev != mst.st_dev || pst.st_ino == mst.st_ino)) {
+			r = set_error(err, -EBUSY,
+				      "mount point '%s' is busy: something is mounted there",
 				      cfg->mountpoint);
 			goto out_free;
 		}
@@ -383,8 +400,7 @@ struct jfs_view {
 	unsigned int max_threads;
 };
 
-int jfs_view_open(const struct jfs_config *cfg, struct jfs_view **ret_view,
-		  struct jfs_error *err)
+int jfs_view_open(const struct jfs_config *cfg, struct jfs_view **ret_view, struct jfs_error *err)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct jfs_view *view;

@@ -111,8 +111,9 @@ static int target_set(struct xattr_target *t, const char *name, const void *valu
 	if (!t->name) {
 		r = setxattr(t->proc, name, value, size, flags);
 	} else {
-		struct xattr_at_args a = {
-			.value = (uintptr_t)value, .size = (uint32_t)size, .flags = (uint32_t)flags};
+		struct xattr_at_args a = {.value = (uintptr_t)value,
+					  .size = (uint32_t)size,
+					  .flags = (uint32_t)flags};
 		r = syscall(SYS_setxattrat_nr, t->pfd, t->name, AT_SYMLINK_NOFOLLOW, name, &a,
 			    sizeof(a));
 		if (r < 0 && errno == ENOSYS)
@@ -259,7 +260,7 @@ static int change_xattr(struct jfs_fs *fs, struct jfs_inode *inode, const char *
 		if (n >= 0 && (flags & XATTR_CREATE))
 			return -EEXIST;
 	}
-	r = jfs_copy_up(fs, inode);
+	r = jfs_copy_up_meta(fs, inode);
 	if (r < 0)
 		return r;
 	r = target_open(fs, inode, &t);
@@ -283,6 +284,5 @@ void jfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
 
-	fuse_reply_err(req,
-		       -change_xattr(fs, jfs_inode_from_id(fs, ino), name, NULL, 0, 0, true));
+	fuse_reply_err(req, -change_xattr(fs, jfs_inode_from_id(fs, ino), name, NULL, 0, 0, true));
 }

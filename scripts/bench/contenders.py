@@ -80,6 +80,8 @@ class Contender:
         if not os.path.isdir(self.jobs_dir):
             return
         for slot in os.listdir(self.jobs_dir):
+            if not slot.isdigit():
+                continue
             try:
                 self.unmount(slot)
             except Exception:
@@ -88,12 +90,18 @@ class Contender:
 
 
 class Plain(Contender):
-    """The floor: the job works in a plain directory (a copy made beforehand, untimed)."""
+    """The floor: the job works in a plain directory. One copy of the base is made beforehand
+    (untimed); each job gets a hard-linked clone of it (`cp -al`), which reads and writes like any
+    directory of that filesystem and costs seconds instead of a full copy."""
     name, label, has_mount = "plain", "plain dir", False
 
     def prepare(self, slot, base):
         super().prepare(slot, base)
-        run(["cp", "-a", base, os.path.join(self.slot_dir(slot), "root")])
+        master = os.path.join(self.jobs_dir, "master")
+        if not os.path.isdir(master):
+            run(["cp", "-a", base, master + ".tmp"])
+            os.rename(master + ".tmp", master)
+        run(["cp", "-al", master, os.path.join(self.slot_dir(slot), "root")])
 
     def mount(self, slot, base):
         return os.path.join(self.slot_dir(slot), "root")
@@ -236,9 +244,10 @@ class Jobfs(Contender):
     def __init__(self, bench):
         super().__init__(bench)
         self.policies = {}
+        self.binary = bench.jobfs
 
     def available(self):
-        return None if os.access(self.bench.jobfs, os.X_OK) else f"{self.bench.jobfs} is not built"
+        return None if os.access(self.binary, os.X_OK) else f"{self.binary} is not built"
 
     def state_dir(self):
         return os.path.join(self.jobs_dir, "state")
@@ -265,7 +274,7 @@ class Jobfs(Contender):
 
     def mount(self, slot, base):
         self.current_policy = self.policy_for(base)
-        run([self.bench.jobfs, "mount", "--job", self.job_id(slot), "--policy",
+        run([self.binary, "mount", "--job", self.job_id(slot), "--policy",
              self.current_policy])
         return os.path.join(self.jobs_dir, "mnt", self.job_id(slot))
 
@@ -273,14 +282,14 @@ class Jobfs(Contender):
         policy = getattr(self, "current_policy", None)
         if policy is None:
             return
-        run([self.bench.jobfs, "umount", "--job", self.job_id(slot), "--collect", "--policy",
+        run([self.binary, "umount", "--job", self.job_id(slot), "--collect", "--policy",
              policy])
 
     def upper(self, slot):
         return os.path.join(self.state_dir(), "jobs", self.job_id(slot), "views", "base", "upper")
 
     def daemon_pid(self, slot):
-        out = run([self.bench.jobfs, "ls", "--json", "--policy", self.current_policy])
+        out = run([self.binary, "ls", "--json", "--policy", self.current_policy])
         for job in json.loads(out):
             if job.get("id") == self.job_id(slot):
                 return job.get("pid")
@@ -290,17 +299,33 @@ class Jobfs(Contender):
         if not os.path.isdir(self.jobs_dir):
             return
         for policy in self.policies.values():
-            out = subprocess.run([self.bench.jobfs, "ls", "--json", "--policy", policy],
+            out = subprocess.run([self.binary, "ls", "--json", "--policy", policy],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             try:
                 jobs = json.loads(out.stdout)
             except ValueError:
                 jobs = []
             for job in jobs:
-                subprocess.run([self.bench.jobfs, "umount", "--job", job["id"], "--kill",
+                subprocess.run([self.binary, "umount", "--job", job["id"], "--kill",
                                 "--collect", "--policy", policy],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         remove_tree(self.jobs_dir)
 
 
-ALL = [Plain, CopyAll, KernelOverlay, FuseOverlayfs, UnionfsFuse, Jobfs]
+class JobfsBaseline(Jobfs):
+    """Another jobfs build (--baseline-jobfs), to measure a change against in the same run."""
+    name, label = "jobfs-baseline", "jobfs, baseline"
+
+    def __init__(self, bench):
+        super().__init__(bench)
+        self.binary = bench.args.baseline_jobfs or ""
+        if bench.args.baseline_label:
+            self.label = bench.args.baseline_label
+
+    def available(self):
+        if not self.binary:
+            return "no --baseline-jobfs given"
+        return super().available()
+
+
+ALL = [Plain, CopyAll, KernelOverlay, FuseOverlayfs, UnionfsFuse, JobfsBaseline, Jobfs]

@@ -5,7 +5,7 @@ latency, a tarball of small files, and a manifest that proves the base unchanged
 Layout of DATA/SET (SET is "full" or "quick"):
   base/store/v11/...     pnpm's content-addressed store (files/, index.db, projects/)
   base/app/              the project, installed: node_modules hard-linked from the store, tsconfig
-  base/seed/             the same project without node_modules: what `pnpm install` fills in
+  base/seed/, seed2/      the same project without node_modules: what `pnpm install` fills in
   base/home/              the runner user's home as pnpm left it (its metadata cache, state)
   base/large/            NLARGE files for appends, and big (random writes)
   base10x/copy0..9/      ten hard-linked copies of base: 10x the entries, for mount latency
@@ -22,11 +22,11 @@ import subprocess
 import sys
 
 PNPM_VERSION = "12.21.0"
-LAYOUT_VERSION = "2"
+LAYOUT_VERSION = "4"
 
 SETS = {
     # name: project dir, large files (count, MiB), big file MiB, small files in the tarball
-    "full": dict(project="project", nlarge=100, large_mib=4, big_mib=256, nsmall=10000),
+    "full": dict(project="project", nlarge=100, large_mib=2, big_mib=256, nsmall=10000),
     "quick": dict(project="project-quick", nlarge=20, large_mib=2, big_mib=64, nsmall=2000),
 }
 
@@ -146,12 +146,13 @@ def ensure(data, name, here):
         sh(["rm", "-rf", "--one-file-system", "--", d])
     os.makedirs(d)
     base = os.path.join(d, "base")
-    app, seed, large = (os.path.join(base, x) for x in ("app", "seed", "large"))
-    for x in (app, seed, large):
+    app, large = os.path.join(base, "app"), os.path.join(base, "large")
+    seeds = [os.path.join(base, x) for x in ("seed", "seed2")]
+    for x in [app, large] + seeds:
         os.makedirs(x)
     for fname in PROJECT_FILES:
-        shutil.copy2(os.path.join(here, spec["project"], fname), app)
-        shutil.copy2(os.path.join(here, spec["project"], fname), seed)
+        for x in [app] + seeds:
+            shutil.copy2(os.path.join(here, spec["project"], fname), x)
 
     log(f"building the {name} set in {d}: pnpm install from the npm registry")
     sh([pnpm, "install", "--frozen-lockfile", "--store-dir", os.path.join(base, "store"),

@@ -11,7 +11,7 @@ SHORT = {
     "umount": "umount+gc", "find_cold": "find cold", "find_warm": "find warm",
     "read_cold": "read all cold", "read_warm": "read all warm", "large_cold": "big file cold",
     "large_warm": "big file warm", "compile_cold": "tsc cold", "compile_warm": "tsc warm",
-    "pnpm_cold": "pnpm cold", "pnpm_warm": "pnpm warm", "extract": "extract",
+    "pnpm_cold": "pnpm cold", "pnpm_second": "pnpm 2nd project", "extract": "extract",
     "delete": "delete", "append_cold": "append cold", "append_warm": "append warm",
     "randw_cold": "4K writes cold", "randw_warm": "4K writes warm", "jobs4": "4 jobs",
 }

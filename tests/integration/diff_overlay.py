@@ -1505,7 +1505,10 @@ class Run:
                         % (self.peer, status, tail(self.peer_log)))
         # the peer's upper, read by the kernel
         lowers, upper, work = self.layers("j")
-        self.mounts.kernel(self.mnt_k, lowers, upper, work)
+        # jobfs writes metacopy files with redirects (link, chmod, rename of lower files):
+        # the kernel reads those only when told to
+        self.mounts.kernel(self.mnt_k, lowers, upper, work,
+                           ",redirect_dir=on,metacopy=on" if self.peer == "jobfs" else "")
         ksnap = Snapshot(self.mnt_k)
         devs = Findings()
         lines = compare(ksnap, jsnap, ("kernel-on-%s-upper" % self.peer,

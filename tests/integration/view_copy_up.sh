@@ -59,7 +59,7 @@ chown 4321:8765 "$MNT/chown"
 touch -d '2010-01-01 00:00:00.5 +0000' "$MNT/touch"
 setfattr -n user.x -v hello "$MNT/xattr"
 for f in chmod chown touch xattr; do
-	assert_same_content "$UPPER/$f" "$L1/$f"
+	assert_copied_up "$UPPER/$f" "$L1/$f" "/$f"
 	assert_same_content "$MNT/$f" "$L1/$f"
 	assert_eq "$(xattr_of "$UPPER/$f" user.keep)" "kept-$f" "user.keep on upper/$f"
 done

@@ -71,7 +71,7 @@ step "renaming files"
 assert_eq "$(rename_sys "$MNT/lf.txt" "$MNT/lf2.txt")" OK "rename(2) of a lower file"
 assert_missing "$MNT/lf.txt"
 assert_content "$MNT/lf2.txt" "lower lf.txt"
-assert_content "$UPPER/lf2.txt" "lower lf.txt"
+assert_copied_up "$UPPER/lf2.txt" "$L2/lf.txt" /lf.txt
 printf 'made in the view\n' >"$MNT/u1"
 assert_eq "$(rename_sys "$MNT/u1" "$MNT/u2")" OK "rename(2) of an upper file"
 assert_missing "$MNT/u1"

@@ -1,6 +1,7 @@
 /* `jobfs inspect ID`: what a job changed, read from its upper dirs directly (never through a view,
  * mounted or not), compared with the recorded lowers: added, modified, deleted (whiteouts) and
- * opaque paths with their sizes. A summary first, then the list. */
+ * opaque paths with their sizes. A summary first, then the list. A metacopy (a base file whose
+ * metadata changed, or a new hard link to one) holds no data: its bytes are not counted. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@ struct entry {
 	enum change change;
 	const char *type;
 	uint64_t size;
+	bool metacopy; /* metadata only: the data is still the lower's */
 };
 
 struct summary {
@@ -70,9 +72,28 @@ static bool dir_opaque(int dirfd)
 	return false;
 }
 
-static int add_entry(struct view_changes *vc, const char *path, enum change change,
-		     const struct stat *st)
+/* A regular file that is a metacopy: trusted.overlay.metacopy or user.overlay.metacopy. */
+static bool is_metacopy(int dirfd, const char *name)
 {
+	static const char *const names[] = {"trusted.overlay.metacopy", "user.overlay.metacopy"};
+	char proc[64];
+	bool found = false;
+	int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	for (size_t i = 0; i < 2 && !found; i++)
+		found = getxattr(proc, names[i], NULL, 0) >= 0;
+	close(fd);
+	return found;
+}
+
+static int add_entry(struct view_changes *vc, const char *path, enum change change,
+		     const struct stat *st, bool metacopy)
+{
+	uint64_t stored;
+
 	struct entry *e;
 
 	if (vc->n == vc->cap) {
@@ -89,15 +110,17 @@ static int add_entry(struct view_changes *vc, const char *path, enum change chan
 	e->change = change;
 	e->type = change == CHANGE_DELETED ? "whiteout" : type_name(st->st_mode);
 	e->size = S_ISDIR(st->st_mode) || change == CHANGE_DELETED ? 0 : (uint64_t)st->st_size;
+	e->metacopy = metacopy;
+	stored = metacopy ? 0 : e->size;
 	vc->n++;
 	switch (change) {
 	case CHANGE_ADDED:
 		vc->sum.added++;
-		vc->sum.added_bytes += e->size;
+		vc->sum.added_bytes += stored;
 		break;
 	case CHANGE_MODIFIED:
 		vc->sum.modified++;
-		vc->sum.modified_bytes += e->size;
+		vc->sum.modified_bytes += stored;
 		break;
 	case CHANGE_DELETED:
 		vc->sum.deleted++;
@@ -139,11 +162,12 @@ static int walk(struct view_changes *vc, int dirfd, const char *prefix, const in
 			in_lower = lower_fds[l] >= 0 &&
 				   fstatat(lower_fds[l], name, &lst, AT_SYMLINK_NOFOLLOW) == 0;
 		if (jfs_is_whiteout(&st)) {
-			r = add_entry(vc, path, CHANGE_DELETED, &st);
+			r = add_entry(vc, path, CHANGE_DELETED, &st, false);
 			continue;
 		}
 		if (!S_ISDIR(st.st_mode)) {
-			r = add_entry(vc, path, in_lower ? CHANGE_MODIFIED : CHANGE_ADDED, &st);
+			r = add_entry(vc, path, in_lower ? CHANGE_MODIFIED : CHANGE_ADDED, &st,
+				      S_ISREG(st.st_mode) && is_metacopy(dirfd, name));
 			continue;
 		}
 		child = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -151,9 +175,9 @@ static int walk(struct view_changes *vc, int dirfd, const char *prefix, const in
 			continue;
 		opaque = dir_opaque(child);
 		if (opaque)
-			r = add_entry(vc, path, CHANGE_OPAQUE, &st);
+			r = add_entry(vc, path, CHANGE_OPAQUE, &st, false);
 		else if (!in_lower)
-			r = add_entry(vc, path, CHANGE_ADDED, &st);
+			r = add_entry(vc, path, CHANGE_ADDED, &st, false);
 		if (r < 0) {
 			close(child);
 			continue;
@@ -262,9 +286,10 @@ static void print_text(const struct store_record *rec, enum store_state state,
 		for (size_t j = 0; j < vcs[i].n; j++) {
 			const struct entry *e = &vcs[i].entries[j];
 
-			printf("%-8s %-8s %10llu  %s/%s%s\n", change_names[e->change], e->type,
+			printf("%-8s %-8s %10llu  %s/%s%s%s\n", change_names[e->change], e->type,
 			       (unsigned long long)e->size, vcs[i].view->name, e->path,
-			       strcmp(e->type, "dir") == 0 ? "/" : "");
+			       strcmp(e->type, "dir") == 0 ? "/" : "",
+			       e->metacopy ? "  (metadata only)" : "");
 		}
 	}
 }
@@ -304,6 +329,8 @@ static void print_json(const struct store_record *rec, enum store_state state,
 			json_string(&w, e->type);
 			json_key(&w, "size");
 			json_uint(&w, e->size);
+			json_key(&w, "metacopy");
+			json_bool(&w, e->metacopy);
 			json_object_end(&w);
 		}
 		json_array_end(&w);

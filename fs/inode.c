@@ -684,7 +684,8 @@ char *jfs_inode_path(struct jfs_inode *inode)
 	if (!*p)
 		*--p = '/';
 	memmove(buf, p, strlen(p) + 1);
-	return buf;
+	p = realloc(buf, strlen(buf) + 1); /* inodes keep it: no more than it needs */
+	return p ? p : buf;
 fail:
 	free(buf);
 	return NULL;

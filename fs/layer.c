@@ -57,7 +57,7 @@ int jfs_set_opaque(struct jfs_fs *fs, int dirfd)
  */
 int jfs_get_metacopy(struct jfs_fs *fs, int fd, char **ret_redirect)
 {
-	char proc[64], name[64], *redirect;
+	char proc[64], name[64], *redirect, *shrunk;
 	ssize_t n;
 
 	*ret_redirect = NULL;
@@ -79,12 +79,13 @@ int jfs_get_metacopy(struct jfs_fs *fs, int fd, char **ret_redirect)
 	}
 	redirect[n] = '\0';
 	if (redirect[0] != '/') {
-		/* a relative redirect renames within the same directory: only directories get them
-		 */
+		/* relative redirects (renames within a directory) are for directories only */
 		free(redirect);
 		return -EIO;
 	}
-	*ret_redirect = redirect;
+	/* inodes keep it: no more than it needs */
+	shrunk = realloc(redirect, (size_t)n + 1);
+	*ret_redirect = shrunk ? shrunk : redirect;
 	return 1;
 }
 

@@ -9,6 +9,7 @@ mkdir -p "$CT_DIR/lower/gone-dir/sub" "$CT_DIR/lower/keep"
 echo a >"$CT_DIR/lower/gone-dir/sub/a"
 echo old >"$CT_DIR/lower/keep/old"
 echo untouched >"$CT_DIR/lower/keep/untouched"
+printf 'base data' >"$CT_DIR/lower/keep/meta"
 
 step "a job that adds, modifies, deletes and replaces"
 jmount i1
@@ -70,3 +71,17 @@ expect_rc 0 "inspect an unmounted job"
 check "state unmounted" test "$(json 'd["state"]')" = unmounted
 check "the same changes" test "$(json 'd["views"]')" = \
 	"$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["views"])' "$CT_DIR/mounted.json")"
+
+step "metadata-only changes (metacopies) hold no data: listed, not counted"
+jmount i2
+v=$CT_DIR/mnt/i2/ws
+ln "$v/keep/meta" "$v/meta-link"                  # a hard link to a base file
+run inspect --json i2
+expect_rc 0 "inspect a job with a metacopy"
+check "metacopy entries" test "$(json '[(c["path"], c["change"], c["size"], c["metacopy"]) for c in d["views"][0]["changes"] if c["type"] == "file"]')" = \
+	"[('keep/meta', 'modified', 9, True), ('meta-link', 'added', 9, True)]"
+check "no bytes counted" test "$(json '(d["summary"]["added_bytes"], d["summary"]["modified_bytes"])')" = "0 0"
+run inspect i2
+expect_grep "$CT_DIR/out" "(metadata only)" "text marks metacopies"
+run umount --job i2
+expect_rc 0 "umount i2"

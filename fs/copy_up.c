@@ -505,18 +505,18 @@ static int copy_up(struct jfs_fs *fs, struct jfs_inode *inode, bool meta)
 	if (jfs_inode_top_idx(inode) == JFS_UPPER) {
 		if (meta || jfs_inode_data_idx(inode) == JFS_UPPER)
 			return 0;
-		pthread_mutex_lock(&inode->copy_lock);
+		pthread_mutex_lock(jfs_copy_lock(fs, inode));
 		r = copy_up_data_locked(fs, inode);
-		pthread_mutex_unlock(&inode->copy_lock);
+		pthread_mutex_unlock(jfs_copy_lock(fs, inode));
 		return r;
 	}
 	pthread_mutex_lock(&inode->lock);
 	unlinked = inode->unlinked;
 	pthread_mutex_unlock(&inode->lock);
 	if (unlinked) {
-		pthread_mutex_lock(&inode->copy_lock);
+		pthread_mutex_lock(jfs_copy_lock(fs, inode));
 		r = copy_up_orphan(fs, inode);
-		pthread_mutex_unlock(&inode->copy_lock);
+		pthread_mutex_unlock(jfs_copy_lock(fs, inode));
 		return r;
 	}
 
@@ -533,7 +533,7 @@ static int copy_up(struct jfs_fs *fs, struct jfs_inode *inode, bool meta)
 	if (r < 0)
 		goto out;
 
-	pthread_mutex_lock(&inode->copy_lock);
+	pthread_mutex_lock(jfs_copy_lock(fs, inode));
 	if (jfs_inode_top_idx(inode) != JFS_UPPER) {
 		/* re-read the name: a rename may have moved it while we copied the parents */
 		struct jfs_inode *cur_parent;
@@ -549,7 +549,7 @@ static int copy_up(struct jfs_fs *fs, struct jfs_inode *inode, bool meta)
 		else
 			r = copy_up_locked(fs, inode, parent, name, meta);
 	}
-	pthread_mutex_unlock(&inode->copy_lock);
+	pthread_mutex_unlock(jfs_copy_lock(fs, inode));
 out:
 	jfs_inode_put(fs, parent);
 	free(name);

@@ -156,7 +156,7 @@ static int create_in(struct jfs_fs *fs, const struct fuse_ctx *ctx, int pfd, boo
 		}
 	}
 
-	r = jfs_lookup_entry(fs, dir, name, &inode, ret_e);
+	r = jfs_lookup_entry(fs, dir, NULL, 0, name, &inode, ret_e);
 	if (r < 0 || !ret_open_fd || open_flags < 0)
 		close(fd);
 	else
@@ -259,7 +259,7 @@ static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode 
 	close(pfd);
 	if (r < 0)
 		return r;
-	r = jfs_lookup_entry(fs, dir, name, &found, ret_e);
+	r = jfs_lookup_entry(fs, dir, NULL, 0, name, &found, ret_e);
 	/* the newest name is the likeliest to survive: re-open and symlink xattrs go by it */
 	if (r == 0)
 		jfs_inode_set_name(fs, found, dir, name);

@@ -1,6 +1,7 @@
 /* The inode table: stable view inode numbers, lookup counting, forget, and getattr/setattr. */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,19 +208,17 @@ static void orphan_remove(struct jfs_itable *t, struct jfs_inode *inode)
 
 static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 {
-	if (fs)
+	if (fs) {
 		orphan_remove(&fs->itable, inode);
-	if (fs)
 		__atomic_sub_fetch(&fs->nfds, count_open(inode->layers, inode->nlayers),
 				   __ATOMIC_RELAXED);
+	}
 	close_layers(inode->layers, inode->nlayers);
 	free(inode->layers);
 	free(inode->name);
 	free(inode->redirect);
 	jfs_listing_free(inode->listing);
 	pthread_mutex_destroy(&inode->lock);
-	pthread_mutex_destroy(&inode->copy_lock);
-	pthread_mutex_destroy(&inode->list_lock);
 	free(inode);
 }
 
@@ -307,6 +306,7 @@ static void inode_release_dead(struct jfs_fs *fs, struct jfs_inode *inode)
 	while (inode) {
 		struct jfs_inode *parent = inode->parent;
 		inode_free(fs, inode);
+		__atomic_sub_fetch(&fs->ninodes, 1, __ATOMIC_RELAXED);
 		inode = NULL;
 		if (!parent)
 			break;
@@ -379,6 +379,33 @@ void jfs_inode_forget(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t nlook
 		inode_release_dead(fs, inode);
 }
 
+static void count_new_inode(struct jfs_fs *fs)
+{
+	uint64_t n = __atomic_add_fetch(&fs->ninodes, 1, __ATOMIC_RELAXED);
+
+	if (n > __atomic_load_n(&fs->ninodes_peak, __ATOMIC_RELAXED))
+		__atomic_store_n(&fs->ninodes_peak, n, __ATOMIC_RELAXED);
+}
+
+/*
+ * Gives the memory of forgotten inodes back to the system once the kernel has dropped most of
+ * what it held: a daemon should not keep a stat storm's peak for the rest of its life. malloc
+ * keeps freed small blocks otherwise.
+ */
+void jfs_inode_trim_memory(struct jfs_fs *fs)
+{
+	uint64_t n = __atomic_load_n(&fs->ninodes, __ATOMIC_RELAXED);
+	uint64_t peak = __atomic_load_n(&fs->ninodes_peak, __ATOMIC_RELAXED);
+
+	if (peak < JFS_TRIM_MIN_INODES || n > peak / 2)
+		return;
+	if (pthread_mutex_trylock(&fs->evict_lock) != 0)
+		return;
+	__atomic_store_n(&fs->ninodes_peak, n, __ATOMIC_RELAXED);
+	malloc_trim(0);
+	pthread_mutex_unlock(&fs->evict_lock);
+}
+
 static struct jfs_inode *inode_alloc(uint64_t ino, mode_t type, int nlayers,
 				     const struct jfs_ilayer *layers)
 {
@@ -397,8 +424,6 @@ static struct jfs_inode *inode_alloc(uint64_t ino, mode_t type, int nlayers,
 	inode->st_ino = ino;
 	inode->type = type & S_IFMT;
 	pthread_mutex_init(&inode->lock, NULL);
-	pthread_mutex_init(&inode->copy_lock, NULL);
-	pthread_mutex_init(&inode->list_lock, NULL);
 	return inode;
 }
 
@@ -473,6 +498,7 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 	fs->itable.buckets[hash] = fresh;
 	fresh->parent = parent;
 	pthread_mutex_unlock(lock);
+	count_new_inode(fs);
 	if (parent)
 		jfs_inode_ref(fs, parent);
 	*ret_inode = fresh;
@@ -997,6 +1023,7 @@ void jfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *
 	for (size_t i = 0; i < count; i++)
 		jfs_inode_forget(fs, jfs_inode_from_id(fs, forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
+	jfs_inode_trim_memory(fs);
 }
 
 void jfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -52,8 +52,11 @@
  * from under a running request. Unhashed (unlinked) and pinned inodes are never evicted.
  *
  * Locks. Order: table stripe lock, then an inode's lock (the evictor only try-locks it); an inode's
- * copy_lock before its lock; never a child's lock while taking its parent's. No lock is held across
- * a reply.
+ * copy lock before its lock; never a child's lock while taking its parent's. No lock is held across
+ * a reply. Copy-up and readdir serialise on locks striped by inode address (jfs_copy_lock,
+ * jfs_list_lock), not on a mutex per inode: they are rare next to the inodes a stat storm caches.
+ * A thread holds at most one copy stripe: a copy-up copies the parents first, before it takes its
+ * own, and directories never go back to a lower.
  */
 
 #include <fuse_lowlevel.h>
@@ -67,6 +70,8 @@
 
 #define JFS_UPPER 0
 #define JFS_MAX_LAYERS 128
+#define JFS_LOCK_STRIPES 64
+#define JFS_TRIM_MIN_INODES 4096 /* forgetting fewer is not worth a malloc_trim */
 #define JFS_WORK_SUBDIR "work" /* same name kernel overlayfs uses inside its workdir */
 
 struct jfs_layer {
@@ -100,7 +105,6 @@ struct jfs_inode {
 	int top_idx;		 /* identity: layer of the top object ... */
 	ino_t top_ino;		 /* ... and its real inode number */
 
-	pthread_mutex_t copy_lock; /* serialises copy-up of this inode; taken before lock */
 	pthread_mutex_t lock;	   /* protects the fields below */
 	struct jfs_inode *parent;  /* holds an nref on the parent; NULL for the root */
 	char *name;
@@ -114,8 +118,7 @@ struct jfs_inode {
 	bool pinned;		   /* name unreliable (a hard link's name removed): never evict */
 	bool accessed;		   /* used since the evictor last passed */
 
-	pthread_mutex_t list_lock;   /* directories: serialises readdir; protects listing */
-	struct jfs_listing *listing; /* the listing being served, see readdir.c */
+	struct jfs_listing *listing; /* directories: the listing being served (jfs_list_lock) */
 };
 
 struct jfs_itable {
@@ -148,8 +151,12 @@ struct jfs_fs {
 	struct jfs_inomap inomap;
 	uint64_t tmp_counter; /* atomic: names of temporaries in the work dir */
 	uint64_t nfds;	      /* atomic: descriptors cached in inodes */
+	uint64_t ninodes;     /* atomic: inodes in the table (the root aside) */
+	uint64_t ninodes_peak; /* atomic: most inodes since memory was last trimmed */
 	uint64_t max_cached_fds;
-	pthread_mutex_t evict_lock; /* one sweeper at a time; protects evict_hand */
+	pthread_mutex_t copy_locks[JFS_LOCK_STRIPES]; /* jfs_copy_lock */
+	pthread_mutex_t list_locks[JFS_LOCK_STRIPES]; /* jfs_list_lock */
+	pthread_mutex_t evict_lock; /* one sweeper or trimmer at a time; protects evict_hand */
 	uint32_t evict_hand;
 	struct fuse_session *se;
 	bool no_opendir; /* the kernel agreed to send no opendir: readdir has no handle */
@@ -171,6 +178,18 @@ struct jfs_resolved {
 static inline uint64_t jfs_ino_encode(int idx, ino_t real_ino)
 {
 	return ((uint64_t)(idx + 1) << JFS_INO_ENCODE_BITS) | (uint64_t)real_ino;
+}
+
+/* Serialises copy-ups of one inode (and of the others sharing its stripe). */
+static inline pthread_mutex_t *jfs_copy_lock(struct jfs_fs *fs, const struct jfs_inode *inode)
+{
+	return &fs->copy_locks[((uintptr_t)inode >> 6) % JFS_LOCK_STRIPES];
+}
+
+/* Serialises readdir of one directory; protects its listing. */
+static inline pthread_mutex_t *jfs_list_lock(struct jfs_fs *fs, const struct jfs_inode *inode)
+{
+	return &fs->list_locks[((uintptr_t)inode >> 6) % JFS_LOCK_STRIPES];
 }
 
 static inline struct jfs_fs *jfs_req_fs(fuse_req_t req)
@@ -222,6 +241,7 @@ int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max
 int jfs_inode_layers(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out, int max);
 void jfs_ilayers_close(struct jfs_ilayer *layers, int n);
 void jfs_fd_cache_trim(struct jfs_fs *fs);
+void jfs_inode_trim_memory(struct jfs_fs *fs);
 void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
 			const char *name);
 int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st);
@@ -235,6 +255,8 @@ void jfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid
 		    struct fuse_file_info *fi);
 
 /* namei.c */
+int jfs_resolve_in(struct jfs_fs *fs, const struct jfs_ilayer *dl, int ndl, const char *name,
+		   struct jfs_resolved *ret);
 int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		struct jfs_resolved *ret);
 void jfs_resolved_release(struct jfs_resolved *res);
@@ -243,8 +265,9 @@ int jfs_open_redirect(struct jfs_fs *fs, int idx, const char *path);
 int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name);
 int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool kernel_ref,
 	       struct jfs_inode **ret_inode);
-int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
-		     struct jfs_inode **ret_inode, struct fuse_entry_param *ret_e);
+int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const struct jfs_ilayer *dl,
+		     int ndl, const char *name, struct jfs_inode **ret_inode,
+		     struct fuse_entry_param *ret_e);
 void jfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void jfs_op_readlink(fuse_req_t req, fuse_ino_t ino);
 

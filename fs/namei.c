@@ -90,14 +90,13 @@ static int resolve_redirect(struct jfs_fs *fs, const char *redirect, struct jfs_
 	return -EIO; /* a metacopy without its data */
 }
 
-/* Resolves name in dir. ret->exists is false (and 0 returned) when no layer shows the name. */
-int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
-		struct jfs_resolved *ret)
+/* Resolves name in the directory whose layers' descriptors dl holds (the caller's). ret->exists is
+ * false (and 0 returned) when no layer shows the name. */
+int jfs_resolve_in(struct jfs_fs *fs, const struct jfs_ilayer *dl, int ndl, const char *name,
+		   struct jfs_resolved *ret)
 {
-	struct jfs_ilayer dl[JFS_MAX_LAYERS];
-	int ndl, r;
-
 	bool want_data = false;
+	int r;
 
 	ret->exists = false;
 	ret->nlayers = 0;
@@ -106,9 +105,6 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 	r = jfs_check_name(name);
 	if (r < 0)
 		return r;
-	ndl = jfs_inode_layers(fs, dir, dl, JFS_MAX_LAYERS);
-	if (ndl < 0)
-		return ndl;
 	for (int i = 0; i < ndl; i++) {
 		struct stat st;
 		int fd;
@@ -177,18 +173,33 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		if (r > 0)
 			break;
 	}
-	jfs_ilayers_close(dl, ndl);
 	if (want_data) {
 		r = -EIO; /* a metacopy without its data */
-		goto out_release_ret;
+		goto out_release;
 	}
 	return 0;
 
 out_release:
-	jfs_ilayers_close(dl, ndl);
-out_release_ret:
 	jfs_resolved_release(ret);
 	ret->exists = false;
+	return r;
+}
+
+/* Resolves name in dir. ret->exists is false (and 0 returned) when no layer shows the name. */
+int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
+		struct jfs_resolved *ret)
+{
+	struct jfs_ilayer dl[JFS_MAX_LAYERS];
+	int ndl, r;
+
+	ret->exists = false;
+	ret->nlayers = 0;
+	ret->redirect = NULL;
+	ndl = jfs_inode_layers(fs, dir, dl, JFS_MAX_LAYERS);
+	if (ndl < 0)
+		return ndl;
+	r = jfs_resolve_in(fs, dl, ndl, name, ret);
+	jfs_ilayers_close(dl, ndl);
 	return r;
 }
 
@@ -237,9 +248,11 @@ int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool 
 }
 
 /* A lookup on the kernel's behalf: one kernel reference, and the entry filled from the stat the
- * resolution already made. */
-int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
-		     struct jfs_inode **ret_inode, struct fuse_entry_param *ret_e)
+ * resolution already made. dl holds dir's layer descriptors when the caller has them (readdirplus
+ * resolves a whole listing with one set), or is NULL. */
+int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const struct jfs_ilayer *dl,
+		     int ndl, const char *name, struct jfs_inode **ret_inode,
+		     struct fuse_entry_param *ret_e)
 {
 	struct jfs_resolved res;
 	struct jfs_inode *inode;
@@ -248,7 +261,7 @@ int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 
 	if (dir->type != S_IFDIR)
 		return -ENOTDIR;
-	r = jfs_resolve(fs, dir, name, &res);
+	r = dl ? jfs_resolve_in(fs, dl, ndl, name, &res) : jfs_resolve(fs, dir, name, &res);
 	if (r < 0)
 		return r;
 	if (!res.exists)
@@ -274,7 +287,7 @@ void jfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int r;
 
-	r = jfs_lookup_entry(fs, dir, name, &inode, &e);
+	r = jfs_lookup_entry(fs, dir, NULL, 0, name, &inode, &e);
 	if (r == -ENOENT) {
 		/* a negative entry: the view changes only through us, and the kernel drops it when
 		 * it creates the name itself */

@@ -321,6 +321,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 	struct jfs_fs *fs = jfs_req_fs(req);
 	struct jfs_inode *dir = jfs_inode_from_id(fs, ino);
 	struct jfs_listing *l, *stale = NULL, *done = NULL;
+	struct jfs_ilayer dl[JFS_MAX_LAYERS];
+	int ndl = -1; /* dir's layer descriptors, fetched once for all the entries */
 	char *buf;
 	size_t pos = 0, i;
 	int r = 0;
@@ -330,7 +332,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_lock(&dir->list_lock);
+	pthread_mutex_lock(jfs_list_lock(fs, dir));
 	if (!dir->listing || off == 0) {
 		r = listing_build(fs, dir, &l);
 		if (r < 0)
@@ -358,7 +360,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 				e.attr.st_ino = de->ino;
 				e.attr.st_mode = (mode_t)DTTOIF(de->type);
 			} else {
-				r = jfs_lookup_entry(fs, dir, de->name, &inode, &e);
+				if (ndl < 0) {
+					ndl = jfs_inode_layers(fs, dir, dl, JFS_MAX_LAYERS);
+					if (ndl < 0) {
+						r = ndl;
+						break;
+					}
+				}
+				r = jfs_lookup_entry(fs, dir, dl, ndl, de->name, &inode, &e);
 				if (r < 0) {
 					r = 0;
 					continue; /* gone meanwhile: skip it */
@@ -374,13 +383,19 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		}
 		pos += len;
 	}
+	if (ndl > 0)
+		jfs_ilayers_close(dl, ndl);
+	if (r < 0 && pos > 0)
+		r = 0; /* what was added is served; the error comes again on the next call */
+	if (r < 0)
+		goto out_unlock;
 	if (pos == 0 && i == l->list.count) {
 		/* the end, served: the kernel has it all now */
 		dir->listing = NULL;
 		done = l;
 	}
 out_unlock:
-	pthread_mutex_unlock(&dir->list_lock);
+	pthread_mutex_unlock(jfs_list_lock(fs, dir));
 	jfs_listing_free(stale);
 	jfs_listing_free(done);
 	if (r < 0)

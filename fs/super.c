@@ -189,6 +189,10 @@ static void fs_free(struct jfs_fs *fs)
 	free(fs->layers);
 	if (fs->work_fd >= 0)
 		close(fs->work_fd);
+	for (int i = 0; i < JFS_LOCK_STRIPES; i++) {
+		pthread_mutex_destroy(&fs->copy_locks[i]);
+		pthread_mutex_destroy(&fs->list_locks[i]);
+	}
 	free(fs->xattr_prefix);
 	free(fs);
 }
@@ -242,6 +246,10 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	if (!fs)
 		return set_error(err, -ENOMEM, "out of memory");
 	fs->work_fd = -1;
+	for (int i = 0; i < JFS_LOCK_STRIPES; i++) {
+		pthread_mutex_init(&fs->copy_locks[i], NULL);
+		pthread_mutex_init(&fs->list_locks[i], NULL);
+	}
 	fs->opts = cfg->opts;
 	fs->nlayers = cfg->nlowers + 1;
 	fs->layers = calloc((size_t)fs->nlayers, sizeof(*fs->layers));

@@ -52,6 +52,8 @@ CELLS = [
 FIGURES = [
     ("upper_pnpm", "bytes pnpm install (cold) added to the job's layer", "bytes"),
     ("rss_peak", "daemon peak RSS", "bytes"),
+    ("rss_inode", "daemon RSS per cached inode, after a cold stat storm of the whole view", "B"),
+    ("rss_forget", "daemon RSS after the kernel forgot its inodes, as a share of the storm's", "%"),
 ]
 QUICK_SKIP = {"mount_10x"}
 
@@ -74,17 +76,22 @@ def du_bytes(path):
     return int(out.split()[0]) if out else None
 
 
-def peak_rss(pid):
+def proc_status_bytes(pid, field):
+    """A /proc/PID/status memory figure (VmHWM, VmRSS) in bytes, or None."""
     if not pid:
         return None
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
+
+
+def peak_rss(pid):
+    return proc_status_bytes(pid, "VmHWM")
 
 
 class Bench:
@@ -107,8 +114,7 @@ class Bench:
     def add(self, c, cell, value):
         if self.args.verbose:
             unit = next(u for k, _, u in CELLS + FIGURES if k == cell)
-            log(f"{c.label}: {cell} {value:.3f} s" if unit == "s" else
-                f"{c.label}: {cell} {value / (1 << 20):.1f} MiB")
+            log(f"{c.label}: {cell} {report.fmt_value(value, unit)}")
         self.samples.setdefault(c.name, {}).setdefault(cell, []).append(value)
 
     def fail(self, c, cell, err):
@@ -147,8 +153,13 @@ class Bench:
         drop_caches()
         view = self.timed(c, "mount_cold", c.mount, 0, base)
         try:
+            pid = c.daemon_pid(0) if self.want("rss_inode") else None
+            rss_mounted = proc_status_bytes(pid, "VmRSS")
             self.step(c, "find_cold", wl.find_stat, view, cold=True)
+            rss_storm = proc_status_bytes(pid, "VmRSS")
             self.step(c, "find_warm", wl.find_stat, view)
+            if rss_mounted and rss_storm:
+                self.memory_after_storm(c, pid, rss_mounted, rss_storm)
             self.step(c, "read_cold", wl.read_all, view, cold=True)
             self.step(c, "read_warm", wl.read_all, view)
             self.step(c, "large_cold", wl.read_large, view, cold=True)
@@ -192,6 +203,16 @@ class Bench:
 
         if self.want("jobs4"):
             self.four_jobs(c, base)
+
+    def memory_after_storm(self, c, pid, rss_mounted, rss_storm):
+        """What the daemon holds per inode the kernel caches, and what it gives back once the
+        kernel forgets them (dropping the kernel's caches sends the forgets)."""
+        self.add(c, "rss_inode", (rss_storm - rss_mounted) / self.entries)
+        drop_caches()
+        time.sleep(1)  # forgets are asynchronous
+        rss = proc_status_bytes(pid, "VmRSS")
+        if rss:
+            self.add(c, "rss_forget", 100.0 * rss / rss_storm)
 
     def four_jobs(self, c, base):
         for slot in range(4):
@@ -237,6 +258,7 @@ class Bench:
         args = self.args
         self.set_dir = data.ensure(self.data, "quick" if args.quick else "full", HERE)
         self.small_tar = os.path.join(self.set_dir, "small.tar")
+        self.entries = data.describe(self.set_dir)["view_entries"]
         os.makedirs(self.work, exist_ok=True)
         chosen = [cls(self) for cls in contenders.ALL
                   if (not args.contenders or cls.name in args.contenders)

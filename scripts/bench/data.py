@@ -208,5 +208,6 @@ def describe(d):
                if "@" in x[1:])
     with open(os.path.join(d, "small.list")) as f:
         nsmall = sum(1 for _ in f)
-    return dict(entries=len(tree), files=len(files), bytes=nbytes, packages=pkgs,
+    return dict(entries=len(tree), view_entries=len(m), files=len(files), bytes=nbytes,
+                packages=pkgs,
                 base10x_entries=len(m) * 10, small_files=nsmall)

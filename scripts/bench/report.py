@@ -31,6 +31,10 @@ def medians(result):
 
 
 def fmt_value(v, unit):
+    if unit == "B":
+        return f"{v:.0f} B"
+    if unit == "%":
+        return f"{v:.0f} %"
     if unit == "bytes":
         if v >= 1 << 30:
             return f"{v / (1 << 30):.2f} GiB"

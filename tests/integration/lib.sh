@@ -157,6 +157,51 @@ mount_kernel_view()
 	IT_REAPED+=(0)
 }
 
+# mount_tmpfs DIR SIZE: a size-limited tmpfs at DIR (for a filesystem that fills up), unmounted
+# with the views, newest first.
+mount_tmpfs()
+{
+	mkdir -p "$1"
+	mount -t tmpfs -o "size=$2,mode=0755" jobfs-it "$1" || fail "cannot mount a tmpfs on $1"
+	IT_MOUNTS+=("$(realpath "$1")")
+	IT_PIDS+=("")
+	IT_LOGS+=("")
+	IT_REAPED+=(0)
+}
+
+# kill_view_daemon MNT: SIGKILLs the daemon this test started for MNT (by its PID), reaps it and
+# detaches the dead mount: a crash on purpose, which the exit check must not count as a failure.
+kill_view_daemon()
+{
+	local mnt i pid
+	mnt=$(realpath -m "$1")
+	for ((i = ${#IT_MOUNTS[@]} - 1; i >= 0; i--)); do
+		if [ "${IT_MOUNTS[$i]}" = "$mnt" ] && [ "${IT_REAPED[$i]}" = 0 ]; then
+			pid=${IT_PIDS[$i]}
+			kill -KILL "$pid"
+			wait "$pid" 2>/dev/null || true
+			IT_REAPED[i]=1
+			fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"
+			return 0
+		fi
+	done
+	fail "kill_view_daemon: $mnt was not mounted by this test"
+}
+
+# view_daemon_pid MNT: the PID of the daemon serving MNT.
+view_daemon_pid()
+{
+	local mnt i
+	mnt=$(realpath -m "$1")
+	for ((i = ${#IT_MOUNTS[@]} - 1; i >= 0; i--)); do
+		if [ "${IT_MOUNTS[$i]}" = "$mnt" ] && [ "${IT_REAPED[$i]}" = 0 ]; then
+			echo "${IT_PIDS[$i]}"
+			return 0
+		fi
+	done
+	return 1
+}
+
 # new_view NAME [-o OPTS] LOWER... : mounts $IT_DIR/NAME/mnt over the lowers with upper and work
 # dirs beside it; sets MNT, UPPER and WORK.
 new_view()

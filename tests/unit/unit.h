@@ -124,7 +124,6 @@ static inline void unit_overlay_close(struct unit_overlay *ov)
 		free(root->layers);
 		free(root->name);
 		pthread_mutex_destroy(&root->lock);
-		pthread_mutex_destroy(&root->copy_lock);
 		free(root);
 	}
 	if (ov->fs.itable.buckets)
@@ -132,6 +131,10 @@ static inline void unit_overlay_close(struct unit_overlay *ov)
 	if (ov->fs.inomap.buckets)
 		jfs_inomap_destroy(&ov->fs.inomap);
 	pthread_mutex_destroy(&ov->fs.evict_lock);
+	for (int i = 0; i < JFS_LOCK_STRIPES; i++) {
+		pthread_mutex_destroy(&ov->fs.copy_locks[i]);
+		pthread_mutex_destroy(&ov->fs.list_locks[i]);
+	}
 	for (int i = 0; i < 2; i++)
 		if (ov->layers[i].fd >= 0)
 			close(ov->layers[i].fd);
@@ -157,6 +160,10 @@ static inline int unit_overlay_open(uint64_t max_cached_fds, struct unit_overlay
 	ov->fs.work_fd = -1;
 	ov->fs.max_cached_fds = max_cached_fds;
 	pthread_mutex_init(&ov->fs.evict_lock, NULL);
+	for (int i = 0; i < JFS_LOCK_STRIPES; i++) {
+		pthread_mutex_init(&ov->fs.copy_locks[i], NULL);
+		pthread_mutex_init(&ov->fs.list_locks[i], NULL);
+	}
 	r = unit_mkdtemp(ov->base, sizeof(ov->base));
 	if (r < 0) {
 		ov->base[0] = '\0';

@@ -218,7 +218,6 @@ static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode 
 		   const char *name, struct fuse_entry_param *ret_e)
 {
 	struct jfs_resolved res;
-	struct jfs_inode *found;
 	char proc[64], tmp[64];
 	int pfd, fd, r;
 
@@ -259,11 +258,16 @@ static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode 
 	close(pfd);
 	if (r < 0)
 		return r;
-	r = jfs_lookup_entry(fs, dir, NULL, 0, name, &found, ret_e);
+	/* the new name is one more of the same object: no lookup (nor redirect walk) needed */
+	jfs_inode_kernel_ref(fs, inode);
+	r = jfs_fill_entry(fs, inode, NULL, ret_e);
+	if (r < 0) {
+		jfs_inode_forget(fs, inode, 1);
+		return r;
+	}
 	/* the newest name is the likeliest to survive: re-open and symlink xattrs go by it */
-	if (r == 0)
-		jfs_inode_set_name(fs, found, dir, name);
-	return r;
+	jfs_inode_set_name(fs, inode, dir, name);
+	return 0;
 }
 
 void jfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)

@@ -358,6 +358,16 @@ void jfs_inode_put(struct jfs_fs *fs, struct jfs_inode *inode)
 		inode_release_dead(fs, inode);
 }
 
+/* One more kernel reference to an inode the caller holds (a reply that names it again). */
+void jfs_inode_kernel_ref(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	pthread_mutex_t *lock = bucket_lock(fs, inode);
+
+	pthread_mutex_lock(lock);
+	inode->nlookup++;
+	pthread_mutex_unlock(lock);
+}
+
 void jfs_inode_forget(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t nlookup)
 {
 	pthread_mutex_t *lock = bucket_lock(fs, inode);

@@ -223,6 +223,7 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 		  struct jfs_resolved *res, bool kernel_ref, struct jfs_inode **ret_inode);
 void jfs_inode_ref(struct jfs_fs *fs, struct jfs_inode *inode);
 void jfs_inode_put(struct jfs_fs *fs, struct jfs_inode *inode);
+void jfs_inode_kernel_ref(struct jfs_fs *fs, struct jfs_inode *inode);
 void jfs_inode_forget(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t nlookup);
 int jfs_inode_make_root(struct jfs_fs *fs);
 void jfs_inode_unhash(struct jfs_fs *fs, struct jfs_inode *inode);

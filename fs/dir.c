@@ -107,12 +107,48 @@ int jfs_create_object(struct jfs_fs *fs, fuse_req_t req, struct jfs_inode *dir, 
 	return r;
 }
 
+/*
+ * The entry of an object just made at (pfd, name) in dir's upper. It lives in the upper only: no
+ * layer below showed the name, or a whiteout hid it (a directory made over one is opaque), so it
+ * needs no second resolution. Takes obj_fd (O_PATH, or a directory's descriptor), or opens one
+ * when it is -1 (the caller keeps its open file: the inode must not hold a writable descriptor).
+ */
+static int new_entry(struct jfs_fs *fs, struct jfs_inode *dir, int pfd, const char *name,
+		     int obj_fd, struct fuse_entry_param *ret_e)
+{
+	struct jfs_resolved res = {.exists = true, .nlayers = 1};
+	struct jfs_inode *inode;
+	struct stat st;
+	int r;
+
+	if (obj_fd < 0) {
+		obj_fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (obj_fd < 0)
+			return -errno;
+	}
+	if (fstatat(obj_fd, "", &res.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		close(obj_fd);
+		return r;
+	}
+	res.layers[0].idx = JFS_UPPER;
+	res.layers[0].fd = obj_fd;
+	res.layers[0].ino = res.st.st_ino;
+	st = res.st;
+	r = jfs_inode_get(fs, dir, name, &res, true, &inode);
+	if (r < 0)
+		return r;
+	r = jfs_fill_entry(fs, inode, &st, ret_e);
+	if (r < 0)
+		jfs_inode_forget(fs, inode, 1);
+	return r;
+}
+
 static int create_in(struct jfs_fs *fs, const struct fuse_ctx *ctx, int pfd, bool upper_whiteout,
 		     struct jfs_inode *dir, const char *name, mode_t mode, dev_t rdev,
 		     const char *link_target, int open_flags, int *ret_open_fd,
 		     struct fuse_entry_param *ret_e)
 {
-	struct jfs_inode *inode;
 	struct stat pst;
 	char tmp[64];
 	int fd, r = 0;
@@ -156,12 +192,15 @@ static int create_in(struct jfs_fs *fs, const struct fuse_ctx *ctx, int pfd, boo
 		}
 	}
 
-	r = jfs_lookup_entry(fs, dir, NULL, 0, name, &inode, ret_e);
-	if (r < 0 || !ret_open_fd || open_flags < 0)
-		close(fd);
-	else
-		*ret_open_fd = fd;
-	return r;
+	if (ret_open_fd && open_flags >= 0) {
+		r = new_entry(fs, dir, pfd, name, -1, ret_e);
+		if (r < 0)
+			close(fd);
+		else
+			*ret_open_fd = fd;
+		return r;
+	}
+	return new_entry(fs, dir, pfd, name, fd, ret_e);
 }
 
 void jfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)

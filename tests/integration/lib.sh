@@ -169,37 +169,43 @@ mount_tmpfs()
 	IT_REAPED+=(0)
 }
 
-# kill_view_daemon MNT: SIGKILLs the daemon this test started for MNT (by its PID), reaps it and
-# detaches the dead mount: a crash on purpose, which the exit check must not count as a failure.
-kill_view_daemon()
-{
-	local mnt i pid
-	mnt=$(realpath -m "$1")
-	for ((i = ${#IT_MOUNTS[@]} - 1; i >= 0; i--)); do
-		if [ "${IT_MOUNTS[$i]}" = "$mnt" ] && [ "${IT_REAPED[$i]}" = 0 ]; then
-			pid=${IT_PIDS[$i]}
-			kill -KILL "$pid"
-			wait "$pid" 2>/dev/null || true
-			IT_REAPED[i]=1
-			fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"
-			return 0
-		fi
-	done
-	fail "kill_view_daemon: $mnt was not mounted by this test"
-}
-
-# view_daemon_pid MNT: the PID of the daemon serving MNT.
-view_daemon_pid()
+# it_live_index MNT: prints the index of the newest mount of MNT this test made and has not
+# unmounted yet; fails when there is none.
+it_live_index()
 {
 	local mnt i
 	mnt=$(realpath -m "$1")
 	for ((i = ${#IT_MOUNTS[@]} - 1; i >= 0; i--)); do
 		if [ "${IT_MOUNTS[$i]}" = "$mnt" ] && [ "${IT_REAPED[$i]}" = 0 ]; then
-			echo "${IT_PIDS[$i]}"
+			echo "$i"
 			return 0
 		fi
 	done
 	return 1
+}
+
+# kill_view_daemon MNT: SIGKILLs the daemon this test started for MNT (by its PID), reaps it and
+# detaches the dead mount: a crash on purpose, which the exit check must not count as a failure.
+kill_view_daemon()
+{
+	local i pid
+	i=$(it_live_index "$1") || {
+		fail "kill_view_daemon: $1 was not mounted by this test"
+		return 0
+	}
+	pid=${IT_PIDS[$i]}
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	IT_REAPED[i]=1
+	fusermount3 -u "${IT_MOUNTS[$i]}" 2>/dev/null || umount -l "${IT_MOUNTS[$i]}"
+}
+
+# view_daemon_pid MNT: the PID of the daemon serving MNT.
+view_daemon_pid()
+{
+	local i
+	i=$(it_live_index "$1") || return 1
+	echo "${IT_PIDS[$i]}"
 }
 
 # new_view NAME [-o OPTS] LOWER... : mounts $IT_DIR/NAME/mnt over the lowers with upper and work
@@ -281,15 +287,12 @@ unmount_all()
 # Unmounts the newest mount of MNT (to remount it or to inspect the layers at rest).
 unmount_view()
 {
-	local mnt i
-	mnt=$(realpath -m "$1")
-	for ((i = ${#IT_MOUNTS[@]} - 1; i >= 0; i--)); do
-		if [ "${IT_MOUNTS[$i]}" = "$mnt" ] && [ "${IT_REAPED[$i]}" = 0 ]; then
-			it_unmount_index "$i" || fail "unmounting $mnt"
-			return 0
-		fi
-	done
-	fail "unmount_view: $mnt was not mounted by this test"
+	local i
+	if i=$(it_live_index "$1"); then
+		it_unmount_index "$i" || fail "unmounting $1"
+	else
+		fail "unmount_view: $1 was not mounted by this test"
+	fi
 }
 
 it_print_logs()

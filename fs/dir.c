@@ -337,7 +337,7 @@ static void mark_removed(struct jfs_fs *fs, struct jfs_inode *inode)
 	if (r == 0 && idx == JFS_UPPER && inode->type != S_IFDIR && st.st_nlink > 0) {
 		/* other hard links remain, but maybe not the name we re-open it by */
 		pthread_mutex_lock(&inode->lock);
-		inode->pinned = true;
+		inode->keep_fds = true;
 		pthread_mutex_unlock(&inode->lock);
 		return;
 	}

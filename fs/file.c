@@ -46,9 +46,12 @@ static int open_top(struct jfs_fs *fs, struct jfs_inode *inode, int flags, int *
 	char proc[64];
 	int idx, fd, path_fd;
 
-	path_fd = jfs_inode_data_fd(fs, inode, &idx);
-	if (path_fd < 0)
+	jfs_inode_pin(inode);
+	path_fd = jfs_inode_data_fd_pinned(fs, inode, &idx);
+	if (path_fd < 0) {
+		jfs_inode_unpin(inode);
 		return path_fd;
+	}
 	jfs_proc_path(proc, sizeof(proc), path_fd);
 	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
 	flags |= O_CLOEXEC;
@@ -62,7 +65,7 @@ static int open_top(struct jfs_fs *fs, struct jfs_inode *inode, int flags, int *
 	}
 	if (fd < 0)
 		fd = -errno;
-	close(path_fd);
+	jfs_inode_unpin(inode);
 	if (fd >= 0)
 		*ret_idx = idx;
 	return fd;

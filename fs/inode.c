@@ -206,6 +206,40 @@ static void orphan_remove(struct jfs_itable *t, struct jfs_inode *inode)
 	pthread_mutex_unlock(&t->orphan_lock);
 }
 
+/* Descriptors replaced (a copy-up) or re-opened while requests use the inode's cached ones: they
+ * are closed when the last of those requests unpins the inode. */
+struct jfs_retired {
+	struct jfs_retired *next;
+	int n;
+	struct jfs_ilayer *layers; /* owned */
+};
+
+static void retired_free(struct jfs_retired *r)
+{
+	while (r) {
+		struct jfs_retired *next = r->next;
+		close_layers(r->layers, r->n);
+		free(r->layers);
+		free(r);
+		r = next;
+	}
+}
+
+/* Parks layers (taking them, and the node) until the last unpin, and returns true; returns false
+ * when the inode is not pinned, and the caller closes them itself once it dropped the lock. A
+ * node the caller could not allocate (NULL) parks nothing. Called with the inode's lock held. */
+static bool park_locked(struct jfs_inode *inode, struct jfs_retired *node,
+			struct jfs_ilayer *layers, int n)
+{
+	if (inode->fd_pins == 0 || !node)
+		return false;
+	node->next = inode->retired;
+	node->n = n;
+	node->layers = layers;
+	inode->retired = node;
+	return true;
+}
+
 static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 {
 	if (fs) {
@@ -215,6 +249,7 @@ static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 	}
 	close_layers(inode->layers, inode->nlayers);
 	free(inode->layers);
+	retired_free(inode->retired);
 	free(inode->name);
 	free(inode->redirect);
 	jfs_listing_free(inode->listing);
@@ -555,14 +590,16 @@ int jfs_inode_make_root(struct jfs_fs *fs)
 	return 0;
 }
 
-/* Replaces the inode's layers after a copy-up; takes the descriptors in layers. Requests that
- * borrowed the old ones hold their own duplicates. */
+/* Replaces the inode's layers after a copy-up; takes the descriptors in layers. The old ones are
+ * closed once no request has the inode pinned. */
 void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayers,
 			  const struct jfs_ilayer *layers)
 {
 	struct jfs_ilayer *fresh = malloc(sizeof(*layers) * (size_t)nlayers);
+	struct jfs_retired *node;
 	struct jfs_ilayer *old;
 	pthread_mutex_t *lock;
+	bool parked;
 	int nold;
 
 	if (!fresh) {
@@ -570,16 +607,21 @@ void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayer
 		return;
 	}
 	memcpy(fresh, layers, sizeof(*layers) * (size_t)nlayers);
+	node = malloc(sizeof(*node)); /* without it, the old descriptors close at once */
 	pthread_mutex_lock(&inode->lock);
 	old = inode->layers;
 	nold = inode->nlayers;
 	inode->layers = fresh;
 	inode->nlayers = nlayers;
-	pthread_mutex_unlock(&inode->lock);
 	__atomic_add_fetch(&fs->nfds, count_open(fresh, nlayers), __ATOMIC_RELAXED);
 	__atomic_sub_fetch(&fs->nfds, count_open(old, nold), __ATOMIC_RELAXED);
-	close_layers(old, nold);
-	free(old);
+	parked = park_locked(inode, node, old, nold);
+	pthread_mutex_unlock(&inode->lock);
+	if (!parked) {
+		free(node);
+		close_layers(old, nold);
+		free(old);
+	}
 
 	/* the identity follows the top object */
 	lock = bucket_lock(fs, inode);
@@ -653,8 +695,8 @@ int jfs_inode_data_idx(struct jfs_inode *inode)
 	return idx;
 }
 
-/* A descriptor of the object holding the inode's data, owned by the caller. */
-int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+/* The cached descriptor of the object holding the inode's data, for a caller holding a pin. */
+int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
 {
 	for (;;) {
 		int pos, fd;
@@ -662,11 +704,24 @@ int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
 		pthread_mutex_lock(&inode->lock);
 		pos = is_metacopy_locked(inode) ? 1 : 0;
 		pthread_mutex_unlock(&inode->lock);
-		fd = jfs_inode_fd(fs, inode, pos, ret_idx);
+		fd = jfs_inode_fd_pinned(fs, inode, pos, ret_idx);
 		if (fd != -EIO || pos == 0)
 			return fd;
 		/* the data was copied up meanwhile: the layer is gone, ask again */
 	}
+}
+
+/* A descriptor of the object holding the inode's data, owned by the caller. */
+int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+{
+	int fd;
+
+	jfs_inode_pin(inode);
+	fd = jfs_inode_data_fd_pinned(fs, inode, ret_idx);
+	if (fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		fd = -errno;
+	jfs_inode_unpin(inode);
+	return fd;
 }
 
 /* Records a metacopy's redirect (taking ownership) and data blocks, or clears them (NULL). */
@@ -800,11 +855,35 @@ static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int
 	return fd;
 }
 
-/* Returns a descriptor of layer pos of the inode, owned by the caller, re-opening it if the cache
- * evicted it. */
-int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx)
+/* While pinned, the inode's cached descriptors stay open: the evictor skips it and a copy-up
+ * parks the ones it replaces. Requests use them directly, without a dup and a close each. */
+void jfs_inode_pin(struct jfs_inode *inode)
 {
-	int fd, idx, dup_fd;
+	pthread_mutex_lock(&inode->lock);
+	inode->fd_pins++;
+	pthread_mutex_unlock(&inode->lock);
+}
+
+void jfs_inode_unpin(struct jfs_inode *inode)
+{
+	struct jfs_retired *r = NULL;
+
+	pthread_mutex_lock(&inode->lock);
+	if (--inode->fd_pins == 0) {
+		r = inode->retired;
+		inode->retired = NULL;
+	}
+	pthread_mutex_unlock(&inode->lock);
+	retired_free(r);
+}
+
+/* The cached descriptor of layer pos (re-opened if the cache evicted it), valid until the caller,
+ * who holds a pin, unpins the inode: not to be closed. */
+int jfs_inode_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx)
+{
+	struct jfs_retired *node;
+	struct jfs_ilayer *extra;
+	int fd, idx;
 	ino_t ino;
 
 	pthread_mutex_lock(&inode->lock);
@@ -816,40 +895,55 @@ int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_i
 	idx = inode->layers[pos].idx;
 	ino = inode->layers[pos].ino;
 	fd = inode->layers[pos].fd;
-	if (fd >= 0) {
-		dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		pthread_mutex_unlock(&inode->lock);
-		if (dup_fd < 0)
-			return -errno;
-		if (ret_idx)
-			*ret_idx = idx;
-		return dup_fd;
-	}
 	pthread_mutex_unlock(&inode->lock);
+	if (fd >= 0)
+		goto out;
 
 	fd = reopen_layer(fs, inode, pos, idx, ino);
 	if (fd < 0)
 		return fd;
-	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (dup_fd < 0) {
-		dup_fd = -errno;
-		close(fd);
-		return dup_fd;
-	}
 	pthread_mutex_lock(&inode->lock);
 	if (pos < inode->nlayers && inode->layers[pos].idx == idx && inode->layers[pos].fd < 0) {
 		inode->layers[pos].fd = fd;
-		fd = -1;
-	}
-	pthread_mutex_unlock(&inode->lock);
-	if (fd >= 0)
-		close(fd);
-	else
+		pthread_mutex_unlock(&inode->lock);
 		__atomic_add_fetch(&fs->nfds, 1, __ATOMIC_RELAXED);
+		jfs_fd_cache_trim(fs);
+		goto out;
+	}
+	/* the layers changed meanwhile: ours serves this request only, parked until the unpin */
+	pthread_mutex_unlock(&inode->lock);
+	extra = malloc(sizeof(*extra));
+	node = malloc(sizeof(*node));
+	if (!extra || !node) {
+		free(extra);
+		free(node);
+		close(fd);
+		return -ENOMEM;
+	}
+	extra->idx = idx;
+	extra->fd = fd;
+	extra->ino = ino;
+	pthread_mutex_lock(&inode->lock);
+	park_locked(inode, node, extra, 1); /* the caller's pin keeps it parked */
+	pthread_mutex_unlock(&inode->lock);
+out:
 	if (ret_idx)
 		*ret_idx = idx;
-	jfs_fd_cache_trim(fs);
-	return dup_fd;
+	return fd;
+}
+
+/* Returns a descriptor of layer pos of the inode, owned by the caller, re-opening it if the cache
+ * evicted it. */
+int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx)
+{
+	int fd;
+
+	jfs_inode_pin(inode);
+	fd = jfs_inode_fd_pinned(fs, inode, pos, ret_idx);
+	if (fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		fd = -errno;
+	jfs_inode_unpin(inode);
+	return fd;
 }
 
 /* The inode's layers as (idx, ino) with no descriptors, as an evicted inode holds them. */
@@ -868,23 +962,21 @@ int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max
 	return n;
 }
 
-void jfs_ilayers_close(struct jfs_ilayer *layers, int n)
-{
-	close_layers(layers, n);
-}
-
-/* Descriptors of all the inode's layers, top first, owned by the caller. */
-int jfs_inode_layers(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out, int max)
+/* Pins the inode and gives its layers' cached descriptors, top first: the caller uses them until
+ * jfs_inode_unpin(inode), and closes none. */
+int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out,
+			 int max)
 {
 	int n;
 
+	jfs_inode_pin(inode);
 	pthread_mutex_lock(&inode->lock);
 	n = inode->nlayers < max ? inode->nlayers : max;
 	pthread_mutex_unlock(&inode->lock);
 	for (int i = 0; i < n; i++) {
-		int idx, fd = jfs_inode_fd(fs, inode, i, &idx);
+		int idx, fd = jfs_inode_fd_pinned(fs, inode, i, &idx);
 		if (fd < 0) {
-			close_layers(out, i);
+			jfs_inode_unpin(inode);
 			return fd;
 		}
 		out[i].fd = fd;
@@ -916,7 +1008,8 @@ void jfs_fd_cache_trim(struct jfs_fs *fs)
 				continue;
 			if (inode->accessed) {
 				inode->accessed = false;
-			} else if (!inode->pinned && !inode->unlinked && inode->parent) {
+			} else if (!inode->keep_fds && !inode->unlinked && inode->parent &&
+				   inode->fd_pins == 0) {
 				int closed = count_open(inode->layers, inode->nlayers);
 				close_layers(inode->layers, inode->nlayers);
 				for (int i = 0; i < inode->nlayers; i++)
@@ -984,13 +1077,14 @@ int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st)
 	struct stat st;
 	int fd, r;
 
-	fd = jfs_inode_fd(fs, inode, 0, NULL);
-	if (fd < 0)
-		return fd;
-	r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	close(fd);
+	jfs_inode_pin(inode);
+	fd = jfs_inode_fd_pinned(fs, inode, 0, NULL);
+	r = fd < 0 ? fd : fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	if (r == -1)
+		r = -errno;
+	jfs_inode_unpin(inode);
 	if (r < 0)
-		return -errno;
+		return r;
 	stat_view(inode, &st);
 	*ret_st = st;
 	return 0;

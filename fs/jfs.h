@@ -47,9 +47,11 @@
  * Descriptors. An inode caches one descriptor per layer, but the hard limit on descriptors here
  * (20000) is far below the entries of a real base, so the cache is bounded: past fs->max_cached_fds
  * a clock sweep over the table closes the descriptors of inodes not used since its last pass, and
- * jfs_inode_fd() re-opens them from the parent's descriptor and the name, checking the real inode
- * number. Callers always get their own descriptor (a dup) and close it: eviction never pulls one
- * from under a running request. Unhashed (unlinked) and pinned inodes are never evicted.
+ * they are re-opened from the parent's descriptor and the name, checking the real inode number.
+ * Hot paths pin the inode (jfs_inode_pin, jfs_inode_layers_pin) and use its cached descriptors
+ * directly: a pinned inode is not evicted, and a copy-up parks the descriptors it replaces until
+ * the last unpin, so none is closed under a running request. Elsewhere jfs_inode_fd() gives the
+ * caller its own duplicate. Unhashed (unlinked) and name-unreliable inodes are never evicted.
  *
  * Locks. Order: table stripe lock, then an inode's lock (the evictor only try-locks it); an inode's
  * copy lock before its lock; never a child's lock while taking its parent's. No lock is held across
@@ -89,6 +91,7 @@ struct jfs_ilayer {
 };
 
 struct jfs_listing;
+struct jfs_retired;
 struct jfs_inode {
 	uint64_t ino;  /* view st_ino; changes only in jfs_inode_rekey (bucket locks) */
 	mode_t type;   /* S_IFMT bits; immutable */
@@ -114,8 +117,10 @@ struct jfs_inode {
 				    * link, which gives the copy a number of its own */
 	char *redirect;		   /* metacopy: the data's absolute path in the lowers, if known */
 	blkcnt_t data_blocks;	   /* metacopy: st_blocks of the data object */
+	uint32_t fd_pins;	   /* requests using the cached descriptors (jfs_inode_pin) */
+	struct jfs_retired *retired; /* descriptors replaced while pinned: closed at the unpin */
 	bool unlinked;		   /* its last visible name is gone */
-	bool pinned;		   /* name unreliable (a hard link's name removed): never evict */
+	bool keep_fds;		   /* name unreliable (a hard link's name removed): never evict */
 	bool accessed;		   /* used since the evictor last passed */
 
 	struct jfs_listing *listing; /* directories: the listing being served (jfs_list_lock) */
@@ -229,18 +234,22 @@ int jfs_inode_make_root(struct jfs_fs *fs);
 void jfs_inode_unhash(struct jfs_fs *fs, struct jfs_inode *inode);
 void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayers,
 			  const struct jfs_ilayer *layers);
+void jfs_inode_pin(struct jfs_inode *inode);
+void jfs_inode_unpin(struct jfs_inode *inode);
+int jfs_inode_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx);
 int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx);
 void jfs_inode_rekey(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t ino, int top_idx,
 		     ino_t top_ino);
 int jfs_inode_top_idx(struct jfs_inode *inode);
 int jfs_inode_data_idx(struct jfs_inode *inode);
+int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
 int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
 void jfs_inode_set_redirect(struct jfs_inode *inode, char *redirect, blkcnt_t data_blocks);
 char *jfs_inode_path(struct jfs_inode *inode);
 int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name);
 int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max);
-int jfs_inode_layers(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out, int max);
-void jfs_ilayers_close(struct jfs_ilayer *layers, int n);
+int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out,
+			 int max);
 void jfs_fd_cache_trim(struct jfs_fs *fs);
 void jfs_inode_trim_memory(struct jfs_fs *fs);
 void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,

@@ -195,11 +195,11 @@ int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 	ret->exists = false;
 	ret->nlayers = 0;
 	ret->redirect = NULL;
-	ndl = jfs_inode_layers(fs, dir, dl, JFS_MAX_LAYERS);
+	ndl = jfs_inode_layers_pin(fs, dir, dl, JFS_MAX_LAYERS);
 	if (ndl < 0)
 		return ndl;
 	r = jfs_resolve_in(fs, dl, ndl, name, ret);
-	jfs_ilayers_close(dl, ndl);
+	jfs_inode_unpin(dir);
 	return r;
 }
 
@@ -210,7 +210,7 @@ int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name
 	struct jfs_ilayer dl[JFS_MAX_LAYERS];
 	int ndl, r = 0;
 
-	ndl = jfs_inode_layers(fs, dir, dl, JFS_MAX_LAYERS);
+	ndl = jfs_inode_layers_pin(fs, dir, dl, JFS_MAX_LAYERS);
 	if (ndl < 0)
 		return ndl;
 	for (int i = 0; i < ndl; i++) {
@@ -227,7 +227,7 @@ int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name
 		r = !jfs_is_whiteout(&st);
 		break;
 	}
-	jfs_ilayers_close(dl, ndl);
+	jfs_inode_unpin(dir);
 	return r;
 }
 

@@ -154,7 +154,7 @@ int jfs_dirlist_build(struct jfs_fs *fs, struct jfs_inode *dir, struct jfs_dirli
 	struct name_set seen = {0};
 	int n, r;
 
-	n = jfs_inode_layers(fs, dir, layers, JFS_MAX_LAYERS);
+	n = jfs_inode_layers_pin(fs, dir, layers, JFS_MAX_LAYERS);
 	if (n < 0)
 		return n;
 	struct jfs_inode *parent;
@@ -171,7 +171,7 @@ int jfs_dirlist_build(struct jfs_fs *fs, struct jfs_inode *dir, struct jfs_dirli
 	for (int i = 0; i < n && r == 0; i++)
 		r = read_layer(fs, &layers[i], n > 1, &seen, &list);
 	name_set_free(&seen);
-	jfs_ilayers_close(layers, n);
+	jfs_inode_unpin(dir);
 	if (r < 0) {
 		jfs_dirlist_free(&list);
 		return r;
@@ -361,7 +361,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 				e.attr.st_mode = (mode_t)DTTOIF(de->type);
 			} else {
 				if (ndl < 0) {
-					ndl = jfs_inode_layers(fs, dir, dl, JFS_MAX_LAYERS);
+					ndl = jfs_inode_layers_pin(fs, dir, dl,
+								   JFS_MAX_LAYERS);
 					if (ndl < 0) {
 						r = ndl;
 						break;
@@ -383,8 +384,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		}
 		pos += len;
 	}
-	if (ndl > 0)
-		jfs_ilayers_close(dl, ndl);
+	if (ndl >= 0)
+		jfs_inode_unpin(dir);
 	if (r < 0 && pos > 0)
 		r = 0; /* what was added is served; the error comes again on the next call */
 	if (r < 0)

@@ -562,6 +562,61 @@ static void test_inode_evicted_replaced_object_is_stale(void **state)
 	assert_all_forgotten(fs);
 }
 
+/* A descriptor is still open: fcntl answers for it. */
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+static void test_inode_pinned_descriptors_survive_eviction_and_replacement(void **state)
+{
+	struct unit_overlay *ov = *state;
+	struct jfs_fs *fs = &ov->fs;
+	struct jfs_ilayer dl[JFS_MAX_LAYERS], fresh;
+	struct jfs_inode *d;
+	struct stat st;
+	int n, upper_fd, old_fd;
+
+	assert_int_equal(mkdirat(ov->lower_fd, "d", 0755), 0);
+	assert_int_equal(mkdirat(ov->upper_fd, "d", 0755), 0);
+	assert_int_equal(jfs_lookup(fs, fs->root, "d", true, &d), 0);
+
+	/* pinned: the sweep passes it by, the borrowed descriptors stay the cached ones */
+	n = jfs_inode_layers_pin(fs, d, dl, JFS_MAX_LAYERS);
+	assert_int_equal(n, 2);
+	assert_int_equal(dl[0].fd, d->layers[0].fd);
+	fs->max_cached_fds = 0;
+	jfs_fd_cache_trim(fs);
+	jfs_fd_cache_trim(fs); /* the second pass would evict what the first only marked */
+	assert_false(all_evicted(d));
+	assert_true(fd_open(dl[0].fd) && fd_open(dl[1].fd));
+
+	/* a copy-up that replaces the layers while pinned parks the old descriptors */
+	upper_fd = openat(ov->upper_fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(upper_fd >= 0);
+	assert_int_equal(fstat(upper_fd, &st), 0);
+	fresh.idx = JFS_UPPER;
+	fresh.fd = upper_fd;
+	fresh.ino = st.st_ino;
+	old_fd = dl[1].fd;
+	jfs_inode_set_layers(fs, d, 1, &fresh);
+	assert_int_equal(d->nlayers, 1);
+	assert_true(fd_open(old_fd));
+	assert_int_equal(fstatat(old_fd, "", &st, AT_EMPTY_PATH), 0);
+
+	/* the last unpin closes them; unpinned, the sweep may evict again */
+	jfs_inode_unpin(d);
+	assert_false(fd_open(old_fd));
+	assert_null(d->retired);
+	jfs_fd_cache_trim(fs);
+	jfs_fd_cache_trim(fs);
+	assert_true(all_evicted(d));
+	fs->max_cached_fds = 1024;
+
+	jfs_inode_forget(fs, d, 1);
+	assert_all_forgotten(fs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -599,6 +654,9 @@ int main(void)
 						teardown_table),
 		cmocka_unit_test_setup_teardown(test_inode_evicted_descriptors_reopen, setup_table,
 						teardown_table),
+		cmocka_unit_test_setup_teardown(
+			test_inode_pinned_descriptors_survive_eviction_and_replacement, setup_table,
+			teardown_table),
 		cmocka_unit_test_setup_teardown(test_inode_evicted_replaced_object_is_stale,
 						setup_table, teardown_table),
 		/* again with a descriptor cache that evicts on every lookup */

@@ -333,14 +333,13 @@ static void mark_removed(struct jfs_fs *fs, struct jfs_inode *inode)
 	if (fd < 0)
 		return;
 	r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	close(fd);
 	if (r == 0 && idx == JFS_UPPER && inode->type != S_IFDIR && st.st_nlink > 0) {
 		/* other hard links remain, but maybe not the name we re-open it by */
-		pthread_mutex_lock(&inode->lock);
-		inode->keep_fds = true;
-		pthread_mutex_unlock(&inode->lock);
+		jfs_inode_lose_name(fs, inode, fd);
+		close(fd);
 		return;
 	}
+	close(fd);
 	if (r == 0 && idx == JFS_UPPER)
 		jfs_inomap_del(&fs->inomap, JFS_UPPER, st.st_ino);
 	pthread_mutex_lock(&inode->lock);

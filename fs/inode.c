@@ -250,6 +250,7 @@ static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 	close_layers(inode->layers, inode->nlayers);
 	free(inode->layers);
 	retired_free(inode->retired);
+	free(inode->handle);
 	free(inode->name);
 	free(inode->redirect);
 	jfs_listing_free(inode->listing);
@@ -827,6 +828,7 @@ int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, cha
  * a metacopy's data by its redirect. */
 static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int idx, ino_t ino)
 {
+	struct file_handle *handle = NULL;
 	struct stat st;
 	char *name, *redirect = NULL;
 	int pfd, fd;
@@ -834,7 +836,22 @@ static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int
 	pthread_mutex_lock(&inode->lock);
 	if (pos > 0 && is_metacopy_locked(inode) && inode->redirect)
 		redirect = strdup(inode->redirect);
+	if (pos == 0 && idx == JFS_UPPER && inode->handle) {
+		size_t size = sizeof(*inode->handle) + inode->handle->handle_bytes;
+		handle = malloc(size);
+		if (handle)
+			memcpy(handle, inode->handle, size);
+	}
 	pthread_mutex_unlock(&inode->lock);
+	if (handle) {
+		/* its name may be gone: by its handle (root daemons only, see jfs_inode_lose_name) */
+		fd = open_by_handle_at(fs->layers[JFS_UPPER].fd, handle,
+				       O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		free(handle);
+		if (fd < 0)
+			return errno == ENOENT || errno == ESTALE ? -ESTALE : -errno;
+		goto check;
+	}
 	if (redirect) {
 		fd = jfs_open_redirect(fs, idx, redirect);
 		free(redirect);
@@ -848,11 +865,65 @@ static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int
 	}
 	if (fd < 0)
 		return fd == -ENOENT ? -ESTALE : fd;
+check:
 	if (fstat(fd, &st) < 0 || st.st_ino != ino) {
 		close(fd);
 		return -ESTALE;
 	}
 	return fd;
+}
+
+/*
+ * The name an upper non-directory is re-opened by was removed while other hard links remain: the
+ * inode is re-opened by its file handle from now on (open_by_handle_at needs CAP_DAC_READ_SEARCH:
+ * root daemons), or, where handles cannot be used, its descriptors are never evicted.
+ */
+void jfs_inode_lose_name(struct jfs_fs *fs, struct jfs_inode *inode, int upper_fd)
+{
+	struct file_handle *h = NULL;
+	int mount_id;
+
+	if (fs->open_handles) {
+		h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
+		if (h) {
+			h->handle_bytes = MAX_HANDLE_SZ;
+			if (name_to_handle_at(upper_fd, "", h, &mount_id, AT_EMPTY_PATH) < 0) {
+				free(h);
+				h = NULL;
+			} else {
+				struct file_handle *small = realloc(h, sizeof(*h) + h->handle_bytes);
+				h = small ? small : h;
+			}
+		}
+	}
+	pthread_mutex_lock(&inode->lock);
+	if (h) {
+		free(inode->handle);
+		inode->handle = h;
+	} else {
+		inode->keep_fds = true;
+	}
+	pthread_mutex_unlock(&inode->lock);
+}
+
+/* Whether this daemon can re-open upper objects by file handle (CAP_DAC_READ_SEARCH). */
+bool jfs_can_open_handles(int upper_fd)
+{
+	struct file_handle *h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
+	int mount_id, fd;
+	bool ok = false;
+
+	if (!h)
+		return false;
+	h->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(upper_fd, "", h, &mount_id, AT_EMPTY_PATH) == 0) {
+		fd = open_by_handle_at(upper_fd, h, O_PATH | O_CLOEXEC);
+		ok = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	free(h);
+	return ok;
 }
 
 /* While pinned, the inode's cached descriptors stay open: the evictor skips it and a copy-up
@@ -990,10 +1061,11 @@ int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_
  * until the cache is back under three quarters of its limit. */
 void jfs_fd_cache_trim(struct jfs_fs *fs)
 {
-	uint64_t low = fs->max_cached_fds / 4 * 3;
+	uint64_t low = fs->max_cached_fds / 4 * 3, nfds;
 	uint32_t steps = 0;
 
-	if (__atomic_load_n(&fs->nfds, __ATOMIC_RELAXED) <= fs->max_cached_fds)
+	nfds = __atomic_load_n(&fs->nfds, __ATOMIC_RELAXED);
+	if (nfds <= fs->max_cached_fds || nfds < __atomic_load_n(&fs->evict_retry_at, __ATOMIC_RELAXED))
 		return;
 	if (pthread_mutex_trylock(&fs->evict_lock) != 0)
 		return; /* someone is sweeping */
@@ -1020,6 +1092,11 @@ void jfs_fd_cache_trim(struct jfs_fs *fs)
 		}
 		pthread_mutex_unlock(lock);
 	}
+	/* what is left could not be evicted (pinned, unlinked, no usable name): sweeping again for
+	 * every request would only burn the CPU, so wait until an eighth more is cached */
+	nfds = __atomic_load_n(&fs->nfds, __ATOMIC_RELAXED);
+	__atomic_store_n(&fs->evict_retry_at, nfds > low ? nfds + fs->max_cached_fds / 8 + 1 : 0,
+			 __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&fs->evict_lock);
 }
 

@@ -90,6 +90,7 @@ struct jfs_ilayer {
 	ino_t ino; /* the real inode, to check a re-opened descriptor */
 };
 
+struct file_handle;
 struct jfs_listing;
 struct jfs_retired;
 struct jfs_inode {
@@ -120,7 +121,8 @@ struct jfs_inode {
 	uint32_t fd_pins;	   /* requests using the cached descriptors (jfs_inode_pin) */
 	struct jfs_retired *retired; /* descriptors replaced while pinned: closed at the unpin */
 	bool unlinked;		   /* its last visible name is gone */
-	bool keep_fds;		   /* name unreliable (a hard link's name removed): never evict */
+	struct file_handle *handle; /* re-opened by it once its name is unreliable */
+	bool keep_fds;		   /* name unreliable and no handle: never evict */
 	bool accessed;		   /* used since the evictor last passed */
 
 	struct jfs_listing *listing; /* directories: the listing being served (jfs_list_lock) */
@@ -165,6 +167,8 @@ struct jfs_fs {
 	uint32_t evict_hand;
 	struct fuse_session *se;
 	bool no_opendir; /* the kernel agreed to send no opendir: readdir has no handle */
+	bool open_handles; /* upper objects can be re-opened by file handle (jfs_inode_lose_name) */
+	uint64_t evict_retry_at; /* atomic: no sweep below this many cached descriptors */
 };
 
 /* Resolution of one name in a merged directory (namei.c). The layers' fds are owned by the
@@ -251,6 +255,8 @@ int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max
 int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out,
 			 int max);
 void jfs_fd_cache_trim(struct jfs_fs *fs);
+void jfs_inode_lose_name(struct jfs_fs *fs, struct jfs_inode *inode, int upper_fd);
+bool jfs_can_open_handles(int upper_fd);
 void jfs_inode_trim_memory(struct jfs_fs *fs);
 void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
 			const char *name);

@@ -268,6 +268,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	fs->layers[JFS_UPPER].fd = fd;
 	fs->layers[JFS_UPPER].dev = ust.st_dev;
 	fs->layers[JFS_UPPER].path = strdup(cfg->upper);
+	fs->open_handles = jfs_can_open_handles(fd);
 	if (faccessat(fd, ".", W_OK, AT_EACCESS) < 0) {
 		r = set_error(err, -errno, "upper '%s' is not writable: %s", cfg->upper,
 			      strerror(errno));

@@ -167,6 +167,25 @@ after=$(fd_count "$pid")
 [ "$after" -le $((before + 64)) ] || fail "descriptors: $before before, $after after"
 it_pid_running "$pid" || fail "the daemon died"
 
+step "hard-linked files whose known name was removed stay within the descriptor bound"
+new_view h -o max_fds=64 "$L1"
+pid=$(view_daemon_pid "$MNT")
+mkdir "$MNT/h"
+for i in $(seq 300); do
+	echo "content $i" >"$MNT/h/a$i"
+	ln "$MNT/h/a$i" "$MNT/h/b$i" # the view now knows the file by b$i
+	rm "$MNT/h/b$i"              # ... which is gone: a$i is reached by its handle
+done
+held=$(fd_count "$pid")
+[ "$held" -le 160 ] || fail "300 files with a removed name keep $held descriptors (max_fds=64)"
+bad=0
+for i in $(seq 300); do
+	[ "$(cat "$MNT/h/a$i")" = "content $i" ] || bad=$((bad + 1))
+done
+assert_eq "$bad" 0 "files read back wrong after their descriptors were evicted"
+check "append through the remaining name" sh -c "echo more >>'$MNT/h/a7'"
+assert_content "$UPPER/h/a7" "$(printf 'content 7\nmore')"
+
 step "a lower directory removed while mounted"
 L2=$IT_DIR/l2
 mkdir -p "$L2/gone/sub" "$L2/stays"

@@ -6,6 +6,7 @@ Layout of DATA/SET (SET is "full" or "quick"):
   base/store/v11/...     pnpm's content-addressed store (files/, index.db, projects/)
   base/app/              the project, installed: node_modules hard-linked from the store, tsconfig
   base/seed/, seed2/      the same project without node_modules: what `pnpm install` fills in
+  base/seed-jobs/         a smaller project from the same store, for the four concurrent jobs
   base/home/              the runner user's home as pnpm left it (its metadata cache, state)
   base/large/            NLARGE files for appends, and big (random writes)
   base10x/copy0..9/      ten hard-linked copies of base: 10x the entries, for mount latency
@@ -25,9 +26,13 @@ PNPM_VERSION = "12.21.0"
 LAYOUT_VERSION = "4"
 
 SETS = {
-    # name: project dir, large files (count, MiB), big file MiB, small files in the tarball
-    "full": dict(project="project", nlarge=100, large_mib=2, big_mib=256, nsmall=10000),
-    "quick": dict(project="project-quick", nlarge=20, large_mib=2, big_mib=64, nsmall=2000),
+    # name: project dir, the project each of the four concurrent jobs installs (its packages are
+    # a subset of the project's: checked when the set is built), large files (count, MiB), big
+    # file MiB, small files in the tarball
+    "full": dict(project="project", jobs_project="project-quick", nlarge=100, large_mib=2,
+                 big_mib=256, nsmall=10000),
+    "quick": dict(project="project-quick", jobs_project="project-quick", nlarge=20,
+                  large_mib=2, big_mib=64, nsmall=2000),
 }
 
 PROJECT_FILES = ("package.json", "pnpm-lock.yaml", "pnpm-workspace.yaml", "tsconfig.bench.json")
@@ -61,9 +66,10 @@ def ensure_pnpm(data):
 def stamp_of(here, spec):
     h = hashlib.sha256()
     h.update(f"{LAYOUT_VERSION} {PNPM_VERSION} {sorted(spec.items())}".encode())
-    for name in PROJECT_FILES:
-        with open(os.path.join(here, spec["project"], name), "rb") as f:
-            h.update(f.read())
+    for project in (spec["project"], spec["jobs_project"]):
+        for name in PROJECT_FILES:
+            with open(os.path.join(here, project, name), "rb") as f:
+                h.update(f.read())
     return h.hexdigest()
 
 
@@ -150,9 +156,12 @@ def ensure(data, name, here):
     seeds = [os.path.join(base, x) for x in ("seed", "seed2")]
     for x in [app, large] + seeds:
         os.makedirs(x)
+    jobs_seed = os.path.join(base, "seed-jobs")
+    os.makedirs(jobs_seed)
     for fname in PROJECT_FILES:
         for x in [app] + seeds:
             shutil.copy2(os.path.join(here, spec["project"], fname), x)
+        shutil.copy2(os.path.join(here, spec["jobs_project"], fname), jobs_seed)
 
     log(f"building the {name} set in {d}: pnpm install from the npm registry")
     sh([pnpm, "install", "--frozen-lockfile", "--store-dir", os.path.join(base, "store"),

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,9 +241,52 @@ static bool park_locked(struct jfs_inode *inode, struct jfs_retired *node,
 	return true;
 }
 
+static void fdlist_del_locked(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	struct jfs_fdlink *l = &inode->fdlink;
+
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	l->prev = l->next = NULL;
+	fs->fdlist_len--;
+}
+
+static void fdlist_add_tail_locked(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	struct jfs_fdlink *l = &inode->fdlink;
+
+	l->prev = fs->fdlist.prev;
+	l->next = &fs->fdlist;
+	fs->fdlist.prev->next = l;
+	fs->fdlist.prev = l;
+	fs->fdlist_len++;
+}
+
+/* Puts an inode that now holds descriptors on the evictor's list (once). Not the root. */
+static void fdlist_add(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	if (inode == fs->root)
+		return;
+	pthread_mutex_lock(&fs->fdlist_lock);
+	if (!inode->fdlink.next)
+		fdlist_add_tail_locked(fs, inode);
+	pthread_mutex_unlock(&fs->fdlist_lock);
+}
+
+void jfs_fdlist_init(struct jfs_fs *fs)
+{
+	pthread_mutex_init(&fs->fdlist_lock, NULL);
+	fs->fdlist.prev = fs->fdlist.next = &fs->fdlist;
+	fs->fdlist_len = 0;
+}
+
 static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 {
 	if (fs) {
+		pthread_mutex_lock(&fs->fdlist_lock);
+		if (inode->fdlink.next)
+			fdlist_del_locked(fs, inode);
+		pthread_mutex_unlock(&fs->fdlist_lock);
 		orphan_remove(&fs->itable, inode);
 		__atomic_sub_fetch(&fs->nfds, count_open(inode->layers, inode->nlayers),
 				   __ATOMIC_RELAXED);
@@ -544,6 +588,7 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 	fs->itable.buckets[hash] = fresh;
 	fresh->parent = parent;
 	pthread_mutex_unlock(lock);
+	fdlist_add(fs, fresh);
 	count_new_inode(fs);
 	if (parent)
 		jfs_inode_ref(fs, parent);
@@ -623,6 +668,7 @@ void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayer
 		close_layers(old, nold);
 		free(old);
 	}
+	fdlist_add(fs, inode);
 
 	/* the identity follows the top object */
 	lock = bucket_lock(fs, inode);
@@ -978,6 +1024,7 @@ int jfs_inode_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int
 		inode->layers[pos].fd = fd;
 		pthread_mutex_unlock(&inode->lock);
 		__atomic_add_fetch(&fs->nfds, 1, __ATOMIC_RELAXED);
+		fdlist_add(fs, inode);
 		jfs_fd_cache_trim(fs);
 		goto out;
 	}
@@ -1057,41 +1104,44 @@ int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_
 	return n;
 }
 
-/* A clock sweep: closes the cached descriptors of inodes not used since the hand last passed,
- * until the cache is back under three quarters of its limit. */
+/* A second-chance sweep over the inodes holding descriptors: closes those of inodes not used
+ * since it last passed them, until the cache is back under three quarters of its limit. */
 void jfs_fd_cache_trim(struct jfs_fs *fs)
 {
-	uint64_t low = fs->max_cached_fds / 4 * 3, nfds;
-	uint32_t steps = 0;
+	uint64_t low = fs->max_cached_fds / 4 * 3, nfds, steps, max_steps;
 
 	nfds = __atomic_load_n(&fs->nfds, __ATOMIC_RELAXED);
 	if (nfds <= fs->max_cached_fds || nfds < __atomic_load_n(&fs->evict_retry_at, __ATOMIC_RELAXED))
 		return;
 	if (pthread_mutex_trylock(&fs->evict_lock) != 0)
 		return; /* someone is sweeping */
-	while (__atomic_load_n(&fs->nfds, __ATOMIC_RELAXED) > low &&
-	       steps++ < 2 * fs->itable.nbuckets) {
-		uint32_t b = fs->evict_hand++ % fs->itable.nbuckets;
-		pthread_mutex_t *lock = &fs->itable.locks[b / JFS_ITABLE_STRIPE];
-
-		pthread_mutex_lock(lock);
-		for (struct jfs_inode *inode = fs->itable.buckets[b]; inode; inode = inode->hnext) {
-			if (pthread_mutex_trylock(&inode->lock) != 0)
-				continue;
-			if (inode->accessed) {
-				inode->accessed = false;
-			} else if (!inode->keep_fds && !inode->unlinked && inode->parent &&
-				   inode->fd_pins == 0) {
-				int closed = count_open(inode->layers, inode->nlayers);
-				close_layers(inode->layers, inode->nlayers);
-				for (int i = 0; i < inode->nlayers; i++)
-					inode->layers[i].fd = -1;
-				__atomic_sub_fetch(&fs->nfds, closed, __ATOMIC_RELAXED);
-			}
-			pthread_mutex_unlock(&inode->lock);
+	pthread_mutex_lock(&fs->fdlist_lock);
+	max_steps = 2 * fs->fdlist_len; /* every inode twice: once to clear its mark */
+	for (steps = 0; steps < max_steps && fs->fdlist.next != &fs->fdlist &&
+			__atomic_load_n(&fs->nfds, __ATOMIC_RELAXED) > low;
+	     steps++) {
+		struct jfs_inode *inode = (struct jfs_inode *)((char *)fs->fdlist.next -
+							      offsetof(struct jfs_inode, fdlink));
+		fdlist_del_locked(fs, inode);
+		if (pthread_mutex_trylock(&inode->lock) != 0) {
+			fdlist_add_tail_locked(fs, inode);
+			continue;
 		}
-		pthread_mutex_unlock(lock);
+		if (inode->keep_fds || inode->unlinked || !inode->parent) {
+			/* never evicted: off the list for good */
+		} else if (inode->accessed || inode->fd_pins > 0) {
+			inode->accessed = false;
+			fdlist_add_tail_locked(fs, inode);
+		} else {
+			int closed = count_open(inode->layers, inode->nlayers);
+			close_layers(inode->layers, inode->nlayers);
+			for (int i = 0; i < inode->nlayers; i++)
+				inode->layers[i].fd = -1;
+			__atomic_sub_fetch(&fs->nfds, closed, __ATOMIC_RELAXED);
+		}
+		pthread_mutex_unlock(&inode->lock);
 	}
+	pthread_mutex_unlock(&fs->fdlist_lock);
 	/* what is left could not be evicted (pinned, unlinked, no usable name): sweeping again for
 	 * every request would only burn the CPU, so wait until an eighth more is cached */
 	nfds = __atomic_load_n(&fs->nfds, __ATOMIC_RELAXED);

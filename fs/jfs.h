@@ -46,14 +46,15 @@
  *
  * Descriptors. An inode caches one descriptor per layer, but the hard limit on descriptors here
  * (20000) is far below the entries of a real base, so the cache is bounded: past fs->max_cached_fds
- * a clock sweep over the table closes the descriptors of inodes not used since its last pass, and
- * they are re-opened from the parent's descriptor and the name, checking the real inode number.
+ * a second-chance sweep over the list of inodes that hold descriptors (fs->fdlist, never the whole
+ * table) closes those of inodes not used since it last passed them, and they are re-opened from the parent's descriptor and the name, checking the real inode number.
  * Hot paths pin the inode (jfs_inode_pin, jfs_inode_layers_pin) and use its cached descriptors
  * directly: a pinned inode is not evicted, and a copy-up parks the descriptors it replaces until
  * the last unpin, so none is closed under a running request. Elsewhere jfs_inode_fd() gives the
  * caller its own duplicate. Unhashed (unlinked) and name-unreliable inodes are never evicted.
  *
- * Locks. Order: table stripe lock, then an inode's lock (the evictor only try-locks it); an inode's
+ * Locks. Order: table stripe lock, then an inode's lock; the evictor holds fdlist_lock and only
+ * try-locks inodes; fdlist_lock is taken with no inode lock held. An inode's
  * copy lock before its lock; never a child's lock while taking its parent's. No lock is held across
  * a reply. Copy-up and readdir serialise on locks striped by inode address (jfs_copy_lock,
  * jfs_list_lock), not on a mutex per inode: they are rare next to the inodes a stat storm caches.
@@ -93,6 +94,12 @@ struct jfs_ilayer {
 struct file_handle;
 struct jfs_listing;
 struct jfs_retired;
+
+/* A link in the list of inodes holding cached descriptors (fs->fdlist), which the evictor walks. */
+struct jfs_fdlink {
+	struct jfs_fdlink *prev, *next; /* NULL when not on the list */
+};
+
 struct jfs_inode {
 	uint64_t ino;  /* view st_ino; changes only in jfs_inode_rekey (bucket locks) */
 	mode_t type;   /* S_IFMT bits; immutable */
@@ -126,6 +133,7 @@ struct jfs_inode {
 	bool accessed;		   /* used since the evictor last passed */
 
 	struct jfs_listing *listing; /* directories: the listing being served (jfs_list_lock) */
+	struct jfs_fdlink fdlink;    /* fs->fdlist_lock */
 };
 
 struct jfs_itable {
@@ -163,8 +171,10 @@ struct jfs_fs {
 	uint64_t max_cached_fds;
 	pthread_mutex_t copy_locks[JFS_LOCK_STRIPES]; /* jfs_copy_lock */
 	pthread_mutex_t list_locks[JFS_LOCK_STRIPES]; /* jfs_list_lock */
-	pthread_mutex_t evict_lock; /* one sweeper or trimmer at a time; protects evict_hand */
-	uint32_t evict_hand;
+	pthread_mutex_t evict_lock; /* one trimmer at a time */
+	pthread_mutex_t fdlist_lock; /* protects fdlist, fdlist_len and the inodes' fdlinks */
+	struct jfs_fdlink fdlist;    /* inodes that may hold cached descriptors, oldest first */
+	uint64_t fdlist_len;
 	struct fuse_session *se;
 	bool no_opendir; /* the kernel agreed to send no opendir: readdir has no handle */
 	bool open_handles; /* upper objects can be re-opened by file handle (jfs_inode_lose_name) */
@@ -254,6 +264,7 @@ int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, cha
 int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max);
 int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out,
 			 int max);
+void jfs_fdlist_init(struct jfs_fs *fs);
 void jfs_fd_cache_trim(struct jfs_fs *fs);
 void jfs_inode_lose_name(struct jfs_fs *fs, struct jfs_inode *inode, int upper_fd);
 bool jfs_can_open_handles(int upper_fd);

@@ -370,6 +370,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 			fs->max_cached_fds = 64;
 	}
 	pthread_mutex_init(&fs->evict_lock, NULL);
+	jfs_fdlist_init(fs);
 
 	fs->xattr_prefix = strdup(cfg->opts.user_xattr ? "user.overlay." : "trusted.overlay.");
 	if (!fs->xattr_prefix) {

@@ -160,6 +160,7 @@ static inline int unit_overlay_open(uint64_t max_cached_fds, struct unit_overlay
 	ov->fs.work_fd = -1;
 	ov->fs.max_cached_fds = max_cached_fds;
 	pthread_mutex_init(&ov->fs.evict_lock, NULL);
+	jfs_fdlist_init(&ov->fs);
 	for (int i = 0; i < JFS_LOCK_STRIPES; i++) {
 		pthread_mutex_init(&ov->fs.copy_locks[i], NULL);
 		pthread_mutex_init(&ov->fs.list_locks[i], NULL);

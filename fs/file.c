@@ -41,11 +41,20 @@ static struct jfs_file *fi_file(struct fuse_file_info *fi)
 	return (struct jfs_file *)(uintptr_t)fi->fh;
 }
 
+/* Flags of an open that a shared read-only descriptor serves as well as its own would. */
+static bool plain_read_only(int flags)
+{
+	return (flags & O_ACCMODE) == O_RDONLY &&
+	       !(flags & ~(O_ACCMODE | O_LARGEFILE | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+}
+
 static int open_top(struct jfs_fs *fs, struct jfs_inode *inode, int flags, int *ret_idx)
 {
 	char proc[64];
 	int idx, fd, path_fd;
 
+	if (inode->type == S_IFREG && plain_read_only(flags))
+		return jfs_inode_read_fd(fs, inode, ret_idx);
 	jfs_inode_pin(inode);
 	path_fd = jfs_inode_data_fd_pinned(fs, inode, &idx);
 	if (path_fd < 0) {

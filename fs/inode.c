@@ -14,6 +14,9 @@
 
 #define JFS_ITABLE_STRIPE 16
 
+static int fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx,
+		     bool readable);
+
 static uint32_t hash64(uint64_t v)
 {
 	v ^= v >> 33;
@@ -758,6 +761,74 @@ int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *re
 	}
 }
 
+/*
+ * A descriptor of the object holding the inode's data open for reading, owned by the caller. The
+ * first time, the inode's cached O_PATH descriptor is replaced by one open O_RDONLY; later
+ * read-only opens only dup it, instead of re-opening through /proc each time. Opens may share it:
+ * reads go by offset.
+ */
+int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+{
+	struct jfs_ilayer *old = NULL;
+	struct jfs_retired *node = NULL;
+	char proc[64];
+	int idx, pos, fd, rfd, flags;
+
+	jfs_inode_pin(inode);
+	for (;;) {
+		pthread_mutex_lock(&inode->lock);
+		pos = is_metacopy_locked(inode) ? 1 : 0;
+		pthread_mutex_unlock(&inode->lock);
+		fd = fd_pinned(fs, inode, pos, &idx, true);
+		if (fd != -EIO || pos == 0)
+			break;
+	}
+	if (fd < 0)
+		goto out;
+	flags = fcntl(fd, F_GETFL);
+	if (flags >= 0 && !(flags & O_PATH))
+		goto out_dup;
+	jfs_proc_path(proc, sizeof(proc), fd);
+	rfd = open(proc, O_RDONLY | O_CLOEXEC | (idx != JFS_UPPER ? O_NOATIME : 0));
+	if (rfd < 0 && errno == EPERM)
+		rfd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0) {
+		fd = -errno;
+		goto out;
+	}
+	old = malloc(sizeof(*old));
+	node = malloc(sizeof(*node));
+	pthread_mutex_lock(&inode->lock);
+	pos = is_metacopy_locked(inode) ? 1 : 0;
+	if (old && node && pos < inode->nlayers && inode->layers[pos].fd == fd) {
+		/* the O_PATH one may be in use by other requests: parked until the unpin */
+		*old = inode->layers[pos];
+		inode->layers[pos].fd = rfd;
+		park_locked(inode, node, old, 1);
+		old = NULL;
+		node = NULL;
+		fd = rfd;
+		rfd = -1;
+	}
+	pthread_mutex_unlock(&inode->lock);
+	free(old);
+	free(node);
+	if (rfd >= 0) { /* the layers changed meanwhile: this open gets it alone */
+		fd = rfd;
+		goto out_own;
+	}
+out_dup:
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		fd = -errno;
+out_own:
+	if (fd >= 0 && ret_idx)
+		*ret_idx = idx;
+out:
+	jfs_inode_unpin(inode);
+	return fd;
+}
+
 /* A descriptor of the object holding the inode's data, owned by the caller. */
 int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
 {
@@ -872,7 +943,8 @@ int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, cha
 
 /* Re-opens an evicted descriptor from the parent's descriptor in the same layer and the name, or
  * a metacopy's data by its redirect. */
-static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int idx, ino_t ino)
+static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int idx, ino_t ino,
+			bool readable)
 {
 	struct file_handle *handle = NULL;
 	struct stat st;
@@ -892,7 +964,7 @@ static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int
 	if (handle) {
 		/* its name may be gone: by its handle (root daemons only, see jfs_inode_lose_name) */
 		fd = open_by_handle_at(fs->layers[JFS_UPPER].fd, handle,
-				       O_PATH | O_NOFOLLOW | O_CLOEXEC);
+				       (readable ? O_RDONLY : O_PATH) | O_NOFOLLOW | O_CLOEXEC);
 		free(handle);
 		if (fd < 0)
 			return errno == ENOENT || errno == ESTALE ? -ESTALE : -errno;
@@ -905,7 +977,15 @@ static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int
 		pfd = jfs_inode_parent_fd(fs, inode, idx, &name);
 		if (pfd < 0)
 			return pfd;
-		fd = jfs_open_object(pfd, name, inode->type);
+		if (readable) { /* what a read-only open wants: no O_PATH one to re-open after */
+			fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+						       (idx != JFS_UPPER ? O_NOATIME : 0));
+			if (fd < 0 && errno == EPERM)
+				fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			fd = fd < 0 ? -errno : fd;
+		} else {
+			fd = jfs_open_object(pfd, name, inode->type);
+		}
 		close(pfd);
 		free(name);
 	}
@@ -998,6 +1078,13 @@ void jfs_inode_unpin(struct jfs_inode *inode)
  * who holds a pin, unpins the inode: not to be closed. */
 int jfs_inode_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx)
 {
+	return fd_pinned(fs, inode, pos, ret_idx, false);
+}
+
+/* The same; an evicted regular file is re-opened O_RDONLY (readable) rather than O_PATH. */
+static int fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx,
+		     bool readable)
+{
 	struct jfs_retired *node;
 	struct jfs_ilayer *extra;
 	int fd, idx;
@@ -1016,7 +1103,7 @@ int jfs_inode_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int
 	if (fd >= 0)
 		goto out;
 
-	fd = reopen_layer(fs, inode, pos, idx, ino);
+	fd = reopen_layer(fs, inode, pos, idx, ino, readable && inode->type == S_IFREG);
 	if (fd < 0)
 		return fd;
 	pthread_mutex_lock(&inode->lock);

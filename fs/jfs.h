@@ -258,6 +258,7 @@ int jfs_inode_top_idx(struct jfs_inode *inode);
 int jfs_inode_data_idx(struct jfs_inode *inode);
 int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
 int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
+int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
 void jfs_inode_set_redirect(struct jfs_inode *inode, char *redirect, blkcnt_t data_blocks);
 char *jfs_inode_path(struct jfs_inode *inode);
 int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name);

@@ -323,8 +323,23 @@ void jfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 	fuse_reply_entry(req, &e);
 }
 
-/* After its name is gone: an object whose last link went away must never be matched again by a
- * new object that reuses its real inode number. */
+/* Pins the inode with its top descriptor open, while its name still leads to it: mark_removed()
+ * needs the object after the name is gone. */
+static int hold_object(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	int fd;
+
+	jfs_inode_pin(inode);
+	fd = jfs_inode_fd_pinned(fs, inode, 0, NULL);
+	if (fd < 0) {
+		jfs_inode_unpin(inode);
+		return fd;
+	}
+	return 0;
+}
+
+/* After its name is gone (the caller holds the object, hold_object): an object whose last link
+ * went away must never be matched again by a new object that reuses its real inode number. */
 static void mark_removed(struct jfs_fs *fs, struct jfs_inode *inode)
 {
 	struct stat st;
@@ -420,10 +435,13 @@ static int do_remove(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		}
 		r = 0;
 	}
+	r = hold_object(fs, child);
+	if (r < 0)
+		goto out_put;
 	pfd = jfs_upper_dir_fd(fs, dir);
 	if (pfd < 0) {
 		r = pfd;
-		goto out_put;
+		goto out_unpin;
 	}
 	lower = jfs_lower_visible(fs, dir, name);
 	if (lower < 0) {
@@ -451,6 +469,8 @@ static int do_remove(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		mark_removed(fs, child);
 out_close:
 	close(pfd);
+out_unpin:
+	jfs_inode_unpin(child);
 out_put:
 	jfs_inode_put(fs, child);
 	return r;
@@ -634,10 +654,14 @@ static int do_rename(struct jfs_fs *fs, struct jfs_inode *odir, const char *onam
 		r = npfd;
 		goto out;
 	}
-	if (flags & RENAME_EXCHANGE)
+	if (flags & RENAME_EXCHANGE) {
 		r = rename_exchange(fs, odir, oname, ndir, nname, src, tgt, opfd, npfd);
-	else
+	} else if (tgt && (r = hold_object(fs, tgt)) == 0) {
 		r = rename_move(fs, odir, oname, ndir, nname, src, tgt, opfd, npfd);
+		jfs_inode_unpin(tgt);
+	} else if (!tgt) {
+		r = rename_move(fs, odir, oname, ndir, nname, src, tgt, opfd, npfd);
+	}
 out:
 	if (npfd >= 0)
 		close(npfd);

@@ -549,7 +549,7 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 		fresh->data_blocks = res->st.st_blocks;
 	}
 	res->nlayers = 0; /* the descriptors now belong to fresh */
-	__atomic_add_fetch(&fs->nfds, fresh->nlayers, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&fs->nfds, count_open(fresh->layers, fresh->nlayers), __ATOMIC_RELAXED);
 	fresh->name = strdup(name);
 	if (!fresh->name) {
 		inode_free(fs, fresh);
@@ -591,7 +591,8 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 	fs->itable.buckets[hash] = fresh;
 	fresh->parent = parent;
 	pthread_mutex_unlock(lock);
-	fdlist_add(fs, fresh);
+	if (count_open(fresh->layers, fresh->nlayers) > 0)
+		fdlist_add(fs, fresh);
 	count_new_inode(fs);
 	if (parent)
 		jfs_inode_ref(fs, parent);

@@ -124,12 +124,18 @@ int jfs_resolve_in(struct jfs_fs *fs, const struct jfs_ilayer *dl, int ndl, cons
 			break;
 		if (ret->exists && !S_ISDIR(st.st_mode) && !want_data)
 			break; /* a non-directory below a directory is hidden */
-		fd = jfs_open_object(dl[i].fd, name, st.st_mode);
-		if (fd < 0) {
-			if (fd == -ENOENT)
-				continue;
-			r = fd;
-			goto out_release;
+		if (dl[i].idx != JFS_UPPER && !S_ISDIR(st.st_mode)) {
+			/* opened when first needed (jfs_inode_fd re-opens by parent and name): a
+			 * stat storm over the base opens no file at all */
+			fd = -1;
+		} else {
+			fd = jfs_open_object(dl[i].fd, name, st.st_mode);
+			if (fd < 0) {
+				if (fd == -ENOENT)
+					continue;
+				r = fd;
+				goto out_release;
+			}
 		}
 		if (!ret->exists) {
 			ret->exists = true;

@@ -44,8 +44,8 @@ static struct jfs_file *fi_file(struct fuse_file_info *fi)
 /* Flags of an open that a shared read-only descriptor serves as well as its own would. */
 static bool plain_read_only(int flags)
 {
-	return (flags & O_ACCMODE) == O_RDONLY &&
-	       !(flags & ~(O_ACCMODE | O_LARGEFILE | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+	return (flags & O_ACCMODE) == O_RDONLY && !(flags & ~(O_ACCMODE | O_LARGEFILE | O_NOCTTY |
+							      O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
 }
 
 static int open_top(struct jfs_fs *fs, struct jfs_inode *inode, int flags, int *ret_idx)

@@ -47,11 +47,12 @@
  * Descriptors. An inode caches one descriptor per layer, but the hard limit on descriptors here
  * (20000) is far below the entries of a real base, so the cache is bounded: past fs->max_cached_fds
  * a second-chance sweep over the list of inodes that hold descriptors (fs->fdlist, never the whole
- * table) closes those of inodes not used since it last passed them, and they are re-opened from the parent's descriptor and the name, checking the real inode number.
- * Hot paths pin the inode (jfs_inode_pin, jfs_inode_layers_pin) and use its cached descriptors
- * directly: a pinned inode is not evicted, and a copy-up parks the descriptors it replaces until
- * the last unpin, so none is closed under a running request. Elsewhere jfs_inode_fd() gives the
- * caller its own duplicate. Unhashed (unlinked) and name-unreliable inodes are never evicted.
+ * table) closes those of inodes not used since it last passed them, and they are re-opened from the
+ * parent's descriptor and the name, checking the real inode number. Hot paths pin the inode
+ * (jfs_inode_pin, jfs_inode_layers_pin) and use its cached descriptors directly: a pinned inode is
+ * not evicted, and a copy-up parks the descriptors it replaces until the last unpin, so none is
+ * closed under a running request. Elsewhere jfs_inode_fd() gives the caller its own duplicate.
+ * Unhashed (unlinked) and name-unreliable inodes are never evicted.
  *
  * Locks. Order: table stripe lock, then an inode's lock; the evictor holds fdlist_lock and only
  * try-locks inodes; fdlist_lock is taken with no inode lock held. An inode's
@@ -75,7 +76,7 @@
 #define JFS_MAX_LAYERS 128
 #define JFS_LOCK_STRIPES 64
 #define JFS_TRIM_MIN_INODES 4096 /* forgetting fewer is not worth a malloc_trim */
-#define JFS_WORK_SUBDIR "work" /* same name kernel overlayfs uses inside its workdir */
+#define JFS_WORK_SUBDIR "work"	 /* same name kernel overlayfs uses inside its workdir */
 
 struct jfs_layer {
 	char *path;
@@ -93,7 +94,14 @@ struct jfs_ilayer {
 
 struct file_handle;
 struct jfs_listing;
-struct jfs_retired;
+
+/* Descriptors replaced (a copy-up) or re-opened while requests use the inode's cached ones: they
+ * are closed when the last of those requests unpins the inode. */
+struct jfs_retired {
+	struct jfs_retired *next;
+	int n;
+	struct jfs_ilayer *layers; /* owned */
+};
 
 /* A link in the list of inodes holding cached descriptors (fs->fdlist), which the evictor walks. */
 struct jfs_fdlink {
@@ -116,8 +124,8 @@ struct jfs_inode {
 	int top_idx;		 /* identity: layer of the top object ... */
 	ino_t top_ino;		 /* ... and its real inode number */
 
-	pthread_mutex_t lock;	   /* protects the fields below */
-	struct jfs_inode *parent;  /* holds an nref on the parent; NULL for the root */
+	pthread_mutex_t lock;	  /* protects the fields below */
+	struct jfs_inode *parent; /* holds an nref on the parent; NULL for the root */
 	char *name;
 	int nlayers;
 	struct jfs_ilayer *layers; /* top first */
@@ -127,10 +135,10 @@ struct jfs_inode {
 	blkcnt_t data_blocks;	   /* metacopy: st_blocks of the data object */
 	uint32_t fd_pins;	   /* requests using the cached descriptors (jfs_inode_pin) */
 	struct jfs_retired *retired; /* descriptors replaced while pinned: closed at the unpin */
-	bool unlinked;		   /* its last visible name is gone */
-	struct file_handle *handle; /* re-opened by it once its name is unreliable */
-	bool keep_fds;		   /* name unreliable and no handle: never evict */
-	bool accessed;		   /* used since the evictor last passed */
+	struct file_handle *handle;  /* re-opened by it once its name is unreliable */
+	bool unlinked;		     /* its last visible name is gone */
+	bool keep_fds;		     /* name unreliable and no handle: never evict */
+	bool accessed;		     /* used since the evictor last passed */
 
 	struct jfs_listing *listing; /* directories: the listing being served (jfs_list_lock) */
 	struct jfs_fdlink fdlink;    /* fs->fdlist_lock */
@@ -164,19 +172,19 @@ struct jfs_fs {
 	struct jfs_inode *root;
 	struct jfs_itable itable;
 	struct jfs_inomap inomap;
-	uint64_t tmp_counter; /* atomic: names of temporaries in the work dir */
-	uint64_t nfds;	      /* atomic: descriptors cached in inodes */
-	uint64_t ninodes;     /* atomic: inodes in the table (the root aside) */
+	uint64_t tmp_counter;  /* atomic: names of temporaries in the work dir */
+	uint64_t nfds;	       /* atomic: descriptors cached in inodes */
+	uint64_t ninodes;      /* atomic: inodes in the table (the root aside) */
 	uint64_t ninodes_peak; /* atomic: most inodes since memory was last trimmed */
 	uint64_t max_cached_fds;
 	pthread_mutex_t copy_locks[JFS_LOCK_STRIPES]; /* jfs_copy_lock */
 	pthread_mutex_t list_locks[JFS_LOCK_STRIPES]; /* jfs_list_lock */
-	pthread_mutex_t evict_lock; /* one trimmer at a time */
+	pthread_mutex_t evict_lock;		      /* one trimmer at a time */
 	pthread_mutex_t fdlist_lock; /* protects fdlist, fdlist_len and the inodes' fdlinks */
 	struct jfs_fdlink fdlist;    /* inodes that may hold cached descriptors, oldest first */
 	uint64_t fdlist_len;
 	struct fuse_session *se;
-	bool no_opendir; /* the kernel agreed to send no opendir: readdir has no handle */
+	bool no_opendir;   /* the kernel agreed to send no opendir: readdir has no handle */
 	bool open_handles; /* upper objects can be re-opened by file handle (jfs_inode_lose_name) */
 	uint64_t evict_retry_at; /* atomic: no sweep below this many cached descriptors */
 };
@@ -248,27 +256,16 @@ int jfs_inode_make_root(struct jfs_fs *fs);
 void jfs_inode_unhash(struct jfs_fs *fs, struct jfs_inode *inode);
 void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayers,
 			  const struct jfs_ilayer *layers);
-void jfs_inode_pin(struct jfs_inode *inode);
-void jfs_inode_unpin(struct jfs_inode *inode);
-int jfs_inode_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx);
-int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx);
 void jfs_inode_rekey(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t ino, int top_idx,
 		     ino_t top_ino);
 int jfs_inode_top_idx(struct jfs_inode *inode);
+bool jfs_inode_is_metacopy_locked(struct jfs_inode *inode);
+void jfs_ilayers_close(struct jfs_ilayer *layers, int n);
+int jfs_ilayers_count_open(const struct jfs_ilayer *layers, int n);
 int jfs_inode_data_idx(struct jfs_inode *inode);
-int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
-int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
-int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
 void jfs_inode_set_redirect(struct jfs_inode *inode, char *redirect, blkcnt_t data_blocks);
 char *jfs_inode_path(struct jfs_inode *inode);
-int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name);
 int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max);
-int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out,
-			 int max);
-void jfs_fdlist_init(struct jfs_fs *fs);
-void jfs_fd_cache_trim(struct jfs_fs *fs);
-void jfs_inode_lose_name(struct jfs_fs *fs, struct jfs_inode *inode, int upper_fd);
-bool jfs_can_open_handles(int upper_fd);
 void jfs_inode_trim_memory(struct jfs_fs *fs);
 void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
 			const char *name);
@@ -282,6 +279,26 @@ void jfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void jfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		    struct fuse_file_info *fi);
 
+/* fdcache.c */
+void jfs_inode_pin(struct jfs_inode *inode);
+void jfs_inode_unpin(struct jfs_inode *inode);
+int jfs_inode_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx);
+int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx);
+int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
+int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
+int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
+int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name);
+int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out,
+			 int max);
+void jfs_fdlist_init(struct jfs_fs *fs);
+void jfs_fd_cache_trim(struct jfs_fs *fs);
+void jfs_inode_lose_name(struct jfs_fs *fs, struct jfs_inode *inode, int upper_fd);
+bool jfs_can_open_handles(int upper_fd);
+void jfs_fdcache_add(struct jfs_fs *fs, struct jfs_inode *inode);
+bool jfs_fdcache_park_locked(struct jfs_inode *inode, struct jfs_retired *node,
+			     struct jfs_ilayer *layers, int n);
+void jfs_fdcache_release(struct jfs_fs *fs, struct jfs_inode *inode);
+
 /* namei.c */
 int jfs_resolve_in(struct jfs_fs *fs, const struct jfs_ilayer *dl, int ndl, const char *name,
 		   struct jfs_resolved *ret);
@@ -293,8 +310,8 @@ int jfs_open_redirect(struct jfs_fs *fs, int idx, const char *path);
 int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name);
 int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool kernel_ref,
 	       struct jfs_inode **ret_inode);
-int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const struct jfs_ilayer *dl,
-		     int ndl, const char *name, struct jfs_inode **ret_inode,
+int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const struct jfs_ilayer *dl, int ndl,
+		     const char *name, struct jfs_inode **ret_inode,
 		     struct fuse_entry_param *ret_e);
 void jfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void jfs_op_readlink(fuse_req_t req, fuse_ino_t ino);

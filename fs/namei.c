@@ -256,9 +256,8 @@ int jfs_lookup(struct jfs_fs *fs, struct jfs_inode *dir, const char *name, bool 
 /* A lookup on the kernel's behalf: one kernel reference, and the entry filled from the stat the
  * resolution already made. dl holds dir's layer descriptors when the caller has them (readdirplus
  * resolves a whole listing with one set), or is NULL. */
-int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const struct jfs_ilayer *dl,
-		     int ndl, const char *name, struct jfs_inode **ret_inode,
-		     struct fuse_entry_param *ret_e)
+int jfs_lookup_entry(struct jfs_fs *fs, struct jfs_inode *dir, const struct jfs_ilayer *dl, int ndl,
+		     const char *name, struct jfs_inode **ret_inode, struct fuse_entry_param *ret_e)
 {
 	struct jfs_resolved res;
 	struct jfs_inode *inode;

@@ -361,8 +361,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 				e.attr.st_mode = (mode_t)DTTOIF(de->type);
 			} else {
 				if (ndl < 0) {
-					ndl = jfs_inode_layers_pin(fs, dir, dl,
-								   JFS_MAX_LAYERS);
+					ndl = jfs_inode_layers_pin(fs, dir, dl, JFS_MAX_LAYERS);
 					if (ndl < 0) {
 						r = ndl;
 						break;

@@ -1,0 +1,515 @@
+/* The descriptor cache: each inode's per-layer descriptors, pinned while requests use them,
+ * re-opened after eviction (by parent and name, redirect or file handle), upgraded for reading,
+ * and the second-chance sweep that keeps them under the limit. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jfs.h"
+
+static int fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx,
+		     bool readable);
+
+static void retired_free(struct jfs_retired *r)
+{
+	while (r) {
+		struct jfs_retired *next = r->next;
+		jfs_ilayers_close(r->layers, r->n);
+		free(r->layers);
+		free(r);
+		r = next;
+	}
+}
+
+/* Parks layers (taking them, and the node) until the last unpin, and returns true; returns false
+ * when the inode is not pinned, and the caller closes them itself once it dropped the lock. A
+ * node the caller could not allocate (NULL) parks nothing. Called with the inode's lock held. */
+bool jfs_fdcache_park_locked(struct jfs_inode *inode, struct jfs_retired *node,
+			     struct jfs_ilayer *layers, int n)
+{
+	if (inode->fd_pins == 0 || !node)
+		return false;
+	node->next = inode->retired;
+	node->n = n;
+	node->layers = layers;
+	inode->retired = node;
+	return true;
+}
+
+static void fdlist_del_locked(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	struct jfs_fdlink *l = &inode->fdlink;
+
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	l->prev = l->next = NULL;
+	fs->fdlist_len--;
+}
+
+static void fdlist_add_tail_locked(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	struct jfs_fdlink *l = &inode->fdlink;
+
+	l->prev = fs->fdlist.prev;
+	l->next = &fs->fdlist;
+	fs->fdlist.prev->next = l;
+	fs->fdlist.prev = l;
+	fs->fdlist_len++;
+}
+
+/* Puts an inode that now holds descriptors on the evictor's list (once). Not the root. */
+void jfs_fdcache_add(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	if (inode == fs->root)
+		return;
+	pthread_mutex_lock(&fs->fdlist_lock);
+	if (!inode->fdlink.next)
+		fdlist_add_tail_locked(fs, inode);
+	pthread_mutex_unlock(&fs->fdlist_lock);
+}
+
+/* What the cache holds of an inode being freed: its place on the list, parked descriptors. */
+void jfs_fdcache_release(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	if (fs) {
+		pthread_mutex_lock(&fs->fdlist_lock);
+		if (inode->fdlink.next)
+			fdlist_del_locked(fs, inode);
+		pthread_mutex_unlock(&fs->fdlist_lock);
+	}
+	retired_free(inode->retired);
+	inode->retired = NULL;
+}
+
+void jfs_fdlist_init(struct jfs_fs *fs)
+{
+	pthread_mutex_init(&fs->fdlist_lock, NULL);
+	fs->fdlist.prev = fs->fdlist.next = &fs->fdlist;
+	fs->fdlist_len = 0;
+}
+
+/* The cached descriptor of the object holding the inode's data, for a caller holding a pin. */
+int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+{
+	for (;;) {
+		int pos, fd;
+
+		pthread_mutex_lock(&inode->lock);
+		pos = jfs_inode_is_metacopy_locked(inode) ? 1 : 0;
+		pthread_mutex_unlock(&inode->lock);
+		fd = jfs_inode_fd_pinned(fs, inode, pos, ret_idx);
+		if (fd != -EIO || pos == 0)
+			return fd;
+		/* the data was copied up meanwhile: the layer is gone, ask again */
+	}
+}
+
+/*
+ * A descriptor of the object holding the inode's data open for reading, owned by the caller. The
+ * first time, the inode's cached O_PATH descriptor is replaced by one open O_RDONLY; later
+ * read-only opens only dup it, instead of re-opening through /proc each time. Opens may share it:
+ * reads go by offset.
+ */
+int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+{
+	struct jfs_ilayer *old = NULL;
+	struct jfs_retired *node = NULL;
+	char proc[64];
+	int idx, pos, fd, rfd, flags;
+
+	jfs_inode_pin(inode);
+	for (;;) {
+		pthread_mutex_lock(&inode->lock);
+		pos = jfs_inode_is_metacopy_locked(inode) ? 1 : 0;
+		pthread_mutex_unlock(&inode->lock);
+		fd = fd_pinned(fs, inode, pos, &idx, true);
+		if (fd != -EIO || pos == 0)
+			break;
+	}
+	if (fd < 0)
+		goto out;
+	flags = fcntl(fd, F_GETFL);
+	if (flags >= 0 && !(flags & O_PATH))
+		goto out_dup;
+	jfs_proc_path(proc, sizeof(proc), fd);
+	rfd = open(proc, O_RDONLY | O_CLOEXEC | (idx != JFS_UPPER ? O_NOATIME : 0));
+	if (rfd < 0 && errno == EPERM)
+		rfd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0) {
+		fd = -errno;
+		goto out;
+	}
+	old = malloc(sizeof(*old));
+	node = malloc(sizeof(*node));
+	pthread_mutex_lock(&inode->lock);
+	pos = jfs_inode_is_metacopy_locked(inode) ? 1 : 0;
+	if (old && node && pos < inode->nlayers && inode->layers[pos].fd == fd) {
+		/* the O_PATH one may be in use by other requests: parked until the unpin */
+		*old = inode->layers[pos];
+		inode->layers[pos].fd = rfd;
+		jfs_fdcache_park_locked(inode, node, old, 1);
+		old = NULL;
+		node = NULL;
+		fd = rfd;
+		rfd = -1;
+	}
+	pthread_mutex_unlock(&inode->lock);
+	free(old);
+	free(node);
+	if (rfd >= 0) { /* the layers changed meanwhile: this open gets it alone */
+		fd = rfd;
+		goto out_own;
+	}
+out_dup:
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		fd = -errno;
+out_own:
+	if (fd >= 0 && ret_idx)
+		*ret_idx = idx;
+out:
+	jfs_inode_unpin(inode);
+	return fd;
+}
+
+/* A descriptor of the object holding the inode's data, owned by the caller. */
+int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+{
+	int fd;
+
+	jfs_inode_pin(inode);
+	fd = jfs_inode_data_fd_pinned(fs, inode, ret_idx);
+	if (fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		fd = -errno;
+	jfs_inode_unpin(inode);
+	return fd;
+}
+
+static int find_layer_pos(struct jfs_inode *inode, int idx)
+{
+	int pos = -1;
+
+	pthread_mutex_lock(&inode->lock);
+	for (int i = 0; i < inode->nlayers; i++) {
+		if (inode->layers[i].idx == idx) {
+			pos = i;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&inode->lock);
+	return pos;
+}
+
+/* The descriptor of the parent directory in layer idx and the inode's name in it (both owned by
+ * the caller): how an object is reached when its own descriptor cannot serve. */
+int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name)
+{
+	struct jfs_inode *parent;
+	char *name;
+	int ppos, pfd;
+
+	pthread_mutex_lock(&inode->lock);
+	parent = inode->parent;
+	name = inode->name ? strdup(inode->name) : NULL;
+	pthread_mutex_unlock(&inode->lock);
+	if (!parent || !name) {
+		free(name);
+		return -ESTALE;
+	}
+	ppos = find_layer_pos(parent, idx);
+	pfd = ppos < 0 ? -ESTALE : jfs_inode_fd(fs, parent, ppos, NULL);
+	if (pfd < 0) {
+		free(name);
+		return pfd;
+	}
+	*ret_name = name;
+	return pfd;
+}
+
+/* Re-opens an evicted descriptor from the parent's descriptor in the same layer and the name, or
+ * a metacopy's data by its redirect. */
+static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int idx, ino_t ino,
+			bool readable)
+{
+	struct file_handle *handle = NULL;
+	struct stat st;
+	char *name, *redirect = NULL;
+	int pfd, fd;
+
+	pthread_mutex_lock(&inode->lock);
+	if (pos > 0 && jfs_inode_is_metacopy_locked(inode) && inode->redirect)
+		redirect = strdup(inode->redirect);
+	if (pos == 0 && idx == JFS_UPPER && inode->handle) {
+		size_t size = sizeof(*inode->handle) + inode->handle->handle_bytes;
+		handle = malloc(size);
+		if (handle)
+			memcpy(handle, inode->handle, size);
+	}
+	pthread_mutex_unlock(&inode->lock);
+	if (handle) {
+		/* its name may be gone: by its handle (root daemons only, see jfs_inode_lose_name)
+		 */
+		fd = open_by_handle_at(fs->layers[JFS_UPPER].fd, handle,
+				       (readable ? O_RDONLY : O_PATH) | O_NOFOLLOW | O_CLOEXEC);
+		free(handle);
+		if (fd < 0)
+			return errno == ENOENT || errno == ESTALE ? -ESTALE : -errno;
+		goto check;
+	}
+	if (redirect) {
+		fd = jfs_open_redirect(fs, idx, redirect);
+		free(redirect);
+	} else {
+		pfd = jfs_inode_parent_fd(fs, inode, idx, &name);
+		if (pfd < 0)
+			return pfd;
+		if (readable) { /* what a read-only open wants: no O_PATH one to re-open after */
+			fd = openat(pfd, name,
+				    O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+					    (idx != JFS_UPPER ? O_NOATIME : 0));
+			if (fd < 0 && errno == EPERM)
+				fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			fd = fd < 0 ? -errno : fd;
+		} else {
+			fd = jfs_open_object(pfd, name, inode->type);
+		}
+		close(pfd);
+		free(name);
+	}
+	if (fd < 0)
+		return fd == -ENOENT ? -ESTALE : fd;
+check:
+	if (fstat(fd, &st) < 0 || st.st_ino != ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+/*
+ * The name an upper non-directory is re-opened by was removed while other hard links remain: the
+ * inode is re-opened by its file handle from now on (open_by_handle_at needs CAP_DAC_READ_SEARCH:
+ * root daemons), or, where handles cannot be used, its descriptors are never evicted.
+ */
+void jfs_inode_lose_name(struct jfs_fs *fs, struct jfs_inode *inode, int upper_fd)
+{
+	struct file_handle *h = NULL;
+	int mount_id;
+
+	if (fs->open_handles) {
+		h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
+		if (h) {
+			h->handle_bytes = MAX_HANDLE_SZ;
+			if (name_to_handle_at(upper_fd, "", h, &mount_id, AT_EMPTY_PATH) < 0) {
+				free(h);
+				h = NULL;
+			} else {
+				struct file_handle *small =
+					realloc(h, sizeof(*h) + h->handle_bytes);
+				h = small ? small : h;
+			}
+		}
+	}
+	pthread_mutex_lock(&inode->lock);
+	if (h) {
+		free(inode->handle);
+		inode->handle = h;
+	} else {
+		inode->keep_fds = true;
+	}
+	pthread_mutex_unlock(&inode->lock);
+}
+
+/* Whether this daemon can re-open upper objects by file handle (CAP_DAC_READ_SEARCH). */
+bool jfs_can_open_handles(int upper_fd)
+{
+	struct file_handle *h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
+	int mount_id, fd;
+	bool ok = false;
+
+	if (!h)
+		return false;
+	h->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(upper_fd, "", h, &mount_id, AT_EMPTY_PATH) == 0) {
+		fd = open_by_handle_at(upper_fd, h, O_PATH | O_CLOEXEC);
+		ok = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	free(h);
+	return ok;
+}
+
+/* While pinned, the inode's cached descriptors stay open: the evictor skips it and a copy-up
+ * parks the ones it replaces. Requests use them directly, without a dup and a close each. */
+void jfs_inode_pin(struct jfs_inode *inode)
+{
+	pthread_mutex_lock(&inode->lock);
+	inode->fd_pins++;
+	pthread_mutex_unlock(&inode->lock);
+}
+
+void jfs_inode_unpin(struct jfs_inode *inode)
+{
+	struct jfs_retired *r = NULL;
+
+	pthread_mutex_lock(&inode->lock);
+	if (--inode->fd_pins == 0) {
+		r = inode->retired;
+		inode->retired = NULL;
+	}
+	pthread_mutex_unlock(&inode->lock);
+	retired_free(r);
+}
+
+/* The cached descriptor of layer pos (re-opened if the cache evicted it), valid until the caller,
+ * who holds a pin, unpins the inode: not to be closed. */
+int jfs_inode_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx)
+{
+	return fd_pinned(fs, inode, pos, ret_idx, false);
+}
+
+/* The same; an evicted regular file is re-opened O_RDONLY (readable) rather than O_PATH. */
+static int fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx,
+		     bool readable)
+{
+	struct jfs_retired *node;
+	struct jfs_ilayer *extra;
+	int fd, idx;
+	ino_t ino;
+
+	pthread_mutex_lock(&inode->lock);
+	if (pos >= inode->nlayers) {
+		pthread_mutex_unlock(&inode->lock);
+		return -EIO;
+	}
+	inode->accessed = true;
+	idx = inode->layers[pos].idx;
+	ino = inode->layers[pos].ino;
+	fd = inode->layers[pos].fd;
+	pthread_mutex_unlock(&inode->lock);
+	if (fd >= 0)
+		goto out;
+
+	fd = reopen_layer(fs, inode, pos, idx, ino, readable && inode->type == S_IFREG);
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&inode->lock);
+	if (pos < inode->nlayers && inode->layers[pos].idx == idx && inode->layers[pos].fd < 0) {
+		inode->layers[pos].fd = fd;
+		pthread_mutex_unlock(&inode->lock);
+		__atomic_add_fetch(&fs->nfds, 1, __ATOMIC_RELAXED);
+		jfs_fdcache_add(fs, inode);
+		jfs_fd_cache_trim(fs);
+		goto out;
+	}
+	/* the layers changed meanwhile: ours serves this request only, parked until the unpin */
+	pthread_mutex_unlock(&inode->lock);
+	extra = malloc(sizeof(*extra));
+	node = malloc(sizeof(*node));
+	if (!extra || !node) {
+		free(extra);
+		free(node);
+		close(fd);
+		return -ENOMEM;
+	}
+	extra->idx = idx;
+	extra->fd = fd;
+	extra->ino = ino;
+	pthread_mutex_lock(&inode->lock);
+	jfs_fdcache_park_locked(inode, node, extra, 1); /* the caller's pin keeps it parked */
+	pthread_mutex_unlock(&inode->lock);
+out:
+	if (ret_idx)
+		*ret_idx = idx;
+	return fd;
+}
+
+/* Returns a descriptor of layer pos of the inode, owned by the caller, re-opening it if the cache
+ * evicted it. */
+int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_idx)
+{
+	int fd;
+
+	jfs_inode_pin(inode);
+	fd = jfs_inode_fd_pinned(fs, inode, pos, ret_idx);
+	if (fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		fd = -errno;
+	jfs_inode_unpin(inode);
+	return fd;
+}
+
+/* Pins the inode and gives its layers' cached descriptors, top first: the caller uses them until
+ * jfs_inode_unpin(inode), and closes none. */
+int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out,
+			 int max)
+{
+	int n;
+
+	jfs_inode_pin(inode);
+	pthread_mutex_lock(&inode->lock);
+	n = inode->nlayers < max ? inode->nlayers : max;
+	pthread_mutex_unlock(&inode->lock);
+	for (int i = 0; i < n; i++) {
+		int idx, fd = jfs_inode_fd_pinned(fs, inode, i, &idx);
+		if (fd < 0) {
+			jfs_inode_unpin(inode);
+			return fd;
+		}
+		out[i].fd = fd;
+		out[i].idx = idx;
+		out[i].ino = 0;
+	}
+	return n;
+}
+
+/* A second-chance sweep over the inodes holding descriptors: closes those of inodes not used
+ * since it last passed them, until the cache is back under three quarters of its limit. */
+void jfs_fd_cache_trim(struct jfs_fs *fs)
+{
+	uint64_t low = fs->max_cached_fds / 4 * 3, nfds, steps, max_steps;
+
+	nfds = __atomic_load_n(&fs->nfds, __ATOMIC_RELAXED);
+	if (nfds <= fs->max_cached_fds ||
+	    nfds < __atomic_load_n(&fs->evict_retry_at, __ATOMIC_RELAXED))
+		return;
+	if (pthread_mutex_trylock(&fs->evict_lock) != 0)
+		return; /* someone is sweeping */
+	pthread_mutex_lock(&fs->fdlist_lock);
+	max_steps = 2 * fs->fdlist_len; /* every inode twice: once to clear its mark */
+	for (steps = 0; steps < max_steps && fs->fdlist.next != &fs->fdlist &&
+			__atomic_load_n(&fs->nfds, __ATOMIC_RELAXED) > low;
+	     steps++) {
+		struct jfs_inode *inode = (struct jfs_inode *)((char *)fs->fdlist.next -
+							       offsetof(struct jfs_inode, fdlink));
+		fdlist_del_locked(fs, inode);
+		if (pthread_mutex_trylock(&inode->lock) != 0) {
+			fdlist_add_tail_locked(fs, inode);
+			continue;
+		}
+		if (inode->keep_fds || inode->unlinked || !inode->parent) {
+			/* never evicted: off the list for good */
+		} else if (inode->accessed || inode->fd_pins > 0) {
+			inode->accessed = false;
+			fdlist_add_tail_locked(fs, inode);
+		} else {
+			int closed = jfs_ilayers_count_open(inode->layers, inode->nlayers);
+			jfs_ilayers_close(inode->layers, inode->nlayers);
+			for (int i = 0; i < inode->nlayers; i++)
+				inode->layers[i].fd = -1;
+			__atomic_sub_fetch(&fs->nfds, closed, __ATOMIC_RELAXED);
+		}
+		pthread_mutex_unlock(&inode->lock);
+	}
+	pthread_mutex_unlock(&fs->fdlist_lock);
+	/* what is left could not be evicted (pinned, unlinked, no usable name): sweeping again for
+	 * every request would only burn the CPU, so wait until an eighth more is cached */
+	nfds = __atomic_load_n(&fs->nfds, __ATOMIC_RELAXED);
+	__atomic_store_n(&fs->evict_retry_at, nfds > low ? nfds + fs->max_cached_fds / 8 + 1 : 0,
+			 __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&fs->evict_lock);
+}

@@ -206,11 +206,9 @@ static int build_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, cons
 			break;
 		}
 		jfs_proc_path(proc, sizeof(proc), src_fd);
-		data_fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOATIME);
-		if (data_fd < 0 && errno == EPERM)
-			data_fd = open(proc, O_RDONLY | O_CLOEXEC);
+		data_fd = jfs_open_noatime(AT_FDCWD, proc, O_RDONLY);
 		if (data_fd < 0)
-			return -errno;
+			return data_fd;
 		fd = openat(fs->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			r = -errno;
@@ -409,12 +407,10 @@ static int copy_up_data_locked(struct jfs_fs *fs, struct jfs_inode *inode)
 		return 0;
 	}
 	jfs_proc_path(proc, sizeof(proc), src_fd);
-	data_fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOATIME);
-	if (data_fd < 0 && errno == EPERM)
-		data_fd = open(proc, O_RDONLY | O_CLOEXEC);
+	data_fd = jfs_open_noatime(AT_FDCWD, proc, O_RDONLY);
 	close(src_fd);
 	if (data_fd < 0) {
-		r = -errno;
+		r = data_fd;
 		goto out;
 	}
 	jfs_proc_path(proc, sizeof(proc), upath_fd);

@@ -93,7 +93,7 @@ void jfs_fdlist_init(struct jfs_fs *fs)
 }
 
 /* The cached descriptor of the object holding the inode's data, for a caller holding a pin. */
-int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+static int data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx, bool readable)
 {
 	for (;;) {
 		int pos, fd;
@@ -101,11 +101,16 @@ int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *re
 		pthread_mutex_lock(&inode->lock);
 		pos = jfs_inode_is_metacopy_locked(inode) ? 1 : 0;
 		pthread_mutex_unlock(&inode->lock);
-		fd = jfs_inode_fd_pinned(fs, inode, pos, ret_idx);
+		fd = fd_pinned(fs, inode, pos, ret_idx, readable);
 		if (fd != -EIO || pos == 0)
 			return fd;
 		/* the data was copied up meanwhile: the layer is gone, ask again */
 	}
+}
+
+int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+{
+	return data_fd_pinned(fs, inode, ret_idx, false);
 }
 
 /*
@@ -122,25 +127,16 @@ int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
 	int idx, pos, fd, rfd, flags;
 
 	jfs_inode_pin(inode);
-	for (;;) {
-		pthread_mutex_lock(&inode->lock);
-		pos = jfs_inode_is_metacopy_locked(inode) ? 1 : 0;
-		pthread_mutex_unlock(&inode->lock);
-		fd = fd_pinned(fs, inode, pos, &idx, true);
-		if (fd != -EIO || pos == 0)
-			break;
-	}
+	fd = data_fd_pinned(fs, inode, &idx, true);
 	if (fd < 0)
 		goto out;
 	flags = fcntl(fd, F_GETFL);
 	if (flags >= 0 && !(flags & O_PATH))
 		goto out_dup;
 	jfs_proc_path(proc, sizeof(proc), fd);
-	rfd = open(proc, O_RDONLY | O_CLOEXEC | (idx != JFS_UPPER ? O_NOATIME : 0));
-	if (rfd < 0 && errno == EPERM)
-		rfd = open(proc, O_RDONLY | O_CLOEXEC);
+	rfd = jfs_open_noatime(AT_FDCWD, proc, O_RDONLY);
 	if (rfd < 0) {
-		fd = -errno;
+		fd = rfd;
 		goto out;
 	}
 	old = malloc(sizeof(*old));
@@ -267,16 +263,10 @@ static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int
 		pfd = jfs_inode_parent_fd(fs, inode, idx, &name);
 		if (pfd < 0)
 			return pfd;
-		if (readable) { /* what a read-only open wants: no O_PATH one to re-open after */
-			fd = openat(pfd, name,
-				    O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-					    (idx != JFS_UPPER ? O_NOATIME : 0));
-			if (fd < 0 && errno == EPERM)
-				fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			fd = fd < 0 ? -errno : fd;
-		} else {
+		if (readable) /* what a read-only open wants: no O_PATH one to re-open after */
+			fd = jfs_open_noatime(pfd, name, O_RDONLY | O_NOFOLLOW);
+		else
 			fd = jfs_open_object(pfd, name, inode->type);
-		}
 		close(pfd);
 		free(name);
 	}

@@ -64,15 +64,9 @@ static int open_top(struct jfs_fs *fs, struct jfs_inode *inode, int flags, int *
 	jfs_proc_path(proc, sizeof(proc), path_fd);
 	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
 	flags |= O_CLOEXEC;
-	if (idx != JFS_UPPER) {
-		/* the lowers are never written, not even their atime */
-		fd = open(proc, flags | O_NOATIME);
-		if (fd < 0 && errno == EPERM)
-			fd = open(proc, flags);
-	} else {
-		fd = open(proc, flags);
-	}
-	if (fd < 0)
+	/* the lowers are never written, not even their atime */
+	fd = idx != JFS_UPPER ? jfs_open_noatime(AT_FDCWD, proc, flags) : open(proc, flags);
+	if (fd < 0 && idx == JFS_UPPER)
 		fd = -errno;
 	jfs_inode_unpin(inode);
 	if (fd >= 0)

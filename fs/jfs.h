@@ -305,6 +305,7 @@ int jfs_resolve_in(struct jfs_fs *fs, const struct jfs_ilayer *dl, int ndl, cons
 int jfs_resolve(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		struct jfs_resolved *ret);
 void jfs_resolved_release(struct jfs_resolved *res);
+int jfs_open_noatime(int dirfd, const char *name, int flags);
 int jfs_open_object(int dirfd, const char *name, mode_t mode);
 int jfs_open_redirect(struct jfs_fs *fs, int idx, const char *path);
 int jfs_lower_visible(struct jfs_fs *fs, struct jfs_inode *dir, const char *name);

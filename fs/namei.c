@@ -19,14 +19,21 @@ void jfs_resolved_release(struct jfs_resolved *res)
 	res->redirect = NULL;
 }
 
+/* openat() that leaves the atime alone where it may (O_NOATIME needs ownership or CAP_FOWNER);
+ * returns the descriptor or -errno. */
+int jfs_open_noatime(int dirfd, const char *name, int flags)
+{
+	int fd = openat(dirfd, name, flags | O_CLOEXEC | O_NOATIME);
+
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dirfd, name, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 int jfs_open_object(int dirfd, const char *name, mode_t mode)
 {
-	int flags = S_ISDIR(mode) ? O_RDONLY | O_DIRECTORY : O_PATH;
-	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-
-	if (fd < 0 && errno == EPERM) /* O_NOATIME needs ownership or CAP_FOWNER */
-		fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	return jfs_open_noatime(dirfd, name,
+				(S_ISDIR(mode) ? O_RDONLY | O_DIRECTORY : O_PATH) | O_NOFOLLOW);
 }
 
 /* Opens (O_PATH) the object at an absolute redirect path in layer idx, one component at a time:

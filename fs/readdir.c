@@ -107,11 +107,9 @@ static int read_layer(struct jfs_fs *fs, const struct jfs_ilayer *layer, bool de
 	int fd, r = 0;
 
 	/* listing a lower must not touch its atime either */
-	fd = openat(layer->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
-	if (fd < 0 && errno == EPERM)
-		fd = openat(layer->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = jfs_open_noatime(layer->fd, ".", O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	d = fdopendir(fd);
 	if (!d) {
 		r = -errno;

@@ -124,7 +124,7 @@ EOF
 mount_view "$MNT" "$UPPER" "$WORK" "$L1"
 assert_listing "$WORK/work"
 check "the view works after the crash" cmp "$MNT/keep/k" "$L1/keep/k"
-first=$(sed -n 's/^new //p' "$IT_DIR/written.log" | head -n 1)
+first=$(awk '$1 == "new" { print $2; exit }' "$IT_DIR/written.log")
 assert_exists "$MNT/new/$first"
 check "remove what the crashed job wrote" rm -r "$MNT/new"
 unmount_view "$MNT"

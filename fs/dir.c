@@ -110,8 +110,9 @@ int jfs_create_object(struct jfs_fs *fs, fuse_req_t req, struct jfs_inode *dir, 
 /*
  * The entry of an object just made at (pfd, name) in dir's upper. It lives in the upper only: no
  * layer below showed the name, or a whiteout hid it (a directory made over one is opaque), so it
- * needs no second resolution. Takes obj_fd (O_PATH, or a directory's descriptor), or opens one
- * when it is -1 (the caller keeps its open file: the inode must not hold a writable descriptor).
+ * needs no second resolution. Takes obj_fd (O_PATH, a directory's descriptor or a new file's
+ * open O_RDWR), or opens one when it is -1 (the caller keeps its open file, whose flags the inode's
+ * descriptor must not inherit).
  */
 static int new_entry(struct jfs_fs *fs, struct jfs_inode *dir, int pfd, const char *name,
 		     int obj_fd, struct fuse_entry_param *ret_e)
@@ -214,8 +215,10 @@ void jfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name, mode, rdev, NULL, -1,
-			      NULL, &e);
+	/* without opens, this is how files are created: the inode keeps a descriptor open for the
+	 * writes that follow */
+	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name, mode, rdev, NULL,
+			      S_ISREG(mode) && fs->no_open ? O_RDWR : -1, NULL, &e);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

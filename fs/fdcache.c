@@ -113,61 +113,81 @@ int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *re
 	return data_fd_pinned(fs, inode, ret_idx, false);
 }
 
-/*
- * A descriptor of the object holding the inode's data open for reading, owned by the caller. The
- * first time, the inode's cached O_PATH descriptor is replaced by one open O_RDONLY; later
- * read-only opens only dup it, instead of re-opening through /proc each time. Opens may share it:
- * reads go by offset.
- */
-int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+/* Whether a cached descriptor with these status flags serves I/O with access mode accmode. */
+static bool serves(int flags, int accmode)
 {
-	struct jfs_ilayer *old = NULL;
-	struct jfs_retired *node = NULL;
+	if (flags & O_PATH)
+		return false;
+	return accmode == O_RDONLY ? (flags & O_ACCMODE) != O_WRONLY
+				   : (flags & O_ACCMODE) == O_RDWR;
+}
+
+/*
+ * The cached descriptor of the object holding the inode's data, open for I/O with access mode
+ * accmode (O_RDONLY or O_RDWR), for a caller holding a pin: not to be closed. The first time, the
+ * inode's O_PATH descriptor (or a read-only one, for writing) is replaced by one open so; the old
+ * one may be in use by other requests and is parked until the last unpin. Only the upper is
+ * opened for writing.
+ */
+int jfs_inode_io_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int accmode, int *ret_idx)
+{
+	struct jfs_ilayer *old;
+	struct jfs_retired *node;
 	char proc[64];
 	int idx, pos, fd, rfd, flags;
 
-	jfs_inode_pin(inode);
 	fd = data_fd_pinned(fs, inode, &idx, true);
 	if (fd < 0)
-		goto out;
+		return fd;
 	flags = fcntl(fd, F_GETFL);
-	if (flags >= 0 && !(flags & O_PATH))
-		goto out_dup;
-	jfs_proc_path(proc, sizeof(proc), fd);
-	rfd = jfs_open_noatime(AT_FDCWD, proc, O_RDONLY);
-	if (rfd < 0) {
-		fd = rfd;
+	if (flags < 0)
+		return -errno;
+	if (serves(flags, accmode))
 		goto out;
-	}
+	if (accmode != O_RDONLY && idx != JFS_UPPER)
+		return -EIO; /* the caller copies up first */
+	jfs_proc_path(proc, sizeof(proc), fd);
+	rfd = idx == JFS_UPPER ? open(proc, accmode | O_CLOEXEC)
+			       : jfs_open_noatime(AT_FDCWD, proc, O_RDONLY);
+	if (rfd < 0)
+		return idx == JFS_UPPER ? -errno : rfd;
 	old = malloc(sizeof(*old));
 	node = malloc(sizeof(*node));
+	if (!old || !node) {
+		free(old);
+		free(node);
+		close(rfd);
+		return -ENOMEM;
+	}
 	pthread_mutex_lock(&inode->lock);
 	pos = jfs_inode_is_metacopy_locked(inode) ? 1 : 0;
-	if (old && node && pos < inode->nlayers && inode->layers[pos].fd == fd) {
-		/* the O_PATH one may be in use by other requests: parked until the unpin */
+	if (pos < inode->nlayers && inode->layers[pos].fd == fd) {
 		*old = inode->layers[pos];
 		inode->layers[pos].fd = rfd;
-		jfs_fdcache_park_locked(inode, node, old, 1);
-		old = NULL;
-		node = NULL;
-		fd = rfd;
-		rfd = -1;
+	} else { /* the layers changed meanwhile: ours serves this request only */
+		old->idx = idx;
+		old->fd = rfd;
+		old->ino = 0;
 	}
+	jfs_fdcache_park_locked(inode, node, old, 1); /* the caller's pin keeps it parked */
 	pthread_mutex_unlock(&inode->lock);
-	free(old);
-	free(node);
-	if (rfd >= 0) { /* the layers changed meanwhile: this open gets it alone */
-		fd = rfd;
-		goto out_own;
-	}
-out_dup:
-	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		fd = -errno;
-out_own:
-	if (fd >= 0 && ret_idx)
-		*ret_idx = idx;
+	fd = rfd;
 out:
+	if (ret_idx)
+		*ret_idx = idx;
+	return fd;
+}
+
+/* A descriptor of the object holding the inode's data open for reading, owned by the caller:
+ * read-only opens share the cached one (reads go by offset) instead of re-opening each time. */
+int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx)
+{
+	int fd;
+
+	jfs_inode_pin(inode);
+	fd = jfs_inode_io_fd_pinned(fs, inode, O_RDONLY, ret_idx);
+	if (fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		fd = -errno;
 	jfs_inode_unpin(inode);
 	return fd;
 }

@@ -1,5 +1,6 @@
 /* Open files: open (copying up on a write open), create, the data path, and the per-file calls
- * that go straight to the layer's descriptor. */
+ * that go straight to the layer's descriptor. Without per-open state (fs->no_open) requests come
+ * without a handle and use the inode's cached descriptors, copying up on the first write. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -81,6 +82,10 @@ void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct jfs_file *file;
 	int fd, idx, r;
 
+	if (fs->no_open) { /* the first open after init: the kernel stops sending them */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		r = jfs_copy_up(fs, inode);
 		if (r < 0) {
@@ -116,6 +121,10 @@ void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	struct jfs_file *file;
 	int fd = -1, r;
 
+	if (fs->no_open) { /* the kernel makes the file with mknod instead, and opens it itself */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	r = jfs_create_object(fs, req, jfs_inode_from_id(fs, parent), name,
 			      S_IFREG | (mode & 07777), 0, NULL, fi->flags, &fd, &e);
 	if (r < 0) {
@@ -159,39 +168,90 @@ static int file_fd(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_file *
 	return fd;
 }
 
+/* The inode's own descriptor for a request without a handle (pinned by the caller): for writing,
+ * the data is copied up first. */
+static int inode_io_fd(struct jfs_fs *fs, struct jfs_inode *inode, int accmode)
+{
+	int r, idx;
+
+	if (accmode != O_RDONLY) {
+		r = jfs_copy_up(fs, inode);
+		if (r < 0)
+			return r;
+	}
+	r = jfs_inode_io_fd_pinned(fs, inode, accmode, &idx);
+	if (r >= 0 && accmode != O_RDONLY && idx != JFS_UPPER)
+		return -EIO;
+	return r;
+}
+
+/* The descriptor a request does I/O on: its open file's, or, without one, the inode's (pinned
+ * here; the caller unpins when *ret_pinned). */
+static int io_fd(struct jfs_fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, int accmode,
+		 struct jfs_inode **ret_pinned)
+{
+	struct jfs_inode *inode = jfs_inode_from_id(fs, ino);
+	struct jfs_file *file = fi ? fi_file(fi) : NULL;
+	int fd;
+
+	*ret_pinned = NULL;
+	if (file)
+		return accmode == O_RDONLY ? file_fd(fs, inode, file) : file->fd;
+	jfs_inode_pin(inode);
+	fd = inode_io_fd(fs, inode, accmode);
+	if (fd < 0)
+		jfs_inode_unpin(inode);
+	else
+		*ret_pinned = inode;
+	return fd;
+}
+
+static void io_done(struct jfs_inode *pinned)
+{
+	if (pinned)
+		jfs_inode_unpin(pinned);
+}
+
 void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct jfs_inode *pinned;
+	int fd = io_fd(fs, ino, fi, O_RDONLY, &pinned);
 
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = file_fd(fs, jfs_inode_from_id(fs, ino), fi_file(fi));
+	buf.buf[0].fd = fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	io_done(pinned);
 }
 
 void jfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
 		      struct fuse_file_info *fi)
 {
+	struct jfs_fs *fs = jfs_req_fs(req);
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	struct jfs_inode *pinned;
+	int fd = io_fd(fs, ino, fi, O_RDWR, &pinned);
 	ssize_t n;
 
-	(void)ino;
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = fi_file(fi)->fd;
+	out.buf[0].fd = fd;
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in_buf, 0);
+	io_done(pinned);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
-}
-
-void jfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
 }
 
 void jfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -201,19 +261,59 @@ void jfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+/* Without a handle: the upper object, if the inode has one (a lower one has nothing of ours). */
+static int sync_inode(struct jfs_fs *fs, struct jfs_inode *inode, int datasync)
+{
+	char proc[64];
+	int idx, path_fd, fd, r;
+
+	path_fd = jfs_inode_fd(fs, inode, 0, &idx);
+	if (path_fd < 0)
+		return path_fd;
+	if (idx != JFS_UPPER) {
+		close(path_fd);
+		return 0;
+	}
+	jfs_proc_path(proc, sizeof(proc), path_fd);
+	fd = open(proc, O_RDONLY | O_CLOEXEC); /* an O_PATH descriptor cannot be synced */
+	r = fd < 0 ? -errno : 0;
+	close(path_fd);
+	if (r < 0)
+		return r;
+	/* a metacopy's data is in the base: only its metadata is ours to sync */
+	if (datasync && jfs_inode_data_idx(inode) == JFS_UPPER)
+		r = fdatasync(fd);
+	else
+		r = fsync(fd);
+	r = r < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
 void jfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int fd = fi_file(fi)->fd;
+	struct jfs_file *file = fi ? fi_file(fi) : NULL;
+	int r;
 
-	(void)ino;
-	fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+	if (file)
+		r = (datasync ? fdatasync(file->fd) : fsync(file->fd)) < 0 ? -errno : 0;
+	else
+		r = sync_inode(jfs_req_fs(req), jfs_inode_from_id(jfs_req_fs(req), ino), datasync);
+	fuse_reply_err(req, -r);
 }
 
 void jfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		      struct fuse_file_info *fi)
 {
-	(void)ino;
-	fuse_reply_err(req, fallocate(fi_file(fi)->fd, mode, offset, length) < 0 ? errno : 0);
+	struct jfs_inode *pinned;
+	int fd = io_fd(jfs_req_fs(req), ino, fi, O_RDWR, &pinned);
+
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	fuse_reply_err(req, fallocate(fd, mode, offset, length) < 0 ? errno : 0);
+	io_done(pinned);
 }
 
 void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
@@ -221,25 +321,46 @@ void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			    struct fuse_file_info *fi_out, size_t len, int flags)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
+	struct jfs_inode *pin_in, *pin_out;
 	loff_t in = off_in, out = off_out;
+	int fd_in, fd_out;
 	ssize_t n;
 
-	(void)ino_out;
-	n = copy_file_range(file_fd(fs, jfs_inode_from_id(fs, ino_in), fi_file(fi_in)), &in,
-			    fi_file(fi_out)->fd, &out, len, (unsigned int)flags);
+	/* the destination first: copying it up may replace the source's descriptor (same file) */
+	fd_out = io_fd(fs, ino_out, fi_out, O_RDWR, &pin_out);
+	if (fd_out < 0) {
+		fuse_reply_err(req, -fd_out);
+		return;
+	}
+	fd_in = io_fd(fs, ino_in, fi_in, O_RDONLY, &pin_in);
+	if (fd_in < 0) {
+		io_done(pin_out);
+		fuse_reply_err(req, -fd_in);
+		return;
+	}
+	n = copy_file_range(fd_in, &in, fd_out, &out, len, (unsigned int)flags);
 	if (n < 0)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_write(req, (size_t)n);
+	io_done(pin_in);
+	io_done(pin_out);
 }
 
 void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	struct jfs_fs *fs = jfs_req_fs(req);
-	off_t r = lseek(file_fd(fs, jfs_inode_from_id(fs, ino), fi_file(fi)), off, whence);
+	struct jfs_inode *pinned;
+	int fd = io_fd(jfs_req_fs(req), ino, fi, O_RDONLY, &pinned);
+	off_t r;
 
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	r = lseek(fd, off, whence);
 	if (r < 0)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_lseek(req, r);
+	io_done(pinned);
 }

@@ -11,6 +11,9 @@ struct jfs_options {
 	bool fsync_copy_up;   /* fsync copied-up data before it becomes visible (default on) */
 	bool metacopy;	      /* link/chmod/chown/utimes/xattrs/rename of a lower file copy up
 			       * its metadata only; data follows on the first write (default on) */
+	bool open_files;      /* track each open file (one request per open and close); off, a
+			       * root daemon asks the kernel not to send opens (default: on for
+			       * unprivileged daemons, which could not re-open for writing) */
 	double entry_timeout; /* seconds the kernel may cache names and attributes */
 	unsigned int max_threads;
 	unsigned long max_cached_fds; /* 0: two fifths of the descriptor limit */

@@ -185,6 +185,7 @@ struct jfs_fs {
 	uint64_t fdlist_len;
 	struct fuse_session *se;
 	bool no_opendir;   /* the kernel agreed to send no opendir: readdir has no handle */
+	bool no_open;	   /* nor open, nor create: reads and writes come without a handle */
 	bool open_handles; /* upper objects can be re-opened by file handle (jfs_inode_lose_name) */
 	uint64_t evict_retry_at; /* atomic: no sweep below this many cached descriptors */
 };
@@ -287,6 +288,7 @@ int jfs_inode_fd(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *ret_i
 int jfs_inode_data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
 int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
 int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
+int jfs_inode_io_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int accmode, int *ret_idx);
 int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name);
 int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out,
 			 int max);
@@ -375,7 +377,6 @@ void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void jfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
 		      struct fuse_file_info *fi);
-void jfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void jfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void jfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void jfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,

@@ -28,6 +28,8 @@ static void usage(FILE *out)
 	      "                        trustedxattr, timeout=SECONDS, nofsync, threads=N,\n"
 	      "                        max_fds=N (descriptors cached for inodes),\n"
 	      "                        nometacopy (metadata changes copy data up too),\n"
+	      "                        open_files (a request per open and close; the default\n"
+	      "                        for non-root daemons),\n"
 	      "                        noallow_other; anything else goes to the FUSE mount\n"
 	      "  -h, --help            show this help\n"
 	      "  -V, --version         show the version\n"
@@ -52,6 +54,10 @@ static int parse_opts(char *list, struct jfs_config *cfg, char *fuse_opts, size_
 			cfg->opts.metacopy = true;
 		} else if (!strcmp(opt, "nofsync")) {
 			cfg->opts.fsync_copy_up = false;
+		} else if (!strcmp(opt, "open_files")) {
+			cfg->opts.open_files = true;
+		} else if (!strcmp(opt, "noopen_files")) {
+			cfg->opts.open_files = false;
 		} else if (!strcmp(opt, "noallow_other")) {
 			cfg->opts.allow_other = false;
 		} else if (!strcmp(opt, "allow_other")) {

@@ -37,6 +37,7 @@ void jfs_config_defaults(struct jfs_config *cfg)
 	 * names and attributes: it drops what its own operations invalidate */
 	cfg->opts.entry_timeout = 86400.0;
 	cfg->opts.max_threads = 16;
+	cfg->opts.open_files = geteuid() != 0;
 }
 
 static void jfs_op_init(void *userdata, struct fuse_conn_info *conn)
@@ -49,6 +50,13 @@ static void jfs_op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
 		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
 		fs->no_opendir = true;
+	}
+	/* nor files: requests go to each inode's own descriptors (file.c); an O_TRUNC open then
+	 * comes as a truncating setattr, since no open reaches us to truncate */
+	if (!fs->opts.open_files && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) {
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+		fs->no_open = true;
 	}
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
@@ -91,7 +99,7 @@ static const struct fuse_lowlevel_ops jfs_ops = {
 	.open = jfs_op_open,
 	.read = jfs_op_read,
 	.write_buf = jfs_op_write_buf,
-	.flush = jfs_op_flush,
+	/* no flush: close(2) has nothing for us to do, and ENOSYS tells the kernel so */
 	.release = jfs_op_release,
 	.fsync = jfs_op_fsync,
 	.fallocate = jfs_op_fallocate,

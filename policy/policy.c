@@ -469,7 +469,7 @@ static int parse_literal_path(struct parse *p, const struct ynode *node, const c
 			      char **ret)
 {
 	char quoted[POLICY_QUOTE_MAX];
-	const char *s, *why;
+	const char *s = NULL, *why;
 	int r;
 
 	r = get_string(p, node, field, &s);
@@ -490,7 +490,7 @@ static int parse_size_value(struct parse *p, const struct ynode *node, const cha
 			    uint64_t *ret)
 {
 	char quoted[POLICY_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	r = get_string(p, node, field, &s);
@@ -513,7 +513,7 @@ static int parse_duration_value(struct parse *p, const struct ynode *node, const
 				uint64_t *ret)
 {
 	char quoted[POLICY_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	r = get_string(p, node, field, &s);
@@ -588,7 +588,7 @@ static int parse_target(struct parse *p, const struct ynode *node, const char *p
 			struct policy_view *view)
 {
 	char field[sizeof(p->err->field)], quoted[POLICY_QUOTE_MAX], reason[256];
-	const char *s, *why;
+	const char *s = NULL, *why;
 	int r;
 
 	field_join(field, sizeof(field), path, "target");
@@ -621,7 +621,7 @@ static int parse_promote(struct parse *p, const struct ynode *node, const char *
 			 struct policy_promote *ret)
 {
 	char field[sizeof(p->err->field)], quoted[POLICY_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	field_join(field, sizeof(field), path, "promote");

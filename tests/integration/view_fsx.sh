@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # fsx (integration/fsx.c) on a view: seeded random reads, writes, truncates, fallocate, hole
 # punches, mmap reads and writes and copy_file_range, every byte read checked against a model, on a
-# lower file (copied up by its first write-open), on a file created in the view and on a small
-# lower file with a check after every op. Then the upper must hold what the view showed and the
-# lower must be untouched.
+# lower file (copied up by its first write), on a file created in the view and on a small lower
+# file with a check after every op. Then the upper must hold what the view showed and the lower
+# must be untouched.
 # Long mode: JOBFS_FSX_OPS=N sets the op count of each run; JOBFS_FSX_SEED=S the first seed.
+# JOBFS_FSX_VIEW_OPTS=OPTS mounts the view with -o OPTS (CTest runs it with open_files too).
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -48,7 +49,11 @@ random_file "$L/src2.bin" 150000 3
 random_file "$L/small.bin" 20000 4
 random_file "$L/small-src.bin" 9000 5
 snapshot_lower "$L"
-new_view v "$L"
+if [ -n "${JOBFS_FSX_VIEW_OPTS:-}" ]; then
+	new_view v -o "$JOBFS_FSX_VIEW_OPTS" "$L"
+else
+	new_view v "$L"
+fi
 for f in dir/data.bin src.bin src2.bin small.bin small-src.bin; do
 	assert_same_content "$MNT/$f" "$L/$f"
 done

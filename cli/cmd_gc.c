@@ -103,7 +103,7 @@ static void remove_job(struct gc_run *run, const char *id, const char *reason)
 	if (!run->dry_run) {
 		r = gc_remove_job(run->store, id);
 		if (r < 0) {
-			cli_error(run->verb, "cannot remove job '%s': %s", id, strerror(-r));
+			cli_error(run->verb, "cannot remove job '%s': %s", id, gc_strerror(r));
 			run->errors++;
 			return;
 		}
@@ -401,7 +401,7 @@ int cmd_gc(const struct cli_verb *verb, int argc, char **argv)
 	if (run.store) {
 		if (!run.dry_run && (r = gc_empty_trash(run.store)) < 0) {
 			cli_error(verb, "cannot empty '%s/trash': %s", run.store->path,
-				  strerror(-r));
+				  gc_strerror(r));
 			run.errors++;
 		}
 		fd = openat(run.store->jobs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

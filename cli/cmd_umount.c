@@ -320,7 +320,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 		r = gc_remove_job(store, job_id);
 		if (r < 0) {
 			cli_error(verb, "cannot remove the layer of job '%s': %s", job_id,
-				  strerror(-r));
+				  gc_strerror(r));
 			goto out;
 		}
 	}

@@ -29,6 +29,15 @@ int gc_remove_job(struct store *store, const char *id)
 	return jfs_remove_tree_at(store->trash_fd, name);
 }
 
+const char *gc_strerror(int r)
+{
+	if (r == -EXDEV)
+		return "something is mounted inside the layer; the rest is deleted, the mount "
+		       "point "
+		       "stays in the trash until it is unmounted and gc runs again";
+	return strerror(-r);
+}
+
 int gc_empty_trash(struct store *store)
 {
 	struct dirent *de;

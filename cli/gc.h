@@ -8,6 +8,9 @@
 /* Moves STATE/jobs/ID into STATE/trash with one rename, then deletes it there without following
  * symlinks or crossing mount points. The caller holds the job's lock. */
 int gc_remove_job(struct store *store, const char *id);
+/* Why gc_remove_job or gc_empty_trash failed, for a message: -EXDEV (a mount point inside the
+ * layer, which is never entered) gets words of its own. */
+const char *gc_strerror(int r);
 /* Deletes whatever an interrupted gc left in STATE/trash. */
 int gc_empty_trash(struct store *store);
 /* Unmounts the view at target: umount2(target, 0) as root, `fusermount3 -u` otherwise; with lazy,

@@ -152,29 +152,67 @@ int jfs_make_whiteout(struct jfs_fs *fs, int dirfd, const char *name)
 	return 0;
 }
 
-/* Removes name below dirfd and everything under it. Directories are entered with O_NOFOLLOW and
- * O_DIRECTORY relative to their parent's descriptor, so a symlink is removed, never followed, and
- * nothing outside the tree can be reached by swapping a component. Mount points are not crossed. */
-int jfs_remove_tree_at(int dirfd, const char *name)
+/* The mount a descriptor (name "") or an entry below it lies on; 0 when the kernel cannot say
+ * (before Linux 5.8), so only the device check below is left. */
+static int mount_id_at(int dirfd, const char *name, uint64_t *ret_id, bool *ret_root)
+{
+	struct statx stx;
+
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH), STATX_MNT_ID,
+		  &stx) < 0)
+		return -errno;
+	*ret_id = (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
+	*ret_root = (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+		    (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+	return 0;
+}
+
+/* Tries a few times when name changes type between the stat and the open (a directory swapped
+ * with a symlink): the link is then removed as a link, never followed. */
+#define REMOVE_RETRIES 8
+
+static int remove_tree(int dirfd, const char *name, dev_t dev, uint64_t mnt_id, int depth_retries)
 {
 	struct stat st, sub;
 	struct dirent *de;
+	uint64_t sub_mnt;
+	bool mount_root;
 	DIR *dir;
 	int fd, r = 0;
 
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
+	/* a bind mount of the same filesystem has the same st_dev: the mount ID tells it */
+	r = mount_id_at(dirfd, name, &sub_mnt, &mount_root);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	if (st.st_dev != dev || mount_root || (mnt_id && sub_mnt && sub_mnt != mnt_id))
+		return -EXDEV; /* a mount point inside: leave it alone */
 	if (!S_ISDIR(st.st_mode)) {
-		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-			return -errno;
+		if (unlinkat(dirfd, name, 0) < 0) {
+			if (errno == EISDIR && depth_retries > 0)
+				return remove_tree(dirfd, name, dev, mnt_id, depth_retries - 1);
+			return errno == ENOENT ? 0 : -errno;
+		}
 		return 0;
 	}
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		if ((errno == ELOOP || errno == ENOTDIR) && depth_retries > 0)
+			return remove_tree(dirfd, name, dev, mnt_id, depth_retries - 1);
 		return errno == ENOENT ? 0 : -errno;
+	}
+	/* what was opened is what was checked, and lies on the same mount: checked on the
+	 * descriptor itself, so nothing swapped in after the checks above is entered */
 	if (fstat(fd, &sub) < 0 || sub.st_dev != st.st_dev || sub.st_ino != st.st_ino) {
 		close(fd);
-		return -ESTALE;
+		return depth_retries > 0 ? remove_tree(dirfd, name, dev, mnt_id, depth_retries - 1)
+					 : -ESTALE;
+	}
+	r = mount_id_at(fd, "", &sub_mnt, &mount_root);
+	if (r < 0 || mount_root || (mnt_id && sub_mnt && sub_mnt != mnt_id)) {
+		close(fd);
+		return r < 0 ? r : -EXDEV;
 	}
 	dir = fdopendir(fd);
 	if (!dir) {
@@ -185,21 +223,40 @@ int jfs_remove_tree_at(int dirfd, const char *name)
 	while ((de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (fstatat(fd, de->d_name, &sub, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISDIR(sub.st_mode) && sub.st_dev != st.st_dev) {
-			r = -EXDEV; /* a mount point inside: leave it alone */
-			continue;
-		}
-		int rr = jfs_remove_tree_at(fd, de->d_name);
-		if (rr < 0 && r == 0)
+		int rr = remove_tree(fd, de->d_name, dev, mnt_id, REMOVE_RETRIES);
+		/* a mount point inside says so over any other error */
+		if (rr < 0 && (r == 0 || rr == -EXDEV))
 			r = rr;
 	}
 	closedir(dir);
 	if (r < 0)
 		return r;
-	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		return -errno;
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0) {
+		/* someone still writing into the tree, or swapped it for a link: again */
+		if ((errno == ENOTEMPTY || errno == ENOTDIR) && depth_retries > 0)
+			return remove_tree(dirfd, name, dev, mnt_id, depth_retries - 1);
+		return errno == ENOENT ? 0 : -errno;
+	}
 	return 0;
+}
+
+/* Removes name below dirfd and everything under it. Directories are entered with O_NOFOLLOW and
+ * O_DIRECTORY relative to their parent's descriptor, so a symlink is removed, never followed, and
+ * nothing outside the tree can be reached by swapping a component. Mount points, bind mounts of
+ * the same filesystem included, are neither entered nor removed: -EXDEV once the rest is gone. */
+int jfs_remove_tree_at(int dirfd, const char *name)
+{
+	struct stat parent;
+	uint64_t mnt_id;
+	bool mount_root;
+	int r;
+
+	if (fstat(dirfd, &parent) < 0)
+		return -errno;
+	r = mount_id_at(dirfd, "", &mnt_id, &mount_root);
+	if (r < 0)
+		return r;
+	return remove_tree(dirfd, name, parent.st_dev, mnt_id, REMOVE_RETRIES);
 }
 
 void jfs_proc_path(char *buf, size_t size, int fd)

@@ -173,14 +173,23 @@ void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 void jfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
 		      struct fuse_file_info *fi)
 {
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct jfs_inode *inode = jfs_inode_from_id(fs, ino);
+	struct jfs_quota_op quota;
 	ssize_t n;
 
-	(void)ino;
+	/* past the quota's end, a short write */
+	n = jfs_quota_write_begin(fs, inode, off, fuse_buf_size(in_buf), &quota);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT((size_t)n);
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = fi_file(fi)->fd;
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in_buf, 0);
+	jfs_quota_end(fs, inode, out.buf[0].fd, &quota);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -212,8 +221,19 @@ void jfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 void jfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		      struct fuse_file_info *fi)
 {
-	(void)ino;
-	fuse_reply_err(req, fallocate(fi_file(fi)->fd, mode, offset, length) < 0 ? errno : 0);
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct jfs_inode *inode = jfs_inode_from_id(fs, ino);
+	struct jfs_quota_op quota;
+	int fd = fi_file(fi)->fd, r;
+
+	r = jfs_quota_fallocate_begin(fs, inode, mode, offset, length, &quota);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = fallocate(fd, mode, offset, length) < 0 ? errno : 0;
+	jfs_quota_end(fs, inode, fd, &quota);
+	fuse_reply_err(req, r);
 }
 
 void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
@@ -221,14 +241,23 @@ void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			    struct fuse_file_info *fi_out, size_t len, int flags)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
+	struct jfs_inode *inode_out = jfs_inode_from_id(fs, ino_out);
+	struct jfs_quota_op quota;
 	loff_t in = off_in, out = off_out;
 	ssize_t n;
 
-	(void)ino_out;
+	n = jfs_quota_write_begin(fs, inode_out, off_out, len, &quota);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
 	n = copy_file_range(file_fd(fs, jfs_inode_from_id(fs, ino_in), fi_file(fi_in)), &in,
-			    fi_file(fi_out)->fd, &out, len, (unsigned int)flags);
+			    fi_file(fi_out)->fd, &out, (size_t)n, (unsigned int)flags);
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		n = -errno;
+	jfs_quota_end(fs, inode_out, fi_file(fi_out)->fd, &quota);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }

@@ -324,6 +324,7 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 			.upper = uppers[i],
 			.work = works[i],
 			.target = pv->target,
+			.quota = pv->quota,
 		};
 	}
 	r = store_record_write(job_fd, rec);

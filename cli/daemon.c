@@ -116,6 +116,7 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		cfg.work = dv->work;
 		cfg.mountpoint = dv->target;
 		cfg.foreground = true;
+		cfg.opts.quota = dv->quota;
 		views[i].spec = dv;
 		r = jfs_view_open(&cfg, &views[i].view, &err);
 		if (r < 0) {

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct daemon_view {
@@ -12,6 +13,7 @@ struct daemon_view {
 	const char *upper;
 	const char *work;
 	const char *target;
+	uint64_t quota; /* bytes the upper may hold; 0: no limit */
 };
 
 struct daemon_spec {

@@ -290,6 +290,15 @@ static int publish_copy(struct jfs_fs *fs, const char *tmp, int pfd, const char 
 	return 0;
 }
 
+/* Takes from the quota what a copy of a regular file's data will take, or fails with ENOSPC; the
+ * rest (directories, symlinks, a metacopy) is too small to refuse: it is charged once made. */
+static int64_t reserve_copy(struct jfs_fs *fs, const struct stat *st, const char *redirect)
+{
+	if (!S_ISREG(st->st_mode) || redirect)
+		return 0;
+	return jfs_quota_reserve(fs, (int64_t)st->st_blocks * 512, false);
+}
+
 static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode *parent,
 			  const char *name, bool meta)
 {
@@ -297,6 +306,7 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 	struct stat st, ust;
 	char tmp[64], *redirect = NULL;
 	int nlayers, src_fd, src_idx, pfd, copy_fd, upper_fd, r;
+	int64_t reserved = 0;
 	bool inval_attrs = false;
 
 	pfd = jfs_upper_dir_fd(fs, parent);
@@ -314,6 +324,12 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 	/* an empty file has no data to spare copying; a path too long for a redirect is copied */
 	if (meta && S_ISREG(st.st_mode) && st.st_size > 0)
 		redirect = jfs_inode_path(inode);
+	reserved = reserve_copy(fs, &st, redirect);
+	if (reserved < 0) {
+		r = (int)reserved;
+		reserved = 0;
+		goto out_close_src;
+	}
 	jfs_tmpname(fs, tmp, sizeof(tmp));
 	copy_fd = build_copy(fs, src_fd, &st, tmp, redirect);
 	if (copy_fd < 0) {
@@ -334,6 +350,7 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 		close(upper_fd);
 		goto out_close_src;
 	}
+	jfs_quota_charge(fs, inode, &ust);
 	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
 		/* like overlayfs without an index, a copy-up breaks a lower hard link: the copy is
 		 * a new object with a number of its own, the other names keep the shared one */
@@ -376,6 +393,7 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 out_remove:
 	jfs_remove_tree_at(fs->work_fd, tmp);
 out_close_src:
+	jfs_quota_release(fs, reserved);
 	if (src_fd >= 0)
 		close(src_fd);
 	free(redirect);
@@ -392,6 +410,7 @@ static int copy_up_data_locked(struct jfs_fs *fs, struct jfs_inode *inode)
 	struct stat st;
 	char proc[64];
 	int upath_fd, data_fd = -1, src_fd, dst_fd = -1, data_idx, r;
+	int64_t reserved = 0;
 
 	upath_fd = jfs_inode_fd(fs, inode, 0, NULL);
 	if (upath_fd < 0)
@@ -419,6 +438,12 @@ static int copy_up_data_locked(struct jfs_fs *fs, struct jfs_inode *inode)
 		r = -errno;
 		goto out;
 	}
+	reserved = reserve_copy(fs, &st, NULL);
+	if (reserved < 0) {
+		r = (int)reserved;
+		reserved = 0;
+		goto out;
+	}
 	r = jfs_copy_data(data_fd, dst_fd, st.st_size);
 	if (r == 0 && fs->opts.fsync_copy_up && fsync(dst_fd) < 0)
 		r = -errno;
@@ -432,12 +457,14 @@ static int copy_up_data_locked(struct jfs_fs *fs, struct jfs_inode *inode)
 		r = -errno;
 		goto out;
 	}
+	jfs_quota_observe(fs, inode, &st);
 	upper.ino = st.st_ino;
 	jfs_inode_set_layers(fs, inode, 1, &upper);
 	jfs_inode_set_redirect(inode, NULL, 0);
 	upath_fd = -1;
 	jfs_inval_attrs(fs, inode); /* its blocks are its own now */
 out:
+	jfs_quota_release(fs, reserved);
 	if (data_fd >= 0)
 		close(data_fd);
 	if (dst_fd >= 0)
@@ -455,6 +482,7 @@ static int copy_up_orphan(struct jfs_fs *fs, struct jfs_inode *inode)
 	struct stat st;
 	char tmp[64];
 	int fd, idx, src_fd;
+	int64_t reserved;
 
 	src_fd = jfs_inode_fd(fs, inode, 0, &idx);
 	if (src_fd < 0)
@@ -468,6 +496,12 @@ static int copy_up_orphan(struct jfs_fs *fs, struct jfs_inode *inode)
 		close(src_fd);
 		return fd;
 	}
+	/* an orphan is not charged (it has no name, like a deleted file), but it must fit */
+	reserved = reserve_copy(fs, &st, NULL);
+	if (reserved < 0) {
+		close(src_fd);
+		return (int)reserved;
+	}
 	jfs_tmpname(fs, tmp, sizeof(tmp));
 	fd = build_copy(fs, src_fd, &st, tmp, NULL);
 	close(src_fd);
@@ -476,6 +510,7 @@ static int copy_up_orphan(struct jfs_fs *fs, struct jfs_inode *inode)
 		fd = jfs_open_object(fs->work_fd, tmp, st.st_mode);
 	}
 	jfs_remove_tree_at(fs->work_fd, tmp);
+	jfs_quota_release(fs, reserved);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) < 0) {
@@ -618,6 +653,7 @@ int jfs_copy_up_tree(struct jfs_fs *fs, struct jfs_inode *dir)
 		close(upper.fd);
 		return r;
 	}
+	jfs_quota_observe(fs, dir, &st); /* an xattr may take a block */
 	upper.ino = st.st_ino;
 	jfs_inode_set_layers(fs, dir, 1, &upper);
 	jfs_inval_attrs(fs, dir); /* no longer merged: its real link count shows */

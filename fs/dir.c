@@ -98,11 +98,17 @@ int jfs_create_object(struct jfs_fs *fs, fuse_req_t req, struct jfs_inode *dir, 
 		jfs_resolved_release(&res);
 		return -EEXIST;
 	}
+	/* a new object needs some room left; what it takes is charged once it exists */
+	r = (int)jfs_quota_reserve(fs, 0, false);
+	if (r < 0)
+		return r;
 	pfd = jfs_upper_dir_fd(fs, dir);
 	if (pfd < 0)
 		return pfd;
 	r = create_in(fs, fuse_req_ctx(req), pfd, res.upper_whiteout, dir, name, mode, rdev,
 		      link_target, open_flags, ret_open_fd, ret_e);
+	if (r == 0)
+		jfs_quota_observe_fd(fs, dir, pfd); /* a directory grows by blocks */
 	close(pfd);
 	return r;
 }
@@ -139,6 +145,7 @@ static int new_entry(struct jfs_fs *fs, struct jfs_inode *dir, int pfd, const ch
 	r = jfs_inode_get(fs, dir, name, &res, true, &inode);
 	if (r < 0)
 		return r;
+	jfs_quota_add(fs, st.st_blocks); /* its ledger starts at st */
 	r = jfs_fill_entry(fs, inode, &st, ret_e);
 	if (r < 0)
 		jfs_inode_forget(fs, inode, 1);
@@ -297,6 +304,8 @@ static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode 
 		}
 	}
 	close(fd);
+	if (r == 0)
+		jfs_quota_observe_fd(fs, dir, pfd);
 	close(pfd);
 	if (r < 0)
 		return r;
@@ -358,8 +367,10 @@ static void mark_removed(struct jfs_fs *fs, struct jfs_inode *inode)
 		return;
 	}
 	close(fd);
-	if (r == 0 && idx == JFS_UPPER)
+	if (r == 0 && idx == JFS_UPPER) {
 		jfs_inomap_del(&fs->inomap, JFS_UPPER, st.st_ino);
+		jfs_quota_removed(fs, inode); /* its blocks go with its last name */
+	}
 	pthread_mutex_lock(&inode->lock);
 	inode->unlinked = true;
 	pthread_mutex_unlock(&inode->lock);
@@ -468,8 +479,10 @@ static int do_remove(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 				close(fd);
 		}
 	}
-	if (r == 0)
+	if (r == 0) {
 		mark_removed(fs, child);
+		jfs_quota_observe_fd(fs, dir, pfd); /* a whiteout may grow the directory */
+	}
 out_close:
 	close(pfd);
 out_unpin:
@@ -664,6 +677,11 @@ static int do_rename(struct jfs_fs *fs, struct jfs_inode *odir, const char *onam
 		jfs_inode_unpin(tgt);
 	} else if (!tgt) {
 		r = rename_move(fs, odir, oname, ndir, nname, src, tgt, opfd, npfd);
+	}
+	if (r == 0) {
+		jfs_quota_observe_fd(fs, ndir, npfd);
+		if (ndir != odir)
+			jfs_quota_observe_fd(fs, odir, opfd);
 	}
 out:
 	if (npfd >= 0)

@@ -234,19 +234,30 @@ void jfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf
 		      struct fuse_file_info *fi)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	struct jfs_inode *inode = jfs_inode_from_id(fs, ino);
+	struct jfs_quota_op quota;
 	struct jfs_inode *pinned;
-	int fd = io_fd(fs, ino, fi, O_RDWR, &pinned);
+	int fd;
 	ssize_t n;
 
+	/* past the quota's end, a short write */
+	n = jfs_quota_write_begin(fs, inode, off, fuse_buf_size(in_buf), &quota);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	fd = io_fd(fs, ino, fi, O_RDWR, &pinned);
 	if (fd < 0) {
+		jfs_quota_end(fs, inode, -1, &quota);
 		fuse_reply_err(req, -fd);
 		return;
 	}
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT((size_t)n);
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = fd;
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in_buf, 0);
+	jfs_quota_end(fs, inode, fd, &quota);
 	io_done(pinned);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -305,15 +316,27 @@ void jfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 void jfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		      struct fuse_file_info *fi)
 {
+	struct jfs_fs *fs = jfs_req_fs(req);
+	struct jfs_inode *inode = jfs_inode_from_id(fs, ino);
+	struct jfs_quota_op quota;
 	struct jfs_inode *pinned;
-	int fd = io_fd(jfs_req_fs(req), ino, fi, O_RDWR, &pinned);
+	int fd, r;
 
+	r = jfs_quota_fallocate_begin(fs, inode, mode, offset, length, &quota);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fd = io_fd(fs, ino, fi, O_RDWR, &pinned);
 	if (fd < 0) {
+		jfs_quota_end(fs, inode, -1, &quota);
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	fuse_reply_err(req, fallocate(fd, mode, offset, length) < 0 ? errno : 0);
+	r = fallocate(fd, mode, offset, length) < 0 ? errno : 0;
+	jfs_quota_end(fs, inode, fd, &quota);
 	io_done(pinned);
+	fuse_reply_err(req, r);
 }
 
 void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
@@ -321,30 +344,42 @@ void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			    struct fuse_file_info *fi_out, size_t len, int flags)
 {
 	struct jfs_fs *fs = jfs_req_fs(req);
+	struct jfs_inode *inode_out = jfs_inode_from_id(fs, ino_out);
 	struct jfs_inode *pin_in, *pin_out;
+	struct jfs_quota_op quota;
 	loff_t in = off_in, out = off_out;
 	int fd_in, fd_out;
 	ssize_t n;
 
+	n = jfs_quota_write_begin(fs, inode_out, off_out, len, &quota);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
 	/* the destination first: copying it up may replace the source's descriptor (same file) */
 	fd_out = io_fd(fs, ino_out, fi_out, O_RDWR, &pin_out);
 	if (fd_out < 0) {
+		jfs_quota_end(fs, inode_out, -1, &quota);
 		fuse_reply_err(req, -fd_out);
 		return;
 	}
 	fd_in = io_fd(fs, ino_in, fi_in, O_RDONLY, &pin_in);
 	if (fd_in < 0) {
+		jfs_quota_end(fs, inode_out, -1, &quota);
 		io_done(pin_out);
 		fuse_reply_err(req, -fd_in);
 		return;
 	}
-	n = copy_file_range(fd_in, &in, fd_out, &out, len, (unsigned int)flags);
+	n = copy_file_range(fd_in, &in, fd_out, &out, (size_t)n, (unsigned int)flags);
 	if (n < 0)
-		fuse_reply_err(req, errno);
-	else
-		fuse_reply_write(req, (size_t)n);
+		n = -errno;
+	jfs_quota_end(fs, inode_out, fd_out, &quota);
 	io_done(pin_in);
 	io_done(pin_out);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
 }
 
 void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)

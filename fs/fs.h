@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct jfs_options {
 	bool user_xattr;      /* overlay xattrs in user.overlay.* (unprivileged daemons) */
@@ -17,6 +18,7 @@ struct jfs_options {
 	double entry_timeout; /* seconds the kernel may cache names and attributes */
 	unsigned int max_threads;
 	unsigned long max_cached_fds; /* 0: two fifths of the descriptor limit */
+	uint64_t quota;		      /* bytes the upper may hold (ENOSPC past it); 0: no limit */
 };
 
 struct jfs_config {

@@ -463,6 +463,7 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 	fresh->hash = hash;
 	fresh->top_idx = top_idx;
 	fresh->top_ino = top_ino;
+	jfs_quota_inode_init(fs, fresh, &res->st);
 	if (!S_ISDIR(res->st.st_mode) && res->nlayers > 1) {
 		fresh->redirect = res->redirect; /* a metacopy */
 		res->redirect = NULL;
@@ -557,6 +558,7 @@ int jfs_inode_make_root(struct jfs_fs *fs)
 	root->nlookup = 1;
 	root->top_idx = 0;
 	root->top_ino = st.st_ino;
+	jfs_quota_inode_init(fs, root, &st);
 	fs->root = root;
 	return 0;
 }
@@ -880,6 +882,8 @@ static int do_setattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *a
 	if (fd < 0)
 		return fd;
 	r = apply_setattr(fd, attr, valid, file);
+	if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && idx == JFS_UPPER)
+		jfs_quota_observe_fd(fs, inode, fd);
 	close(fd);
 	return r;
 }

@@ -61,6 +61,19 @@
  * jfs_list_lock), not on a mutex per inode: they are rare next to the inodes a stat storm caches.
  * A thread holds at most one copy stripe: a copy-up copies the parents first, before it takes its
  * own, and directories never go back to a lower.
+ *
+ * Quota (quota.c). With opts.quota, fs->quota_used counts the bytes (st_blocks * 512) the upper
+ * holds, plus reservations of operations in flight. It starts as a walk of the upper (each inode
+ * once), so it survives a restart with no counter on disk. Each inode keeps a ledger,
+ * quota_blocks: the st_blocks of its upper object as last charged. An operation that may change
+ * an upper object's allocation observes it afterwards (fstat) and charges the difference to the
+ * ledger, so concurrent observers never count one change twice. Allocating operations reserve
+ * first and fail with ENOSPC when nothing is left: a write gets what remains (a short write),
+ * fallocate and a data copy-up all or nothing, a create needs some room left. Removing the last
+ * name discharges the ledger (UNCHARGED): a file deleted while open no longer counts. Exact
+ * except: a write that ends within quota_dense (a file with no holes when last observed) skips
+ * the reservation and the fstat, and a stale observation can stand until the next one; both are
+ * corrected by the next observation of that inode, and at the latest by the walk at restart.
  */
 
 #include <fuse_lowlevel.h>
@@ -140,6 +153,10 @@ struct jfs_inode {
 	bool keep_fds;		     /* name unreliable and no handle: never evict */
 	bool accessed;		     /* used since the evictor last passed */
 
+	int64_t quota_blocks; /* atomic: st_blocks of the upper object as charged to the quota, or
+			       * JFS_QUOTA_UNCHARGED (quota.c) */
+	int64_t quota_dense;  /* atomic: writes ending at or below it allocate nothing */
+
 	struct jfs_listing *listing; /* directories: the listing being served (jfs_list_lock) */
 	struct jfs_fdlink fdlink;    /* fs->fdlist_lock */
 };
@@ -188,6 +205,7 @@ struct jfs_fs {
 	bool no_open;	   /* nor open, nor create: reads and writes come without a handle */
 	bool open_handles; /* upper objects can be re-opened by file handle (jfs_inode_lose_name) */
 	uint64_t evict_retry_at; /* atomic: no sweep below this many cached descriptors */
+	int64_t quota_used;	 /* atomic: bytes the upper holds and reserved (quota.c) */
 };
 
 /* Resolution of one name in a merged directory (namei.c). The layers' fds are owned by the
@@ -392,6 +410,29 @@ void jfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 void jfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void jfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void jfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* quota.c */
+#define JFS_QUOTA_UNCHARGED INT64_MIN
+struct statvfs;
+struct jfs_quota_op {
+	int64_t reserved; /* bytes taken from the quota until the operation ends */
+	bool observe;	  /* the operation may have changed the allocation */
+};
+int jfs_quota_measure(struct jfs_fs *fs);
+void jfs_quota_inode_init(struct jfs_fs *fs, struct jfs_inode *inode, const struct stat *st);
+int64_t jfs_quota_reserve(struct jfs_fs *fs, int64_t want, bool partial);
+void jfs_quota_release(struct jfs_fs *fs, int64_t reserved);
+void jfs_quota_add(struct jfs_fs *fs, blkcnt_t blocks);
+void jfs_quota_charge(struct jfs_fs *fs, struct jfs_inode *inode, const struct stat *st);
+void jfs_quota_observe(struct jfs_fs *fs, struct jfs_inode *inode, const struct stat *st);
+void jfs_quota_observe_fd(struct jfs_fs *fs, struct jfs_inode *inode, int fd);
+void jfs_quota_removed(struct jfs_fs *fs, struct jfs_inode *inode);
+ssize_t jfs_quota_write_begin(struct jfs_fs *fs, struct jfs_inode *inode, off_t off, size_t size,
+			      struct jfs_quota_op *op);
+int jfs_quota_fallocate_begin(struct jfs_fs *fs, struct jfs_inode *inode, int mode, off_t off,
+			      off_t len, struct jfs_quota_op *op);
+void jfs_quota_end(struct jfs_fs *fs, struct jfs_inode *inode, int fd, struct jfs_quota_op *op);
+void jfs_quota_statfs(struct jfs_fs *fs, struct statvfs *sv);
 
 /* super.c */
 void jfs_op_statfs(fuse_req_t req, fuse_ino_t ino);

@@ -30,6 +30,8 @@ static void usage(FILE *out)
 	      "                        nometacopy (metadata changes copy data up too),\n"
 	      "                        open_files (a request per open and close; the default\n"
 	      "                        for non-root daemons),\n"
+	      "                        quota=BYTES (the most the upper may hold: ENOSPC past\n"
+	      "                        it, and df shows it; 0: no limit),\n"
 	      "                        noallow_other; anything else goes to the FUSE mount\n"
 	      "  -h, --help            show this help\n"
 	      "  -V, --version         show the version\n"
@@ -78,6 +80,15 @@ static int parse_opts(char *list, struct jfs_config *cfg, char *fuse_opts, size_
 				return -1;
 			}
 			cfg->opts.max_cached_fds = n;
+		} else if (!strncmp(opt, "quota=", 6)) {
+			char *end;
+			errno = 0;
+			unsigned long long n = strtoull(opt + 6, &end, 10);
+			if (*end || end == opt + 6 || errno || opt[6] == '-') {
+				fprintf(stderr, "jobfs-fs: bad value in '-o %s'\n", opt);
+				return -1;
+			}
+			cfg->opts.quota = n;
 		} else if (!strncmp(opt, "threads=", 8)) {
 			char *end;
 			long n = strtol(opt + 8, &end, 10);

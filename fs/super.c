@@ -77,6 +77,7 @@ void jfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	sv.f_namemax = NAME_MAX;
+	jfs_quota_statfs(fs, &sv); /* the view's size is its quota */
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -379,6 +380,14 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	}
 	pthread_mutex_init(&fs->evict_lock, NULL);
 	jfs_fdlist_init(fs);
+
+	/* after raising the descriptor limit: the walk holds one per level of the tree */
+	r = jfs_quota_measure(fs);
+	if (r < 0) {
+		set_error(err, r, "cannot measure the usage of upper '%s': %s", cfg->upper,
+			  strerror(-r));
+		goto out_free;
+	}
 
 	fs->xattr_prefix = strdup(cfg->opts.user_xattr ? "user.overlay." : "trusted.overlay.");
 	if (!fs->xattr_prefix) {

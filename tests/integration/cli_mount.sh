@@ -188,3 +188,28 @@ check "the daemon's stdin is /dev/null" test "$(readlink "/proc/$daemon/fd/0")" 
 check "its stderr is the log" test "$(readlink "/proc/$daemon/fd/2")" = "$state/jobs/d1/daemon.log"
 run umount --job d1
 expect_rc 0 "umount d1"
+
+step "a view's quota from the policy is enforced"
+write_policy "$CT_DIR/quota.yaml" "$CT_DIR/state4" "  - name: small
+    lower: [$CT_DIR/lower]
+    target: $CT_DIR/mnt4/\${JOB_ID}/small
+    quota: 2MiB
+  - name: free
+    lower: []
+    target: $CT_DIR/mnt4/\${JOB_ID}/free"
+jmount q1 --policy "$CT_DIR/quota.yaml"
+small=$CT_DIR/mnt4/q1/small
+check "df shows the quota as the view's size" \
+	test "$(($(stat -f -c '%b * %S' "$small")))" -eq $((2 << 20))
+check "a view without quota shows its filesystem" \
+	test "$(stat -f -c %b "$CT_DIR/mnt4/q1/free")" -eq "$(stat -f -c %b "$CT_DIR/state4")"
+rc=0
+dd if=/dev/zero of="$small/fill" bs=1M count=8 status=none 2>"$CT_DIR/dd.err" || rc=$?
+check "writing 8 MiB into a 2 MiB view fails" test "$rc" -ne 0
+expect_grep "$CT_DIR/dd.err" "No space left on device" "the error is ENOSPC"
+check "the view is full" test "$(stat -f -c %a "$small")" -eq 0
+check "the lower still reads" test "$(cat "$small/file")" = "lower file"
+check "the other view is not limited" \
+	dd if=/dev/zero of="$CT_DIR/mnt4/q1/free/big" bs=1M count=4 status=none
+run umount --policy "$CT_DIR/quota.yaml" --job q1
+expect_rc 0 "umount q1"

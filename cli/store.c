@@ -513,13 +513,11 @@ int store_record_write(int job_fd, const struct store_record *record)
 		}
 		done += (size_t)n;
 	}
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
+	/* no fsync: a record only has to outlive the job's views, which a power cut ends too; a
+	 * record lost with them leaves an orphan layer, which gc removes */
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r == 0 && renameat(job_fd, "record.tmp", job_fd, "record") < 0)
-		r = -errno;
-	if (r == 0 && fsync(job_fd) < 0)
 		r = -errno;
 	if (r < 0)
 		unlinkat(job_fd, "record.tmp", 0);

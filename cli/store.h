@@ -75,7 +75,8 @@ int store_job_lock(int job_fd, bool wait, int *ret_lock_fd);
 /* Records: key=value lines; see store.c. Parse returns -EINVAL for anything unexpected. */
 int store_record_parse(const char *text, size_t size, struct store_record **ret_record);
 int store_record_format(const struct store_record *record, FILE *out);
-/* Writes JOB/record.tmp, fsyncs it, renames it over JOB/record and fsyncs the dir. */
+/* Writes JOB/record.tmp and renames it over JOB/record: readers see the old record or the new one.
+ * Not fsynced (see store.c): a power cut loses the views anyway. */
 int store_record_write(int job_fd, const struct store_record *record);
 /* -ENOENT without a record, -EINVAL for an invalid one. */
 int store_record_read(int job_fd, struct store_record **ret_record);

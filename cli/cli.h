@@ -3,6 +3,7 @@
 #pragma once
 
 #include <getopt.h>
+#include <stdbool.h>
 
 struct cli_verb {
 	const char *name;    /* "policy" */
@@ -53,3 +54,19 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv);
 int cmd_ls(const struct cli_verb *verb, int argc, char **argv);
 int cmd_inspect(const struct cli_verb *verb, int argc, char **argv);
 int cmd_gc(const struct cli_verb *verb, int argc, char **argv);
+
+/* cmd_manifest.c, cmd_verify.c; the helpers both use live in cmd_manifest.c */
+int cmd_manifest(const struct cli_verb *verb, int argc, char **argv);
+int cmd_verify(const struct cli_verb *verb, int argc, char **argv);
+struct policy_view;
+struct manifest;
+/* The view called name, or without a name the policy's only view with lower dirs. Reports
+ * errors; returns JOBFS_EXIT_OK or JOBFS_EXIT_USAGE. */
+int cli_find_view(const struct cli_verb *verb, const struct policy *policy, const char *name,
+		  const struct policy_view **ret_view);
+/* --threads N, 1 to SCAN_THREADS_MAX. */
+int cli_parse_threads(const struct cli_verb *verb, const char *text, unsigned *ret_threads);
+/* The manifest of the view's base (its lower dirs); threads 0 is the default; progress on
+ * stderr when it is a tty, or when progress is true. Reports errors. */
+int cli_scan_view(const struct cli_verb *verb, const struct policy_view *view, unsigned threads,
+		  bool progress, struct manifest **ret_manifest);

@@ -14,7 +14,10 @@
 	X(JOBFS_EXIT_MOUNTED, 5, "the job is already mounted, or its layer still exists")          \
 	X(JOBFS_EXIT_SYSTEM, 6,                                                                    \
 	  "system error: a view could not be mounted or unmounted, out of memory, or output "      \
-	  "could not be written")
+	  "could not be written")                                                                  \
+	X(JOBFS_EXIT_DIFFERENT, 7,                                                                 \
+	  "verify found differences: a changed, missing or extra path in the base")                \
+	X(JOBFS_EXIT_MANIFEST, 8, "the manifest given to verify cannot be read or is malformed")
 
 enum jobfs_exit {
 #define JOBFS_EXIT_ENUM(name, code, help) name = code,

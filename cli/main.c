@@ -25,6 +25,12 @@ static const struct cli_verb verbs[] = {
 	{"gc", NULL,
 	 "[--older-than DURATION] [--max-total SIZE] [--dry-run] [--json] [--policy FILE]", 0, 0, 0,
 	 cmd_gc, "detach stale mounts, remove old unmounted layers and orphans"},
+	{"manifest", NULL,
+	 "[--view NAME] [--output FILE] [--json] [--threads N] [--progress] [--policy FILE]", 0, 0,
+	 0, cmd_manifest, "write the XXH3-128 manifest of a view's base (stdout by default)"},
+	{"verify", NULL,
+	 "--manifest FILE [--view NAME] [--json] [--threads N] [--progress] [--policy FILE]", 0, 0,
+	 0, cmd_verify, "check a view's base against a manifest: changed, missing, extra paths"},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))

@@ -85,15 +85,39 @@ int cli_scan_view(const struct cli_verb *verb, const struct policy_view *view, u
 	return JOBFS_EXIT_OK;
 }
 
+/* Straight into FILE when it exists and is not a regular file (/dev/stdout, a FIFO, /dev/null):
+ * renaming over it would replace the device with a file. */
+static int write_special(const char *path, const struct manifest *m, bool json)
+{
+	FILE *out = fopen(path, "we");
+	int r = 0;
+
+	if (!out)
+		return -errno;
+	if (json)
+		manifest_write_json(out, m);
+	else
+		manifest_write(out, m);
+	if (fflush(out) != 0 || ferror(out))
+		r = errno ? -errno : -EIO;
+	if (fclose(out) != 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
 /* FILE.XXXXXX next to FILE, fsynced, renamed over FILE: a reader sees the old manifest or the
  * whole new one, never half of one. */
 static int write_file(const char *path, const struct manifest *m, bool json)
 {
 	size_t len = strlen(path);
-	char *tmp = malloc(len + 8);
+	struct stat st;
+	char *tmp;
 	FILE *out = NULL;
 	int fd, r = 0;
 
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -EISDIR : write_special(path, m, json);
+	tmp = malloc(len + 8);
 	if (!tmp)
 		return -ENOMEM;
 	memcpy(tmp, path, len);

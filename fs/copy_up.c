@@ -541,9 +541,9 @@ static int copy_up(struct jfs_fs *fs, struct jfs_inode *inode, bool meta)
 		pthread_mutex_unlock(jfs_copy_lock(fs, inode));
 		return r;
 	}
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	unlinked = inode->unlinked;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	if (unlinked) {
 		pthread_mutex_lock(jfs_copy_lock(fs, inode));
 		r = copy_up_orphan(fs, inode);
@@ -551,10 +551,10 @@ static int copy_up(struct jfs_fs *fs, struct jfs_inode *inode, bool meta)
 		return r;
 	}
 
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	parent = inode->parent;
 	name = strdup(inode->name ? inode->name : "");
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	if (!parent || !name) {
 		free(name);
 		return parent ? -ENOMEM : -EIO;
@@ -568,11 +568,11 @@ static int copy_up(struct jfs_fs *fs, struct jfs_inode *inode, bool meta)
 	if (jfs_inode_top_idx(inode) != JFS_UPPER) {
 		/* re-read the name: a rename may have moved it while we copied the parents */
 		struct jfs_inode *cur_parent;
-		pthread_mutex_lock(&inode->lock);
+		jfs_lock(&inode->lock);
 		cur_parent = inode->parent;
 		free(name);
 		name = strdup(inode->name);
-		pthread_mutex_unlock(&inode->lock);
+		jfs_unlock(&inode->lock);
 		if (!name)
 			r = -ENOMEM;
 		else if (cur_parent != parent)
@@ -613,9 +613,9 @@ int jfs_copy_up_tree(struct jfs_fs *fs, struct jfs_inode *dir)
 	r = jfs_copy_up(fs, dir);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&dir->lock);
+	jfs_lock(&dir->lock);
 	nlayers = dir->nlayers;
-	pthread_mutex_unlock(&dir->lock);
+	jfs_unlock(&dir->lock);
 	if (nlayers == 1)
 		return 0; /* upper only: nothing below to merge */
 

@@ -371,9 +371,9 @@ static void mark_removed(struct jfs_fs *fs, struct jfs_inode *inode)
 		jfs_inomap_del(&fs->inomap, JFS_UPPER, st.st_ino);
 		jfs_quota_removed(fs, inode); /* its blocks go with its last name */
 	}
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	inode->unlinked = true;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	jfs_inode_unhash(fs, inode);
 }
 

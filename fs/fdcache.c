@@ -31,12 +31,14 @@ static void retired_free(struct jfs_retired *r)
 bool jfs_fdcache_park_locked(struct jfs_inode *inode, struct jfs_retired *node,
 			     struct jfs_ilayer *layers, int n)
 {
-	if (inode->fd_pins == 0 || !node)
+	struct jfs_inode_rare *x;
+
+	if (inode->fd_pins == 0 || !node || !(x = jfs_inode_rare_locked(inode)))
 		return false;
-	node->next = inode->retired;
+	node->next = x->retired;
 	node->n = n;
 	node->layers = layers;
-	inode->retired = node;
+	x->retired = node;
 	return true;
 }
 
@@ -81,8 +83,10 @@ void jfs_fdcache_release(struct jfs_fs *fs, struct jfs_inode *inode)
 			fdlist_del_locked(fs, inode);
 		pthread_mutex_unlock(&fs->fdlist_lock);
 	}
-	retired_free(inode->retired);
-	inode->retired = NULL;
+	if (inode->rare) {
+		retired_free(inode->rare->retired);
+		inode->rare->retired = NULL;
+	}
 }
 
 void jfs_fdlist_init(struct jfs_fs *fs)
@@ -98,9 +102,9 @@ static int data_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_i
 	for (;;) {
 		int pos, fd;
 
-		pthread_mutex_lock(&inode->lock);
+		jfs_lock(&inode->lock);
 		pos = jfs_inode_is_metacopy_locked(inode) ? 1 : 0;
-		pthread_mutex_unlock(&inode->lock);
+		jfs_unlock(&inode->lock);
 		fd = fd_pinned(fs, inode, pos, ret_idx, readable);
 		if (fd != -EIO || pos == 0)
 			return fd;
@@ -159,7 +163,7 @@ int jfs_inode_io_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int accmo
 		close(rfd);
 		return -ENOMEM;
 	}
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	pos = jfs_inode_is_metacopy_locked(inode) ? 1 : 0;
 	if (pos < inode->nlayers && inode->layers[pos].fd == fd) {
 		*old = inode->layers[pos];
@@ -170,7 +174,7 @@ int jfs_inode_io_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int accmo
 		old->ino = 0;
 	}
 	jfs_fdcache_park_locked(inode, node, old, 1); /* the caller's pin keeps it parked */
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	fd = rfd;
 out:
 	if (ret_idx)
@@ -209,14 +213,14 @@ static int find_layer_pos(struct jfs_inode *inode, int idx)
 {
 	int pos = -1;
 
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	for (int i = 0; i < inode->nlayers; i++) {
 		if (inode->layers[i].idx == idx) {
 			pos = i;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	return pos;
 }
 
@@ -228,10 +232,10 @@ int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, cha
 	char *name;
 	int ppos, pfd;
 
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	parent = inode->parent;
 	name = inode->name ? strdup(inode->name) : NULL;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	if (!parent || !name) {
 		free(name);
 		return -ESTALE;
@@ -256,16 +260,16 @@ static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int
 	char *name, *redirect = NULL;
 	int pfd, fd;
 
-	pthread_mutex_lock(&inode->lock);
-	if (pos > 0 && jfs_inode_is_metacopy_locked(inode) && inode->redirect)
-		redirect = strdup(inode->redirect);
-	if (pos == 0 && idx == JFS_UPPER && inode->handle) {
-		size_t size = sizeof(*inode->handle) + inode->handle->handle_bytes;
+	jfs_lock(&inode->lock);
+	if (pos > 0 && jfs_inode_is_metacopy_locked(inode) && inode->rare && inode->rare->redirect)
+		redirect = strdup(inode->rare->redirect);
+	if (pos == 0 && idx == JFS_UPPER && inode->rare && inode->rare->handle) {
+		size_t size = sizeof(*inode->rare->handle) + inode->rare->handle->handle_bytes;
 		handle = malloc(size);
 		if (handle)
-			memcpy(handle, inode->handle, size);
+			memcpy(handle, inode->rare->handle, size);
 	}
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	if (handle) {
 		/* its name may be gone: by its handle (root daemons only, see jfs_inode_lose_name)
 		 */
@@ -324,14 +328,16 @@ void jfs_inode_lose_name(struct jfs_fs *fs, struct jfs_inode *inode, int upper_f
 			}
 		}
 	}
-	pthread_mutex_lock(&inode->lock);
-	if (h) {
-		free(inode->handle);
-		inode->handle = h;
+	jfs_lock(&inode->lock);
+	if (h && jfs_inode_rare_locked(inode)) {
+		free(inode->rare->handle);
+		inode->rare->handle = h;
+		h = NULL;
 	} else {
 		inode->keep_fds = true;
 	}
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
+	free(h);
 }
 
 /* Whether this daemon can re-open upper objects by file handle (CAP_DAC_READ_SEARCH). */
@@ -358,21 +364,23 @@ bool jfs_can_open_handles(int upper_fd)
  * parks the ones it replaces. Requests use them directly, without a dup and a close each. */
 void jfs_inode_pin(struct jfs_inode *inode)
 {
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	inode->fd_pins++;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 }
 
 void jfs_inode_unpin(struct jfs_inode *inode)
 {
 	struct jfs_retired *r = NULL;
 
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	if (--inode->fd_pins == 0) {
-		r = inode->retired;
-		inode->retired = NULL;
+		if (inode->rare) {
+			r = inode->rare->retired;
+			inode->rare->retired = NULL;
+		}
 	}
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	retired_free(r);
 }
 
@@ -392,33 +400,33 @@ static int fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *r
 	int fd, idx;
 	ino_t ino;
 
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	if (pos >= inode->nlayers) {
-		pthread_mutex_unlock(&inode->lock);
+		jfs_unlock(&inode->lock);
 		return -EIO;
 	}
 	inode->accessed = true;
 	idx = inode->layers[pos].idx;
 	ino = inode->layers[pos].ino;
 	fd = inode->layers[pos].fd;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	if (fd >= 0)
 		goto out;
 
 	fd = reopen_layer(fs, inode, pos, idx, ino, readable && inode->type == S_IFREG);
 	if (fd < 0)
 		return fd;
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	if (pos < inode->nlayers && inode->layers[pos].idx == idx && inode->layers[pos].fd < 0) {
 		inode->layers[pos].fd = fd;
-		pthread_mutex_unlock(&inode->lock);
+		jfs_unlock(&inode->lock);
 		__atomic_add_fetch(&fs->nfds, 1, __ATOMIC_RELAXED);
 		jfs_fdcache_add(fs, inode);
 		jfs_fd_cache_trim(fs);
 		goto out;
 	}
 	/* the layers changed meanwhile: ours serves this request only, parked until the unpin */
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	extra = malloc(sizeof(*extra));
 	node = malloc(sizeof(*node));
 	if (!extra || !node) {
@@ -430,9 +438,9 @@ static int fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int *r
 	extra->idx = idx;
 	extra->fd = fd;
 	extra->ino = ino;
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	jfs_fdcache_park_locked(inode, node, extra, 1); /* the caller's pin keeps it parked */
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 out:
 	if (ret_idx)
 		*ret_idx = idx;
@@ -461,9 +469,9 @@ int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_
 	int n;
 
 	jfs_inode_pin(inode);
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	n = inode->nlayers < max ? inode->nlayers : max;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	for (int i = 0; i < n; i++) {
 		int idx, fd = jfs_inode_fd_pinned(fs, inode, i, &idx);
 		if (fd < 0) {
@@ -497,7 +505,7 @@ void jfs_fd_cache_trim(struct jfs_fs *fs)
 		struct jfs_inode *inode = (struct jfs_inode *)((char *)fs->fdlist.next -
 							       offsetof(struct jfs_inode, fdlink));
 		fdlist_del_locked(fs, inode);
-		if (pthread_mutex_trylock(&inode->lock) != 0) {
+		if (!jfs_trylock(&inode->lock)) {
 			fdlist_add_tail_locked(fs, inode);
 			continue;
 		}
@@ -513,7 +521,7 @@ void jfs_fd_cache_trim(struct jfs_fs *fs)
 				inode->layers[i].fd = -1;
 			__atomic_sub_fetch(&fs->nfds, closed, __ATOMIC_RELAXED);
 		}
-		pthread_mutex_unlock(&inode->lock);
+		jfs_unlock(&inode->lock);
 	}
 	pthread_mutex_unlock(&fs->fdlist_lock);
 	/* what is left could not be evicted (pinned, unlinked, no usable name): sweeping again for

@@ -217,11 +217,13 @@ static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 	}
 	jfs_ilayers_close(inode->layers, inode->nlayers);
 	free(inode->layers);
-	free(inode->handle);
+	if (inode->rare) {
+		free(inode->rare->handle);
+		free(inode->rare->redirect);
+		jfs_listing_free(inode->rare->listing);
+		free(inode->rare);
+	}
 	free(inode->name);
-	free(inode->redirect);
-	jfs_listing_free(inode->listing);
-	pthread_mutex_destroy(&inode->lock);
 	free(inode);
 }
 
@@ -436,7 +438,6 @@ static struct jfs_inode *inode_alloc(uint64_t ino, mode_t type, int nlayers,
 	inode->ino = ino;
 	inode->st_ino = ino;
 	inode->type = type & S_IFMT;
-	pthread_mutex_init(&inode->lock, NULL);
 	return inode;
 }
 
@@ -465,9 +466,16 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 	fresh->top_ino = top_ino;
 	jfs_quota_inode_init(fs, fresh, &res->st);
 	if (!S_ISDIR(res->st.st_mode) && res->nlayers > 1) {
-		fresh->redirect = res->redirect; /* a metacopy */
+		/* a metacopy; no one else sees fresh yet */
+		struct jfs_inode_rare *x = jfs_inode_rare_locked(fresh);
+		if (!x) {
+			inode_free(fs, fresh);
+			jfs_resolved_release(res);
+			return -ENOMEM;
+		}
+		x->redirect = res->redirect;
 		res->redirect = NULL;
-		fresh->data_blocks = res->st.st_blocks;
+		x->data_blocks = res->st.st_blocks;
 	}
 	res->nlayers = 0; /* the descriptors now belong to fresh */
 	__atomic_add_fetch(&fs->nfds, jfs_ilayers_count_open(fresh->layers, fresh->nlayers),
@@ -488,9 +496,9 @@ int jfs_inode_get(struct jfs_fs *fs, struct jfs_inode *parent, const char *name,
 			continue;
 		if (!by_name)
 			break;
-		pthread_mutex_lock(&inode->lock);
+		jfs_lock(&inode->lock);
 		bool same = inode->parent == parent && !strcmp(inode->name, name);
-		pthread_mutex_unlock(&inode->lock);
+		jfs_unlock(&inode->lock);
 		if (same)
 			break;
 	}
@@ -581,7 +589,7 @@ void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayer
 	}
 	memcpy(fresh, layers, sizeof(*layers) * (size_t)nlayers);
 	node = malloc(sizeof(*node)); /* without it, the old descriptors close at once */
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	old = inode->layers;
 	nold = inode->nlayers;
 	inode->layers = fresh;
@@ -589,7 +597,7 @@ void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayer
 	__atomic_add_fetch(&fs->nfds, jfs_ilayers_count_open(fresh, nlayers), __ATOMIC_RELAXED);
 	__atomic_sub_fetch(&fs->nfds, jfs_ilayers_count_open(old, nold), __ATOMIC_RELAXED);
 	parked = jfs_fdcache_park_locked(inode, node, old, nold);
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	if (!parked) {
 		free(node);
 		jfs_ilayers_close(old, nold);
@@ -638,18 +646,18 @@ void jfs_inode_rekey(struct jfs_fs *fs, struct jfs_inode *inode, uint64_t ino, i
 	pthread_mutex_unlock(a);
 	if (a != b)
 		pthread_mutex_unlock(b);
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	inode->st_ino = ino;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 }
 
 int jfs_inode_top_idx(struct jfs_inode *inode)
 {
 	int idx;
 
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	idx = inode->layers[0].idx;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	return idx;
 }
 
@@ -663,23 +671,34 @@ int jfs_inode_data_idx(struct jfs_inode *inode)
 {
 	int idx;
 
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	idx = inode->layers[jfs_inode_is_metacopy_locked(inode) ? 1 : 0].idx;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	return idx;
 }
 
 /* Records a metacopy's redirect (taking ownership) and data blocks, or clears them (NULL). */
 void jfs_inode_set_redirect(struct jfs_inode *inode, char *redirect, blkcnt_t data_blocks)
 {
-	char *old;
+	struct jfs_inode_rare *x;
+	char *old = redirect;
 
-	pthread_mutex_lock(&inode->lock);
-	old = inode->redirect;
-	inode->redirect = redirect;
-	inode->data_blocks = data_blocks;
-	pthread_mutex_unlock(&inode->lock);
-	free(old);
+	jfs_lock(&inode->lock);
+	x = redirect || data_blocks ? jfs_inode_rare_locked(inode) : inode->rare;
+	if (x) {
+		old = x->redirect;
+		x->redirect = redirect;
+		x->data_blocks = data_blocks;
+	}
+	jfs_unlock(&inode->lock);
+	free(old); /* without memory, the redirect is found again by path */
+}
+
+struct jfs_inode_rare *jfs_inode_rare_locked(struct jfs_inode *inode)
+{
+	if (!inode->rare)
+		inode->rare = calloc(1, sizeof(*inode->rare));
+	return inode->rare;
 }
 
 /* The inode's absolute path in the view ("/a/b"; "/" for the root), owned by the caller; NULL
@@ -698,15 +717,15 @@ char *jfs_inode_path(struct jfs_inode *inode)
 		struct jfs_inode *parent;
 		size_t len;
 
-		pthread_mutex_lock(&cur->lock);
+		jfs_lock(&cur->lock);
 		parent = cur->parent;
 		if (parent && (!cur->name || cur->unlinked)) {
-			pthread_mutex_unlock(&cur->lock);
+			jfs_unlock(&cur->lock);
 			goto fail;
 		}
 		len = parent ? strlen(cur->name) : 0;
 		if (parent && (size_t)(p - buf) < len + 1) {
-			pthread_mutex_unlock(&cur->lock);
+			jfs_unlock(&cur->lock);
 			goto fail;
 		}
 		if (parent) {
@@ -714,7 +733,7 @@ char *jfs_inode_path(struct jfs_inode *inode)
 			memcpy(p, cur->name, len);
 			*--p = '/';
 		}
-		pthread_mutex_unlock(&cur->lock);
+		jfs_unlock(&cur->lock);
 		cur = parent;
 	}
 	if (!*p)
@@ -732,14 +751,14 @@ int jfs_inode_layer_ids(struct jfs_inode *inode, struct jfs_ilayer *out, int max
 {
 	int n;
 
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	n = inode->nlayers < max ? inode->nlayers : max;
 	for (int i = 0; i < n; i++) {
 		out[i].idx = inode->layers[i].idx;
 		out[i].ino = inode->layers[i].ino;
 		out[i].fd = -1;
 	}
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	return n;
 }
 
@@ -753,12 +772,12 @@ void jfs_inode_set_name(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_i
 	if (!copy)
 		return;
 	jfs_inode_ref(fs, parent);
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	old_parent = inode->parent;
 	free(inode->name);
 	inode->name = copy;
 	inode->parent = parent;
-	pthread_mutex_unlock(&inode->lock);
+	jfs_unlock(&inode->lock);
 	jfs_inode_put(fs, old_parent);
 }
 
@@ -777,13 +796,13 @@ static void stat_view(struct jfs_inode *inode, struct stat *st)
 	int nlayers;
 	bool unlinked;
 
-	pthread_mutex_lock(&inode->lock);
+	jfs_lock(&inode->lock);
 	nlayers = inode->nlayers;
 	unlinked = inode->unlinked;
 	st->st_ino = inode->st_ino;
-	if (jfs_inode_is_metacopy_locked(inode))
-		st->st_blocks = inode->data_blocks;
-	pthread_mutex_unlock(&inode->lock);
+	if (jfs_inode_is_metacopy_locked(inode) && inode->rare)
+		st->st_blocks = inode->rare->data_blocks;
+	jfs_unlock(&inode->lock);
 	/* like overlayfs: counting a merged directory's subdirectories is not worth it; 1 tells
 	 * find(1) not to rely on the count */
 	if (S_ISDIR(st->st_mode) && nlayers > 1)

@@ -99,6 +99,15 @@ struct jfs_layer {
 };
 
 /* One layer's object behind an inode. */
+/* A mutex in one word, for the structures there is one of per inode (pthread's takes 40 bytes):
+ * 0 free, 1 held, 2 held and maybe waited for; waiters sleep on the word (lock.c). */
+typedef struct {
+	uint32_t word;
+} jfs_lock_t;
+void jfs_lock(jfs_lock_t *l);
+bool jfs_trylock(jfs_lock_t *l); /* true when taken */
+void jfs_unlock(jfs_lock_t *l);
+
 struct jfs_ilayer {
 	int idx;   /* index into fs->layers */
 	int fd;	   /* directories: O_RDONLY|O_DIRECTORY; others: O_PATH; -1 when evicted */
@@ -126,40 +135,49 @@ struct jfs_inode {
 	mode_t type;   /* S_IFMT bits; immutable */
 	uint32_t hash; /* bucket index; as ino */
 
-	/* bucket lock */
+	/* bucket lock (the orphan links: orphan_lock) */
 	struct jfs_inode *hnext;
 	uint64_t nlookup;
 	uint64_t nref;
-	bool hashed;
-	bool orphaned;		 /* on itable.orphans (orphan_lock) */
-	struct jfs_inode *onext; /* orphan_lock */
-	struct jfs_inode *oprev; /* orphan_lock */
-	int top_idx;		 /* identity: layer of the top object ... */
-	ino_t top_ino;		 /* ... and its real inode number */
+	struct jfs_inode *onext;
+	struct jfs_inode *oprev;
+	ino_t top_ino; /* identity: the real inode number of the top object ... */
+	int top_idx;   /* ... and its layer */
 
-	pthread_mutex_t lock;	  /* protects the fields below */
+	/* Packed to keep the inode small: each field says which lock guards it. */
+	jfs_lock_t lock;  /* protects the fields below where no other is named */
+	bool hashed;	  /* bucket lock */
+	bool orphaned;	  /* on itable.orphans (orphan_lock) */
+	bool unlinked;	  /* its last visible name is gone */
+	bool keep_fds;	  /* name unreliable and no handle: never evict */
+	uint32_t fd_pins; /* requests using the cached descriptors (jfs_inode_pin) */
+	bool accessed;	  /* used since the evictor last passed */
+	int nlayers;
 	struct jfs_inode *parent; /* holds an nref on the parent; NULL for the root */
 	char *name;
-	int nlayers;
-	struct jfs_ilayer *layers; /* top first */
-	uint64_t st_ino;	   /* reported st_ino: ino, unless a copy-up broke a lower hard
-				    * link, which gives the copy a number of its own */
-	char *redirect;		   /* metacopy: the data's absolute path in the lowers, if known */
-	blkcnt_t data_blocks;	   /* metacopy: st_blocks of the data object */
-	uint32_t fd_pins;	   /* requests using the cached descriptors (jfs_inode_pin) */
-	struct jfs_retired *retired; /* descriptors replaced while pinned: closed at the unpin */
-	struct file_handle *handle;  /* re-opened by it once its name is unreliable */
-	bool unlinked;		     /* its last visible name is gone */
-	bool keep_fds;		     /* name unreliable and no handle: never evict */
-	bool accessed;		     /* used since the evictor last passed */
+	struct jfs_ilayer *layers;   /* top first */
+	uint64_t st_ino;	     /* reported st_ino: ino, unless a copy-up broke a lower hard
+				      * link, which gives the copy a number of its own */
+	struct jfs_inode_rare *rare; /* set once, under lock; freed with the inode */
 
 	int64_t quota_blocks; /* atomic: st_blocks of the upper object as charged to the quota, or
 			       * JFS_QUOTA_UNCHARGED (quota.c) */
 	int64_t quota_dense;  /* atomic: writes ending at or below it allocate nothing */
 
-	struct jfs_listing *listing; /* directories: the listing being served (jfs_list_lock) */
-	struct jfs_fdlink fdlink;    /* fs->fdlist_lock */
+	struct jfs_fdlink fdlink; /* fs->fdlist_lock */
 };
+/* What only some inodes need, kept aside to keep the rest small: allocated by the first that
+ * needs it (jfs_inode_rare_locked). */
+struct jfs_inode_rare {
+	char *redirect;	      /* metacopy: the data's absolute path in the lowers, if known */
+	blkcnt_t data_blocks; /* metacopy: st_blocks of the data object */
+	struct jfs_retired *retired; /* descriptors replaced while pinned: closed at the unpin */
+	struct file_handle *handle;  /* re-opened by it once its name is unreliable */
+	struct jfs_listing *listing; /* directories: the listing being served (jfs_list_lock) */
+};
+struct jfs_inode_rare *jfs_inode_rare_locked(struct jfs_inode *inode);
+
+_Static_assert(sizeof(struct jfs_inode) <= 160, "the inode table holds one per cached inode");
 
 struct jfs_itable {
 	uint32_t nbuckets;

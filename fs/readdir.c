@@ -158,9 +158,9 @@ int jfs_dirlist_build(struct jfs_fs *fs, struct jfs_inode *dir, struct jfs_dirli
 	struct jfs_inode *parent;
 	uint64_t parent_ino;
 
-	pthread_mutex_lock(&dir->lock);
+	jfs_lock(&dir->lock);
 	parent = dir->parent;
-	pthread_mutex_unlock(&dir->lock);
+	jfs_unlock(&dir->lock);
 	/* readdir(3) skips entries with inode 0, so ".." needs a real number */
 	parent_ino = parent ? parent->ino : dir->ino;
 	r = dirlist_add(&list, ".", dir->ino, DT_DIR);
@@ -319,6 +319,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 	struct jfs_fs *fs = jfs_req_fs(req);
 	struct jfs_inode *dir = jfs_inode_from_id(fs, ino);
 	struct jfs_listing *l, *stale = NULL, *done = NULL;
+	struct jfs_inode_rare *x;
 	struct jfs_ilayer dl[JFS_MAX_LAYERS];
 	int ndl = -1; /* dir's layer descriptors, fetched once for all the entries */
 	char *buf;
@@ -331,14 +332,21 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		return;
 	}
 	pthread_mutex_lock(jfs_list_lock(fs, dir));
-	if (!dir->listing || off == 0) {
+	jfs_lock(&dir->lock);
+	x = jfs_inode_rare_locked(dir);
+	jfs_unlock(&dir->lock);
+	if (!x) {
+		r = -ENOMEM;
+		goto out_unlock;
+	}
+	if (!x->listing || off == 0) {
 		r = listing_build(fs, dir, &l);
 		if (r < 0)
 			goto out_unlock;
-		stale = dir->listing;
-		dir->listing = l;
+		stale = x->listing;
+		x->listing = l;
 	}
-	l = dir->listing;
+	l = x->listing;
 	for (i = listing_seek(l, (uint64_t)off); i < l->list.count; i++) {
 		struct jfs_dirent *de = &l->list.entries[i];
 		off_t next = (off_t)l->keys[i];
@@ -389,7 +397,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		goto out_unlock;
 	if (pos == 0 && i == l->list.count) {
 		/* the end, served: the kernel has it all now */
-		dir->listing = NULL;
+		x->listing = NULL;
 		done = l;
 	}
 out_unlock:

@@ -54,6 +54,12 @@ run manifest "${P[@]}" --threads 1 --output "$M"
 expect_rc 0 "manifest --output --threads 1"
 check "--threads 1 equals --threads 2, and --output equals stdout" cmp -s "$M" "$CT_DIR/stdout.manifest"
 check "--output leaves no temporary" test "$(ls "$CT_DIR" | grep -c 'base.manifest')" = 1
+# a device given as --output is written to, never replaced by a file (a private null device, so
+# a failure cannot break /dev/null for everyone)
+mknod "$CT_DIR/null" c 1 3
+run manifest "${P[@]}" --output "$CT_DIR/null"
+expect_rc 0 "manifest --output DEVICE"
+check "--output DEVICE leaves the device a device" test -c "$CT_DIR/null"
 check "names round-trip" python3 -c '
 import re, sys
 lines = open(sys.argv[1], "rb").read().split(b"\n")[2:-1]

@@ -123,7 +123,6 @@ static inline void unit_overlay_close(struct unit_overlay *ov)
 				close(root->layers[i].fd);
 		free(root->layers);
 		free(root->name);
-		pthread_mutex_destroy(&root->lock);
 		free(root);
 	}
 	if (ov->fs.itable.buckets)

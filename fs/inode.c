@@ -216,7 +216,8 @@ static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 				   __ATOMIC_RELAXED);
 	}
 	jfs_ilayers_close(inode->layers, inode->nlayers);
-	free(inode->layers);
+	if (jfs_inode_layers_owned(inode))
+		free(inode->layers);
 	if (inode->rare) {
 		free(inode->rare->handle);
 		free(inode->rare->redirect);
@@ -428,7 +429,8 @@ static struct jfs_inode *inode_alloc(uint64_t ino, mode_t type, int nlayers,
 
 	if (!inode)
 		return NULL;
-	inode->layers = malloc(sizeof(*layers) * (size_t)nlayers);
+	/* most inodes have one layer: no array of their own for it */
+	inode->layers = nlayers == 1 ? &inode->layer0 : malloc(sizeof(*layers) * (size_t)nlayers);
 	if (!inode->layers) {
 		free(inode);
 		return NULL;
@@ -578,7 +580,7 @@ void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayer
 {
 	struct jfs_ilayer *fresh = malloc(sizeof(*layers) * (size_t)nlayers);
 	struct jfs_retired *node;
-	struct jfs_ilayer *old;
+	struct jfs_ilayer *old, *spare;
 	pthread_mutex_t *lock;
 	bool parked;
 	int nold;
@@ -589,19 +591,29 @@ void jfs_inode_set_layers(struct jfs_fs *fs, struct jfs_inode *inode, int nlayer
 	}
 	memcpy(fresh, layers, sizeof(*layers) * (size_t)nlayers);
 	node = malloc(sizeof(*node)); /* without it, the old descriptors close at once */
+	spare = malloc(sizeof(*spare));
 	jfs_lock(&inode->lock);
 	old = inode->layers;
 	nold = inode->nlayers;
+	if (!jfs_inode_layers_owned(inode) && spare) {
+		/* what is parked must be an array of its own; without one, layer0 (never used
+		 * again) is closed at once, as without a node */
+		*spare = inode->layer0;
+		old = spare;
+		spare = NULL;
+	}
 	inode->layers = fresh;
 	inode->nlayers = nlayers;
 	__atomic_add_fetch(&fs->nfds, jfs_ilayers_count_open(fresh, nlayers), __ATOMIC_RELAXED);
 	__atomic_sub_fetch(&fs->nfds, jfs_ilayers_count_open(old, nold), __ATOMIC_RELAXED);
-	parked = jfs_fdcache_park_locked(inode, node, old, nold);
+	parked = old != &inode->layer0 && jfs_fdcache_park_locked(inode, node, old, nold);
 	jfs_unlock(&inode->lock);
+	free(spare);
 	if (!parked) {
 		free(node);
 		jfs_ilayers_close(old, nold);
-		free(old);
+		if (old != &inode->layer0)
+			free(old);
 	}
 	jfs_fdcache_add(fs, inode);
 

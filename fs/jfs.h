@@ -165,7 +165,10 @@ struct jfs_inode {
 	int64_t quota_dense;  /* atomic: writes ending at or below it allocate nothing */
 
 	struct jfs_fdlink fdlink; /* fs->fdlist_lock */
+	struct jfs_ilayer layer0; /* layers, while the inode has one and no copy-up replaced it */
 };
+/* Whether inode->layers is an array of its own, to free (not the inline layer0). */
+#define jfs_inode_layers_owned(inode) ((inode)->layers != &(inode)->layer0)
 /* What only some inodes need, kept aside to keep the rest small: allocated by the first that
  * needs it (jfs_inode_rare_locked). */
 struct jfs_inode_rare {
@@ -177,7 +180,7 @@ struct jfs_inode_rare {
 };
 struct jfs_inode_rare *jfs_inode_rare_locked(struct jfs_inode *inode);
 
-_Static_assert(sizeof(struct jfs_inode) <= 160, "the inode table holds one per cached inode");
+_Static_assert(sizeof(struct jfs_inode) <= 176, "the inode table holds one per cached inode");
 
 struct jfs_itable {
 	uint32_t nbuckets;

@@ -180,7 +180,8 @@ static void fs_free(struct jfs_fs *fs)
 	if (fs->root) {
 		for (int i = 0; i < fs->root->nlayers; i++)
 			close(fs->root->layers[i].fd);
-		free(fs->root->layers);
+		if (jfs_inode_layers_owned(fs->root))
+			free(fs->root->layers);
 		free(fs->root->name);
 		free(fs->root);
 	}

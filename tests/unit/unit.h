@@ -121,7 +121,8 @@ static inline void unit_overlay_close(struct unit_overlay *ov)
 		for (int i = 0; i < root->nlayers; i++)
 			if (root->layers[i].fd >= 0)
 				close(root->layers[i].fd);
-		free(root->layers);
+		if (jfs_inode_layers_owned(root))
+			free(root->layers);
 		free(root->name);
 		free(root);
 	}

@@ -12,8 +12,9 @@
 #   JOBFS_LOAD_JOBS     views and jobs (default 8)
 #   JOBFS_LOAD_SEED     first seed of fsx and stress-ng (default 1); job i uses SEED + 10 * i...
 #   JOBFS_LOAD_RSS_MB   bound on each daemon's RSS during the load (default 128 MiB: idle a daemon
-#                       holds ~3 MiB, under this load ~10-20 MiB; the bound is there to catch a leak
-#                       that grows with the ops done, not to measure)
+#                       holds ~5 MiB, ~22 MiB after 60 s of this load and ~42 MiB after 600 s,
+#                       mostly per-thread buffers and malloc arenas; the bound catches a leak that
+#                       grows with the ops done, it does not measure)
 # A failed fsx prints its seed and op number; rerun it alone (view_fsx.sh shows how) with -S and -N.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -83,6 +84,8 @@ struct op_rec {
 struct fsx {
 	uint64_t seed, rng;
 	unsigned long nops, num;
+	double seconds;	     /* -T: stop after this long, whichever of -N and -T comes first */
+	struct timespec end; /* CLOCK_MONOTONIC deadline of -T */
 	off_t maxlen, maxop;
 	unsigned long verify_every;
 	bool trace;
@@ -193,7 +196,10 @@ static void fail_begin(struct fsx *x, const char *fmt, ...)
 	va_list ap;
 
 	fflush(stdout);
-	printf("fsx: FAIL at op %lu of %lu, seed %" PRIu64 ": ", x->num, x->nops, x->seed);
+	printf("fsx: FAIL at op %lu", x->num);
+	if (x->seconds == 0)
+		printf(" of %lu", x->nops);
+	printf(", seed %" PRIu64 ": ", x->seed);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
@@ -216,7 +222,8 @@ static void fail_end(struct fsx *x)
 		printf(" %s", x->argv[i]);
 	printf("\n");
 	if (x->num > 0)
-		printf("rerun: the same command with -S %" PRIu64 " -N %lu\n", x->seed, x->num);
+		printf("rerun: the same command%s with -S %" PRIu64 " -N %lu\n",
+		       x->seconds > 0 ? " without -T" : "", x->seed, x->num);
 	fflush(stdout);
 	exit(1);
 }
@@ -948,13 +955,23 @@ static void alloc_model(struct fsx *x, struct mfile *f)
 	memcpy(f->orig, f->model, (size_t)f->size);
 }
 
+/* True once the CLOCK_MONOTONIC time END has passed. */
+static bool past(const struct timespec *end)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > end->tv_sec ||
+	       (now.tv_sec == end->tv_sec && now.tv_nsec >= end->tv_nsec);
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: fsx [-N ops] [-S seed] [-l maxlen] [-o maxop] [-v every] [-d] [-W] [-R] "
-		"[-M] "
-		"[-C] FILE [FILE2]\n"
-		"  -N ops    number of ops (default 10000)\n"
+		"usage: fsx [-N ops] [-T seconds] [-S seed] [-l maxlen] [-o maxop] [-v every] [-d] "
+		"[-W] [-R] [-M] [-C] FILE [FILE2]\n"
+		"  -N ops    number of ops (default 10000; with -T, no limit)\n"
+		"  -T secs   stop after this many seconds (or -N ops, whichever comes first)\n"
 		"  -S seed   random seed (default: from the clock, printed)\n"
 		"  -l len    largest file size (default 256 KiB, at least the size found)\n"
 		"  -o len    largest op (default 64 KiB)\n"
@@ -996,7 +1013,7 @@ int main(int argc, char **argv)
 	static struct fsx fsx;
 	struct fsx *x = &fsx;
 	unsigned long long v;
-	bool seeded = false;
+	bool seeded = false, counted = false;
 	struct sigaction sa;
 	int c, k;
 
@@ -1006,7 +1023,7 @@ int main(int argc, char **argv)
 	x->maxlen = 256 << 10;
 	x->maxop = 64 << 10;
 	x->verify_every = 100;
-	while ((c = getopt(argc, argv, "N:S:l:o:v:dWRMCh")) != -1) {
+	while ((c = getopt(argc, argv, "N:T:S:l:o:v:dWRMCh")) != -1) {
 		switch (c) {
 		case 'N':
 		case 'S':
@@ -1017,9 +1034,10 @@ int main(int argc, char **argv)
 				fprintf(stderr, "fsx: bad number '%s' for -%c\n", optarg, c);
 				return 2;
 			}
-			if (c == 'N')
+			if (c == 'N') {
 				x->nops = (unsigned long)v;
-			else if (c == 'S') {
+				counted = true;
+			} else if (c == 'S') {
 				x->seed = v;
 				seeded = true;
 			} else if (c == 'l')
@@ -1029,6 +1047,16 @@ int main(int argc, char **argv)
 			else
 				x->verify_every = (unsigned long)v;
 			break;
+		case 'T': {
+			char *end;
+			errno = 0;
+			x->seconds = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(x->seconds > 0)) {
+				fprintf(stderr, "fsx: bad number of seconds '%s' for -T\n", optarg);
+				return 2;
+			}
+			break;
+		}
 		case 'd':
 			x->trace = true;
 			break;
@@ -1060,6 +1088,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fsx: -l must be in [1, 1 GiB] and -o at least 1\n");
 		return 2;
 	}
+	if (x->seconds > 0) {
+		if (!counted)
+			x->nops = ULONG_MAX;
+		clock_gettime(CLOCK_MONOTONIC, &x->end);
+		x->end.tv_sec += (time_t)x->seconds;
+		x->end.tv_nsec += (long)((x->seconds - (double)(time_t)x->seconds) * 1e9);
+		if (x->end.tv_nsec >= 1000000000L) {
+			x->end.tv_sec++;
+			x->end.tv_nsec -= 1000000000L;
+		}
+	}
 	if (!seeded)
 		x->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	x->rng = x->seed;
@@ -1089,9 +1128,13 @@ int main(int argc, char **argv)
 	alloc_model(x, &x->file);
 	if (x->has_file2)
 		alloc_model(x, &x->file2);
-	printf("fsx: seed %" PRIu64 ", %lu ops, maxop 0x%llx, %s (0x%llx bytes, limit 0x%llx)",
-	       x->seed, x->nops, (long long)x->maxop, x->file.path, (long long)x->file.size,
-	       (long long)x->file.limit);
+	printf("fsx: seed %" PRIu64 ", ", x->seed);
+	if (x->nops != ULONG_MAX)
+		printf("%lu ops, ", x->nops);
+	if (x->seconds > 0)
+		printf("%g s, ", x->seconds);
+	printf("maxop 0x%llx, %s (0x%llx bytes, limit 0x%llx)", (long long)x->maxop, x->file.path,
+	       (long long)x->file.size, (long long)x->file.limit);
 	if (x->has_file2)
 		printf(", %s (0x%llx bytes, limit 0x%llx)", x->file2.path, (long long)x->file2.size,
 		       (long long)x->file2.limit);
@@ -1103,6 +1146,8 @@ int main(int argc, char **argv)
 			print_rec(x->cur);
 		if (x->verify_every && x->num % x->verify_every == 0)
 			verify_all(x, "periodic check");
+		if (x->seconds > 0 && x->num % 16 == 0 && past(&x->end))
+			x->nops = x->num; /* the ops done so far: what the rest of main reports */
 	}
 	x->num = x->nops;
 	verify_all(x, "final check");

@@ -600,9 +600,11 @@ void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
 		digest_str(state, view->target);
 		snprintf(num, sizeof(num), "%" PRIu64 ":%d", view->quota, (int)view->promote.kind);
 		digest_str(state, num);
+		for (size_t j = 0; j < view->promote.n_ignore; j++)
+			digest_str(state, view->promote.ignore[j]);
 	}
-	snprintf(num, sizeof(num), "%" PRIu64 ":%" PRIu64, policy->gc.keep_unmounted,
-		 policy->gc.max_total);
+	snprintf(num, sizeof(num), "%" PRIu64 ":%" PRIu64 ":%" PRIu64, policy->gc.keep_unmounted,
+		 policy->gc.max_total, policy->gc.max_generations);
 	digest_str(state, num);
 	snprintf(ret_hex, 17, "%016llx", (unsigned long long)XXH64_digest(state));
 	XXH64_freeState(state);

@@ -53,3 +53,6 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv);
 int cmd_ls(const struct cli_verb *verb, int argc, char **argv);
 int cmd_inspect(const struct cli_verb *verb, int argc, char **argv);
 int cmd_gc(const struct cli_verb *verb, int argc, char **argv);
+/* cmd_mark_ok.c, cmd_promote.c */
+int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv);
+int cmd_promote(const struct cli_verb *verb, int argc, char **argv);

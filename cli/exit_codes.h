@@ -14,7 +14,9 @@
 	X(JOBFS_EXIT_MOUNTED, 5, "the job is already mounted, or its layer still exists")          \
 	X(JOBFS_EXIT_SYSTEM, 6,                                                                    \
 	  "system error: a view could not be mounted or unmounted, out of memory, or output "      \
-	  "could not be written")
+	  "could not be written")                                                                  \
+	X(JOBFS_EXIT_NOT_OK, 7,                                                                    \
+	  "promote refused: the job is not marked successful (mark-ok, umount --outcome)")
 
 enum jobfs_exit {
 #define JOBFS_EXIT_ENUM(name, code, help) name = code,

@@ -22,5 +22,5 @@ int merge_pnpm_index(const char *base_db, const char *job_db, const char *out_db
 /* An npm cacache index bucket (_cacache/index-v5/xx/yy/HASH, append-only text, one entry per
  * line): writes out = the base's lines (NULL: none) in order, then the job's lines not already
  * present, in order. Duplicate lines count as identical. */
-int merge_npm_bucket(const char *base, const char *job, const char *out, struct merge_counts *counts,
-		     char *err, size_t errsize);
+int merge_npm_bucket(const char *base, const char *job, const char *out,
+		     struct merge_counts *counts, char *err, size_t errsize);

@@ -13,9 +13,9 @@
 #define POLICY_DEFAULT_STATE_DIR "/var/lib/jobfs"
 #define POLICY_DEFAULT_KEEP_UNMOUNTED (24 * 3600)
 #define POLICY_DEFAULT_MAX_GENERATIONS 8
-#define POLICY_GENERATIONS_MAX 1000 /* the largest gc.max_generations */
-#define POLICY_IGNORES_MAX 64	    /* patterns in one view's promote.ignore */
-#define POLICY_PATTERN_MAX 1024	    /* bytes of one ignore pattern */
+#define POLICY_GENERATIONS_MAX 63 /* a stack this deep and 64 lowers fit a view (127 layers) */
+#define POLICY_IGNORES_MAX 64	  /* patterns in one view's promote.ignore */
+#define POLICY_PATTERN_MAX 1024	  /* bytes of one ignore pattern */
 
 #define POLICY_FILE_MAX (1024 * 1024) /* bytes a policy file may have */
 #define POLICY_VIEWS_MAX 256

@@ -70,3 +70,6 @@ int cli_parse_threads(const struct cli_verb *verb, const char *text, unsigned *r
  * stderr when it is a tty, or when progress is true. Reports errors. */
 int cli_scan_view(const struct cli_verb *verb, const struct policy_view *view, unsigned threads,
 		  bool progress, struct manifest **ret_manifest);
+/* cmd_mark_ok.c, cmd_promote.c */
+int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv);
+int cmd_promote(const struct cli_verb *verb, int argc, char **argv);

@@ -1,7 +1,9 @@
 /* `jobfs gc`: detaches the mounts of stale jobs, removes unmounted layers past retention (and the
  * oldest ones while all unmounted layers hold more than max_total), removes orphans, and reports
  * what it removed and the bytes freed. Never touches a mounted job or one whose lock is held.
- * --dry-run runs the same decisions and changes nothing. */
+ * Then base generations: a stack deeper than gc.max_generations is flattened, and generations no
+ * stack and no job record names are removed (gc_gens.c). --dry-run runs the same decisions and
+ * changes nothing. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +44,7 @@ struct gc_run {
 	uint64_t max_total;
 	int64_t now;
 	struct gc_list removed, detached, skipped;
+	struct gc_list generations; /* id: view, what: generation, reason: action */
 	struct gc_list
 		kept; /* unmounted layers left: candidates for max_total (what = unmounted) */
 	uint64_t freed;
@@ -251,6 +254,47 @@ static void enforce_max_total(struct gc_run *run)
 	}
 }
 
+static void report_generation(const char *view, const char *name, const char *action,
+			      uint64_t value, void *userdata)
+{
+	struct gc_run *run = userdata;
+
+	list_add(&run->generations, view, name, action, value);
+	if (strstr(action, "remove"))
+		run->freed += value;
+}
+
+/* Every view that has a base: STATE/bases/VIEW. */
+static void collect_generations(struct gc_run *run, uint64_t max_generations)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	fd = openat(run->store->dir_fd, "bases", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		int r;
+
+		if (!policy_view_name_valid(de->d_name))
+			continue;
+		r = gc_generations(run->store, de->d_name, max_generations, run->dry_run,
+				   report_generation, run);
+		if (r < 0) {
+			cli_error(run->verb, "cannot collect the generations of view '%s': %s",
+				  de->d_name, gc_strerror(r));
+			run->errors++;
+		}
+	}
+	closedir(dir);
+}
+
 static int compare_ids(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -301,6 +345,23 @@ static void print_json(struct gc_run *run)
 		json_object_end(&w);
 	}
 	json_array_end(&w);
+	json_key(&w, "generations");
+	json_array_begin(&w);
+	for (size_t i = 0; i < run->generations.n; i++) {
+		const struct gc_action *a = &run->generations.items[i];
+
+		json_object_begin(&w);
+		json_key(&w, "view");
+		json_string(&w, a->id);
+		json_key(&w, "generation");
+		json_string(&w, a->what);
+		json_key(&w, "action");
+		json_string(&w, a->reason);
+		json_key(&w, strstr(a->reason, "flatten") ? "depth" : "bytes");
+		json_uint(&w, a->bytes);
+		json_object_end(&w);
+	}
+	json_array_end(&w);
 	json_key(&w, "freed_bytes");
 	json_uint(&w, run->freed);
 	json_object_end(&w);
@@ -320,6 +381,16 @@ static void print_text(struct gc_run *run)
 		printf("%s%s %s (%s, %s)\n", would, run->dry_run ? "remove" : "removed",
 		       run->removed.items[i].id, run->removed.items[i].reason,
 		       store_format_bytes(run->removed.items[i].bytes, size));
+	for (size_t i = 0; i < run->generations.n; i++) {
+		const struct gc_action *a = &run->generations.items[i];
+
+		if (strstr(a->reason, "flatten"))
+			printf("%s view %s: %llu generations into %s\n", a->reason, a->id,
+			       (unsigned long long)a->bytes, a->what);
+		else
+			printf("%s generation %s/%s (%s)\n", a->reason, a->id, a->what,
+			       store_format_bytes(a->bytes, size));
+	}
 	printf("%s%s %zu layer(s), %s %s\n", would, run->dry_run ? "remove" : "removed",
 	       run->removed.n, run->dry_run ? "freeing" : "freed",
 	       store_format_bytes(run->freed, size));
@@ -437,6 +508,7 @@ int cmd_gc(const struct cli_verb *verb, int argc, char **argv)
 			collect_job(&run, ids[i]);
 		}
 		enforce_max_total(&run);
+		collect_generations(&run, policy->gc.max_generations);
 	}
 	if (json)
 		print_json(&run);
@@ -453,6 +525,7 @@ out:
 	list_free(&run.detached);
 	list_free(&run.skipped);
 	list_free(&run.kept);
+	list_free(&run.generations);
 	store_close(run.store);
 	policy_free(policy);
 	return rc;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bases.h"
 #include "cli.h"
 #include "daemon.h"
 #include "exit_codes.h"
@@ -166,7 +167,8 @@ out_close:
 	return r;
 }
 
-/* Builds the record from the expanded policy (state "mounting", no daemon yet). */
+/* Builds the record from the expanded policy (state "mounting", no daemon yet); the views' lowers
+ * come from the base stacks (add_lowers). */
 static int record_from_policy(const struct policy *policy, const char *id,
 			      struct store_record **ret)
 {
@@ -192,15 +194,8 @@ static int record_from_policy(const struct policy *policy, const char *id,
 
 		view->name = strdup(pv->name);
 		view->target = strdup(pv->target);
-		view->lowers = calloc(pv->n_lower ? pv->n_lower : 1, sizeof(char *));
-		if (!view->name || !view->target || !view->lowers)
+		if (!view->name || !view->target)
 			goto out_free;
-		for (size_t j = 0; j < pv->n_lower; j++) {
-			view->lowers[j] = strdup(pv->lower[j]);
-			if (!view->lowers[j])
-				goto out_free;
-			view->n_lowers++;
-		}
 	}
 	*ret = rec;
 	return 0;
@@ -208,6 +203,20 @@ static int record_from_policy(const struct policy *policy, const char *id,
 out_free:
 	store_record_free(rec);
 	return -ENOMEM;
+}
+
+/* Each view's lowers: its base generations, newest first, then the policy's lowers. The stack is
+ * read once, now, after the job dir exists: gc, which lists job dirs only after it has replaced a
+ * stack, then sees this job and keeps every generation until its record names the ones it uses. */
+static int add_lowers(struct store *store, const struct policy *policy, struct store_record *rec)
+{
+	for (size_t i = 0; i < policy->n_views; i++) {
+		int r = bases_view_lowers(store, &policy->views[i], &rec->views[i].lowers,
+					  &rec->views[i].n_lowers);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static void stop_daemon(pid_t pid)
@@ -285,6 +294,11 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 	}
 	job_made = true;
 	r = record_from_policy(policy, job_id, &rec);
+	if (r == 0 && (r = add_lowers(store, policy, rec)) < 0 && r != -ENOMEM) {
+		cli_error(verb, "cannot read the base stacks in '%s/bases': %s", store->path,
+			  strerror(-r));
+		goto out_rollback;
+	}
 	dviews = calloc(policy->n_views + 1, sizeof(*dviews));
 	uppers = calloc(policy->n_views + 1, sizeof(*uppers));
 	works = calloc(policy->n_views + 1, sizeof(*works));
@@ -319,8 +333,8 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 			 pv->name);
 		dviews[i] = (struct daemon_view){
 			.name = pv->name,
-			.lowers = (const char *const *)pv->lower,
-			.n_lowers = (int)pv->n_lower,
+			.lowers = (const char *const *)rec->views[i].lowers,
+			.n_lowers = (int)rec->views[i].n_lowers,
 			.upper = uppers[i],
 			.work = works[i],
 			.target = pv->target,

@@ -1,6 +1,7 @@
 /* `jobfs policy check` and `jobfs policy show`: validate a policy, and print the effective one
  * (defaults applied, targets expanded for a job) as YAML or JSON. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,7 +174,18 @@ static void show_yaml(const struct policy *policy)
 			printf("\n    quota: %s\n", policy_format_size(view->quota, buf));
 		else
 			printf("\n    # quota: none\n");
-		printf("    promote: %s\n", policy_promote_name(view->promote.kind));
+		if (!view->promote.n_ignore) {
+			printf("    promote: %s\n", policy_promote_name(view->promote.kind));
+			continue;
+		}
+		printf("    promote:\n      kind: %s\n      ignore: [",
+		       policy_promote_name(view->promote.kind));
+		for (j = 0; j < view->promote.n_ignore; j++) {
+			if (j)
+				printf(", ");
+			yaml_string(view->promote.ignore[j]);
+		}
+		printf("]\n");
 	}
 	printf("gc:\n  keep_unmounted: %s\n",
 	       policy_format_duration(policy->gc.keep_unmounted, buf));
@@ -181,6 +193,7 @@ static void show_yaml(const struct policy *policy)
 		printf("  max_total: %s\n", policy_format_size(policy->gc.max_total, buf));
 	else
 		printf("  # max_total: none\n");
+	printf("  max_generations: %" PRIu64 "\n", policy->gc.max_generations);
 }
 
 /* --- JSON output: stable field names, sizes in bytes, durations in seconds, null for "none" -- */
@@ -229,6 +242,11 @@ static void show_json(const struct policy *policy)
 		json_uint_or_null(&w, view->quota);
 		json_key(&w, "promote");
 		json_string(&w, policy_promote_name(view->promote.kind));
+		json_key(&w, "promote_ignore");
+		json_array_begin(&w);
+		for (j = 0; j < view->promote.n_ignore; j++)
+			json_string(&w, view->promote.ignore[j]);
+		json_array_end(&w);
 		json_object_end(&w);
 	}
 	json_array_end(&w);
@@ -238,6 +256,8 @@ static void show_json(const struct policy *policy)
 	json_uint(&w, policy->gc.keep_unmounted);
 	json_key(&w, "max_total_bytes");
 	json_uint_or_null(&w, policy->gc.max_total);
+	json_key(&w, "max_generations");
+	json_uint(&w, policy->gc.max_generations);
 	json_object_end(&w);
 	json_object_end(&w);
 	json_finish(&w);

@@ -1,6 +1,7 @@
 /* `jobfs umount --job ID`: unmounts every view of the job and waits for its daemon to exit. A busy
  * view names exactly the processes holding it; --kill ends exactly those (TERM, then KILL after the
- * timeout), and a lazy detach is the last resort. The layer stays unless --collect. */
+ * timeout), and a lazy detach is the last resort. The layer stays unless --collect. --outcome
+ * records how the job went (promote takes only successful jobs). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -200,10 +201,12 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 		{"timeout", required_argument, NULL, 't'},
 		{"collect", no_argument, NULL, 'c'},
 		{"policy", required_argument, NULL, 'p'},
+		{"outcome", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	const char *job_id = NULL, *path = NULL;
+	enum store_outcome outcome = STORE_OUTCOME_UNKNOWN;
 	struct store_record *rec = NULL;
 	struct policy *policy = NULL;
 	struct store *store = NULL;
@@ -211,7 +214,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	long timeout = 10;
 	int c, r, rc, job_fd = -1, lock_fd = -1;
 
-	while ((c = getopt_long(argc, argv, ":j:kt:cp:h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":j:kt:cp:o:h", options, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			job_id = optarg;
@@ -232,6 +235,13 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 			break;
 		case 'p':
 			path = optarg;
+			break;
+		case 'o':
+			if (store_outcome_from_name(optarg, &outcome) < 0)
+				return cli_usage_error(verb,
+						       "invalid outcome '%s' (expected success or "
+						       "failure)",
+						       optarg);
 			break;
 		case 'h':
 			return cli_verb_help(verb);
@@ -277,6 +287,15 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 			  job_id);
 		rc = JOBFS_EXIT_NO_JOB;
 		goto out;
+	}
+	if (outcome != STORE_OUTCOME_UNKNOWN) {
+		/* recorded first: a job that cannot be unmounted now still gets its verdict */
+		rec->outcome = outcome;
+		r = store_record_write(job_fd, rec);
+		if (r < 0) {
+			cli_error(verb, "cannot record job '%s': %s", job_id, strerror(-r));
+			goto out;
+		}
 	}
 	if (rec->state != STORE_UNMOUNTED && !kill_them) {
 		/* a busy view leaves every view mounted: the job stays whole until its holders go

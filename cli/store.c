@@ -14,7 +14,7 @@
  *
  *   jobfs-record 1
  *   id=ID  state=mounting|mounted|unmounted  pid=N  pid_start=TICKS  created=UNIX
- *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT
+ *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT  [outcome=success|failure]
  *   then per view: view=NAME  target=PATH  target_created=N  lower=PATH (zero or more)
  *   (N: how many trailing components of the target jobfs created; umount removes them if empty)
  */
@@ -48,6 +48,30 @@ const char *store_state_name(enum store_state state)
 		return "orphan";
 	}
 	return "unknown";
+}
+
+const char *store_outcome_name(enum store_outcome outcome)
+{
+	switch (outcome) {
+	case STORE_OUTCOME_UNKNOWN:
+		return "unknown";
+	case STORE_OUTCOME_SUCCESS:
+		return "success";
+	case STORE_OUTCOME_FAILURE:
+		return "failure";
+	}
+	return "unknown";
+}
+
+int store_outcome_from_name(const char *name, enum store_outcome *ret_outcome)
+{
+	if (!strcmp(name, "success"))
+		*ret_outcome = STORE_OUTCOME_SUCCESS;
+	else if (!strcmp(name, "failure"))
+		*ret_outcome = STORE_OUTCOME_FAILURE;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 static int open_subdir(int dirfd, const char *name, bool create, int *ret_fd)
@@ -376,7 +400,7 @@ static int parse_view(const char **p, const char *end, struct store_view *view)
 		}
 		view->lowers = grown;
 		view->lowers[view->n_lowers++] = value;
-		if (!path_valid(value) || view->n_lowers > POLICY_LOWERS_MAX)
+		if (!path_valid(value) || view->n_lowers > STORE_LOWERS_MAX)
 			return -EINVAL;
 	}
 	return 0;
@@ -424,6 +448,14 @@ int store_record_parse(const char *text, size_t size, struct store_record **ret_
 		goto out_free;
 	if ((r = expect_key(&p, end, "policy_source", &rec->policy_source)) < 0)
 		goto out_free;
+	/* optional: records written before outcomes existed, or before anyone said */
+	if (p < end && strncmp(p, "outcome=", 8) == 0) {
+		free(value);
+		value = NULL;
+		if ((r = expect_key(&p, end, "outcome", &value)) < 0 ||
+		    (r = store_outcome_from_name(value, &rec->outcome)) < 0)
+			goto out_free;
+	}
 	while (p < end) {
 		struct store_view *grown;
 
@@ -471,6 +503,8 @@ int store_record_format(const struct store_record *rec, FILE *out)
 		STORE_RECORD_VERSION, rec->id, store_state_name(rec->state), (int)rec->pid,
 		rec->pid_start, rec->created, rec->unmounted, rec->policy_digest,
 		rec->policy_source);
+	if (rec->outcome != STORE_OUTCOME_UNKNOWN)
+		fprintf(out, "outcome=%s\n", store_outcome_name(rec->outcome));
 	for (size_t i = 0; i < rec->n_views; i++) {
 		const struct store_view *view = &rec->views[i];
 
@@ -600,9 +634,11 @@ void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
 		digest_str(state, view->target);
 		snprintf(num, sizeof(num), "%" PRIu64 ":%d", view->quota, (int)view->promote.kind);
 		digest_str(state, num);
+		for (size_t j = 0; j < view->promote.n_ignore; j++)
+			digest_str(state, view->promote.ignore[j]);
 	}
-	snprintf(num, sizeof(num), "%" PRIu64 ":%" PRIu64, policy->gc.keep_unmounted,
-		 policy->gc.max_total);
+	snprintf(num, sizeof(num), "%" PRIu64 ":%" PRIu64 ":%" PRIu64, policy->gc.keep_unmounted,
+		 policy->gc.max_total, policy->gc.max_generations);
 	digest_str(state, num);
 	snprintf(ret_hex, 17, "%016llx", (unsigned long long)XXH64_digest(state));
 	XXH64_freeState(state);

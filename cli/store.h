@@ -12,6 +12,15 @@
 
 #define STORE_RECORD_VERSION 1
 #define STORE_RECORD_MAX (1024 * 1024) /* bytes a record may have */
+#define STORE_LOWERS_MAX 127	       /* a view's lowers: its generations, then the policy's */
+
+/* How the job went, as its runner said: `jobfs mark-ok` or `jobfs umount --outcome`. Only a
+ * successful job may be promoted. */
+enum store_outcome {
+	STORE_OUTCOME_UNKNOWN, /* nobody said */
+	STORE_OUTCOME_SUCCESS,
+	STORE_OUTCOME_FAILURE,
+};
 
 /* What a record says (recorded) and what ls shows (live). */
 enum store_state {
@@ -39,6 +48,7 @@ struct store_record {
 	int64_t unmounted;  /* Unix time; 0 while mounted */
 	char *policy_digest; /* 16 hex digits: XXH64 of the expanded policy */
 	char *policy_source;
+	enum store_outcome outcome; /* an "outcome=" line, written only once known */
 	struct store_view *views;
 	size_t n_views;
 };
@@ -53,6 +63,9 @@ struct store {
 };
 
 const char *store_state_name(enum store_state state);
+/* "unknown", "success", "failure"; parsing returns -EINVAL for anything else. */
+const char *store_outcome_name(enum store_outcome outcome);
+int store_outcome_from_name(const char *name, enum store_outcome *ret_outcome);
 
 /* Opens STATE, creating STATE, STATE/jobs and STATE/trash (mode 0700) when create is true. Returns
  * -ENOENT when the state dir does not exist and create is false. */

@@ -199,7 +199,7 @@ static int policy_copy(const struct policy *policy, struct policy **ret)
 
 		copy->n_views++;
 		to->quota = from->quota;
-		to->promote = from->promote;
+		to->promote.kind = from->promote.kind;
 		to->mark = from->mark;
 		to->target_mark = from->target_mark;
 		if (strdup_to(&to->name, from->name) < 0 ||
@@ -213,6 +213,16 @@ static int policy_copy(const struct policy *policy, struct policy **ret)
 		for (j = 0; j < from->n_lower; j++) {
 			to->n_lower++;
 			if (strdup_to(&to->lower[j], from->lower[j]) < 0)
+				goto out_free;
+		}
+		if (from->promote.n_ignore) {
+			to->promote.ignore = calloc(from->promote.n_ignore, sizeof(char *));
+			if (!to->promote.ignore)
+				goto out_free;
+		}
+		for (j = 0; j < from->promote.n_ignore; j++) {
+			to->promote.n_ignore++;
+			if (strdup_to(&to->promote.ignore[j], from->promote.ignore[j]) < 0)
 				goto out_free;
 		}
 	}

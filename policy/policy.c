@@ -396,12 +396,16 @@ static int dup_string(struct parse *p, const char *s, char **ret)
 	return 0;
 }
 
+/* "path.key" or "key", cut at size: field names are short, a cut one is still a message. */
 static void field_join(char *buf, size_t size, const char *path, const char *key)
 {
-	if (*path)
-		snprintf(buf, size, "%s.%s", path, key);
-	else
-		snprintf(buf, size, "%s", key);
+	size_t used = 0;
+
+	for (const char *parts[] = {path, *path ? "." : "", key}, **part = parts; part < parts + 3;
+	     part++)
+		for (const char *c = *part; *c && used + 1 < size; c++)
+			buf[used++] = *c;
+	buf[used] = '\0';
 }
 
 /* Sorts a mapping's values by key into values[] (same order as names[]), refusing non-string,
@@ -617,20 +621,101 @@ static int parse_target(struct parse *p, const struct ynode *node, const char *p
 	return dup_string(p, s, &view->target);
 }
 
-static int parse_promote(struct parse *p, const struct ynode *node, const char *path,
-			 struct policy_promote *ret)
+static int parse_promote_kind(struct parse *p, const struct ynode *node, const char *field,
+			      enum policy_promote_kind *ret)
 {
-	char field[sizeof(p->err->field)], quoted[POLICY_QUOTE_MAX];
+	char quoted[POLICY_QUOTE_MAX];
 	const char *s = NULL;
 	int r;
 
-	field_join(field, sizeof(field), path, "promote");
 	r = get_string(p, node, field, &s);
 	if (r < 0)
 		return r;
-	if (policy_promote_from_name(s, &ret->kind) < 0)
-		return fail(p, &node->mark, field, "unknown kind %s (expected none or add-only)",
-			    policy_quote(s, quoted));
+	if (policy_promote_from_name(s, ret) < 0)
+		return fail(p, &node->mark, field, "unknown kind %s (expected %s)",
+			    policy_quote(s, quoted), policy_promote_names());
+	return 0;
+}
+
+/* A glob over paths relative to the view's root: not empty, not absolute, one printable line. */
+static int parse_pattern(struct parse *p, const struct ynode *node, const char *field, char **ret)
+{
+	const char *s = NULL;
+	int r;
+
+	r = get_string(p, node, field, &s);
+	if (r < 0)
+		return r;
+	if (!*s)
+		return fail(p, &node->mark, field, "empty pattern");
+	if (s[0] == '/')
+		return fail(p, &node->mark, field,
+			    "patterns are relative to the view's root and must not start with '/'");
+	if (strlen(s) > POLICY_PATTERN_MAX)
+		return fail(p, &node->mark, field, "pattern longer than %d bytes",
+			    POLICY_PATTERN_MAX);
+	for (const char *c = s; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return fail(p, &node->mark, field, "contains a control character");
+	return dup_string(p, s, ret);
+}
+
+static int parse_ignore(struct parse *p, const struct ynode *node, const char *field,
+			struct policy_promote *ret)
+{
+	int r;
+
+	r = expect_kind(p, node, field, YNODE_SEQUENCE);
+	if (r < 0)
+		return r;
+	if (node->n_items > POLICY_IGNORES_MAX)
+		return fail(p, &node->mark, field, "more than %d patterns", POLICY_IGNORES_MAX);
+	if (node->n_items) {
+		ret->ignore = calloc(node->n_items, sizeof(*ret->ignore));
+		if (!ret->ignore)
+			return fail_nomem(p);
+	}
+	for (size_t i = 0; i < node->n_items; i++) {
+		char item[sizeof(p->err->field) * 2 + 24];
+
+		snprintf(item, sizeof(item), "%s[%zu]", field, i);
+		r = parse_pattern(p, node->items[i], item, &ret->ignore[i]);
+		if (r < 0)
+			return r;
+		ret->n_ignore++;
+	}
+	return 0;
+}
+
+/* `promote: KIND`, or `promote: {kind: KIND, ignore: [PATTERN...]}`. */
+static int parse_promote(struct parse *p, const struct ynode *node, const char *path,
+			 struct policy_promote *ret)
+{
+	enum { KIND, IGNORE, N_KEYS };
+	static const char *const names[N_KEYS] = {"kind", "ignore"};
+	const struct ynode *values[N_KEYS];
+	char field[sizeof(p->err->field)], sub[sizeof(p->err->field) * 2];
+	int r;
+
+	field_join(field, sizeof(field), path, "promote");
+	if (node->kind != YNODE_MAPPING)
+		return parse_promote_kind(p, node, field, &ret->kind);
+	r = map_index(p, node, field, names, N_KEYS, values);
+	if (r < 0)
+		return r;
+	r = require(p, node, field, "kind", values[KIND]);
+	if (r < 0)
+		return r;
+	field_join(sub, sizeof(sub), field, "kind");
+	r = parse_promote_kind(p, values[KIND], sub, &ret->kind);
+	if (r < 0)
+		return r;
+	if (values[IGNORE]) {
+		field_join(sub, sizeof(sub), field, "ignore");
+		r = parse_ignore(p, values[IGNORE], sub, ret);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -724,8 +809,8 @@ static int parse_views(struct parse *p, const struct ynode *node, struct policy 
 
 static int parse_gc(struct parse *p, const struct ynode *node, struct policy_gc *gc)
 {
-	enum { KEEP_UNMOUNTED, MAX_TOTAL, N_KEYS };
-	static const char *const names[N_KEYS] = {"keep_unmounted", "max_total"};
+	enum { KEEP_UNMOUNTED, MAX_TOTAL, MAX_GENERATIONS, N_KEYS };
+	static const char *const names[N_KEYS] = {"keep_unmounted", "max_total", "max_generations"};
 	const struct ynode *values[N_KEYS];
 	int r;
 
@@ -745,6 +830,20 @@ static int parse_gc(struct parse *p, const struct ynode *node, struct policy_gc 
 		r = parse_size_value(p, values[MAX_TOTAL], "gc.max_total", &gc->max_total);
 		if (r < 0)
 			return r;
+	}
+	if (values[MAX_GENERATIONS]) {
+		const struct ynode *v = values[MAX_GENERATIONS];
+
+		if (v->kind != YNODE_SCALAR || !scalar_is_integer(v) || v->value[0] == '-' ||
+		    v->value[0] == '+' || strlen(v->value) > 4 || atoi(v->value) < 1 ||
+		    atoi(v->value) > POLICY_GENERATIONS_MAX)
+			return fail(p, &v->mark, "gc.max_generations",
+				    "expected a whole number from 1 to %d, found %s",
+				    POLICY_GENERATIONS_MAX,
+				    v->kind == YNODE_SCALAR && scalar_is_integer(v)
+					    ? v->value
+					    : ynode_type_name(v));
+		gc->max_generations = (uint64_t)atoi(v->value);
 	}
 	return 0;
 }
@@ -789,6 +888,7 @@ static int parse_root(struct parse *p, const struct ynode *root, struct policy *
 	if (r < 0)
 		return r;
 	policy->gc.keep_unmounted = POLICY_DEFAULT_KEEP_UNMOUNTED;
+	policy->gc.max_generations = POLICY_DEFAULT_MAX_GENERATIONS;
 	if (values[GC]) {
 		r = parse_gc(p, values[GC], &policy->gc);
 		if (r < 0)
@@ -984,6 +1084,9 @@ void policy_free(struct policy *policy)
 			free(view->lower[j]);
 		free(view->lower);
 		free(view->target);
+		for (j = 0; j < view->promote.n_ignore; j++)
+			free(view->promote.ignore[j]);
+		free(view->promote.ignore);
 	}
 	free(policy->views);
 	free(policy->state_dir);

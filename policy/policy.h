@@ -12,6 +12,10 @@
 #define POLICY_BUILTIN_SOURCE "<built-in>"
 #define POLICY_DEFAULT_STATE_DIR "/var/lib/jobfs"
 #define POLICY_DEFAULT_KEEP_UNMOUNTED (24 * 3600)
+#define POLICY_DEFAULT_MAX_GENERATIONS 8
+#define POLICY_GENERATIONS_MAX 63 /* a stack this deep and 64 lowers fit a view (127 layers) */
+#define POLICY_IGNORES_MAX 64	  /* patterns in one view's promote.ignore */
+#define POLICY_PATTERN_MAX 1024	  /* bytes of one ignore pattern */
 
 #define POLICY_FILE_MAX (1024 * 1024) /* bytes a policy file may have */
 #define POLICY_VIEWS_MAX 256
@@ -30,17 +34,23 @@ enum policy_origin {
 	POLICY_ORIGIN_BUILTIN,
 };
 
-/* What happens to a job's upper layer when the job ends. New kinds (pnpm-store, npm-cache) are
- * appended; the YAML scalar form `promote: KIND` will gain a mapping form `{kind, ignore}`, whose
- * extra fields go into struct policy_promote, so users of .kind need not change. */
+/* What `jobfs promote` takes from a job's upper layer into the view's base (cli/promote.c has each
+ * kind's table of path rules). New kinds are appended. YAML: `promote: KIND` or the mapping form
+ * `promote: {kind: KIND, ignore: [PATTERN...]}`. */
 enum policy_promote_kind {
 	POLICY_PROMOTE_NONE,
 	POLICY_PROMOTE_ADD_ONLY,
+	POLICY_PROMOTE_PNPM_STORE, /* files add-only, index.db merged, projects and tmp ignored */
+	POLICY_PROMOTE_NPM_CACHE,  /* content-v2 add-only, index-v5 merged, tmp ignored */
 	POLICY_PROMOTE_KIND_COUNT, /* not a kind: how many there are */
 };
 
 struct policy_promote {
 	enum policy_promote_kind kind;
+	/* globs over paths relative to the view's root, where '*' also matches '/': what matches
+	 * is never promoted, whatever the kind says */
+	char **ignore;
+	size_t n_ignore;
 };
 
 /* A position in the policy source, 1-based; line 0 means "no position". */
@@ -62,8 +72,9 @@ struct policy_view {
 };
 
 struct policy_gc {
-	uint64_t keep_unmounted; /* seconds after unmount before a layer may be collected */
-	uint64_t max_total;	 /* bytes all unmounted layers may hold; 0: no limit */
+	uint64_t keep_unmounted;  /* seconds after unmount before a layer may be collected */
+	uint64_t max_total;	  /* bytes all unmounted layers may hold; 0: no limit */
+	uint64_t max_generations; /* a deeper base stack is flattened into one generation */
 };
 
 struct policy {
@@ -146,4 +157,6 @@ bool policy_path_overlaps(const char *a, const char *b);
 
 const char *policy_origin_name(enum policy_origin origin);
 const char *policy_promote_name(enum policy_promote_kind kind);
+/* "none, add-only, pnpm-store or npm-cache", for messages. */
+const char *policy_promote_names(void);
 int policy_promote_from_name(const char *name, enum policy_promote_kind *ret_kind);

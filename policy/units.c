@@ -214,7 +214,14 @@ const char *policy_origin_name(enum policy_origin origin)
 static const char *const promote_names[POLICY_PROMOTE_KIND_COUNT] = {
 	[POLICY_PROMOTE_NONE] = "none",
 	[POLICY_PROMOTE_ADD_ONLY] = "add-only",
+	[POLICY_PROMOTE_PNPM_STORE] = "pnpm-store",
+	[POLICY_PROMOTE_NPM_CACHE] = "npm-cache",
 };
+
+const char *policy_promote_names(void)
+{
+	return "none, add-only, pnpm-store or npm-cache";
+}
 
 const char *policy_promote_name(enum policy_promote_kind kind)
 {

@@ -166,10 +166,10 @@ run policy show --json --job job-42 --policy "$corpus/valid/github-actions.yaml"
 expect_rc 0 "show --json"
 [ "$(json_field 'sorted(d)')" = "['gc', 'job', 'origin', 'source', 'state_dir', 'version', 'views']" ] &&
 	ok || bad "show --json top-level fields: $(json_field 'sorted(d)')"
-[ "$(json_field 'sorted(d["views"][0])')" = "['lower', 'name', 'promote', 'quota_bytes', 'target']" ] &&
+[ "$(json_field 'sorted(d["views"][0])')" = "['lower', 'name', 'promote', 'promote_ignore', 'quota_bytes', 'target']" ] &&
 	ok || bad "show --json view fields"
 [ "$(json_field 'd["views"][0]["quota_bytes"], d["views"][0]["promote"], d["views"][3]["quota_bytes"], d["gc"]')" = \
-	"21474836480 add-only 10737418240 {'keep_unmounted_seconds': 86400, 'max_total_bytes': 107374182400}" ] &&
+	"21474836480 add-only 10737418240 {'keep_unmounted_seconds': 86400, 'max_total_bytes': 107374182400, 'max_generations': 8}" ] &&
 	ok || bad "show --json values: $(cat "$tmp/out")"
 [ "$(json_field 'd["job"], d["views"][2]["target"]')" = "job-42 /home/runner/work/app/job-42" ] &&
 	ok || bad "show --json expansion"

@@ -381,9 +381,9 @@ static void test_policy_type_errors(void **state)
 		    "gc.keep_unmounted", "gc.keep_unmounted: expected a string, found a sequence");
 	parse_fails("version: true\nviews: []\n", 1, 10, "version",
 		    "version: expected an integer, found a boolean");
-	parse_fails("version: 1\nviews: [{name: 7, lower: [], target: /a, promote: {kind: x}}]\n",
+	parse_fails("version: 1\nviews: [{name: a, lower: [], target: /a, promote: [add-only]}]\n",
 		    2, 51, "views[0].promote",
-		    "views[0].promote: expected a string, found a mapping");
+		    "views[0].promote: expected a string, found a sequence");
 	/* Any scalar but null is a string, so a numeric name is fine; a key must be a string. */
 	parse_fails("version: 1\nviews:\n  - {name: 7, lower: [], target: /a, ~: x}\n", 3, 38,
 		    "views[0]", "views[0]: keys must be strings, found null");

@@ -66,10 +66,11 @@ int cli_find_view(const struct cli_verb *verb, const struct policy *policy, cons
 		  const struct policy_view **ret_view);
 /* --threads N, 1 to SCAN_THREADS_MAX. */
 int cli_parse_threads(const struct cli_verb *verb, const char *text, unsigned *ret_threads);
-/* The manifest of the view's base (its lower dirs); threads 0 is the default; progress on
- * stderr when it is a tty, or when progress is true. Reports errors. */
-int cli_scan_view(const struct cli_verb *verb, const struct policy_view *view, unsigned threads,
-		  bool progress, struct manifest **ret_manifest);
+/* The manifest of the view's base (its generations, then its lower dirs); threads 0 is the default;
+ * progress on stderr when it is a tty, or when progress is true. Reports errors. */
+int cli_scan_view(const struct cli_verb *verb, const struct policy *policy,
+		  const struct policy_view *view, unsigned threads, bool progress,
+		  struct manifest **ret_manifest);
 /* cmd_mark_ok.c, cmd_promote.c */
 int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv);
 int cmd_promote(const struct cli_verb *verb, int argc, char **argv);

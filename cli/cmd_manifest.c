@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bases.h"
 #include "cli.h"
 #include "exit_codes.h"
 #include "manifest.h"
 #include "policy.h"
 #include "scan.h"
+#include "store.h"
 
 int cli_find_view(const struct cli_verb *verb, const struct policy *policy, const char *name,
 		  const struct policy_view **ret_view)
@@ -55,8 +57,9 @@ int cli_parse_threads(const struct cli_verb *verb, const char *text, unsigned *r
 	return JOBFS_EXIT_OK;
 }
 
-int cli_scan_view(const struct cli_verb *verb, const struct policy_view *view, unsigned threads,
-		  bool progress, struct manifest **ret_manifest)
+int cli_scan_view(const struct cli_verb *verb, const struct policy *policy,
+		  const struct policy_view *view, unsigned threads, bool progress,
+		  struct manifest **ret_manifest)
 {
 	struct scan_options opts = {
 		.threads = threads ? threads : scan_default_threads(),
@@ -68,9 +71,32 @@ int cli_scan_view(const struct cli_verb *verb, const struct policy_view *view, u
 	struct scan_error err;
 	struct scan_stats stats;
 	struct manifest *m;
+	struct store *store;
+	char **lowers = NULL;
+	size_t n_lowers = 0;
 	int r;
 
-	r = scan_base((const char *const *)view->lower, view->n_lower, &opts, &m, &stats, &err);
+	/* the base a job mounting now would get: the view's generations, then its lower dirs */
+	r = store_open(policy->state_dir, false, &store);
+	if (r == 0) {
+		r = bases_view_lowers(store, view, &lowers, &n_lowers);
+		store_close(store);
+		if (r < 0) {
+			cli_error(verb, "view '%s': cannot read its generations: %s", view->name,
+				  strerror(-r));
+			return JOBFS_EXIT_SYSTEM;
+		}
+	} else if (r != -ENOENT) {
+		cli_error(verb, "cannot open the state dir '%s': %s", policy->state_dir,
+			  strerror(-r));
+		return JOBFS_EXIT_SYSTEM;
+	}
+	if (lowers)
+		r = scan_base((const char *const *)lowers, n_lowers, &opts, &m, &stats, &err);
+	else
+		r = scan_base((const char *const *)view->lower, view->n_lower, &opts, &m, &stats,
+			      &err);
+	bases_lowers_free(lowers, n_lowers);
 	if (r < 0) {
 		cli_error(verb, "view '%s': %s", view->name, err.msg);
 		return JOBFS_EXIT_SYSTEM;
@@ -203,7 +229,7 @@ int cmd_manifest(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_find_view(verb, policy, view_name, &view);
 	if (rc)
 		goto out;
-	rc = cli_scan_view(verb, view, threads, progress, &m);
+	rc = cli_scan_view(verb, policy, view, threads, progress, &m);
 	if (rc)
 		goto out;
 	if (output) {

@@ -241,7 +241,7 @@ int cmd_verify(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_find_view(verb, policy, view_name ? view_name : expected->view, &view);
 	if (rc)
 		goto out;
-	rc = cli_scan_view(verb, view, threads, progress, &actual);
+	rc = cli_scan_view(verb, policy, view, threads, progress, &actual);
 	if (rc)
 		goto out;
 	if (compare(expected, actual, &cmp) < 0) {

@@ -112,6 +112,9 @@ check "deletion not promoted" test ! -e "$g1/pkg/keep.txt"
 check "fifo not promoted" test ! -e "$g1/fifo"
 check "tmp is empty" test -z "$(ls -A "$bases/tmp")"
 check "lowers unchanged" test "$(manifest "$CT_DIR/base")" = "$lower_before"
+run manifest --view cache
+expect_rc 0 "jobfs manifest after the promote"
+expect_grep "$CT_DIR/out" " pkg/new-a/file" "jobfs manifest lists the promoted generation's files"
 
 step "hard link to a base file, written through: nothing of it promoted"
 run promote --job jh --json

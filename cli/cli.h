@@ -16,17 +16,18 @@ struct cli_verb {
 	const char *help; /* one line */
 };
 
-/* Print "jobfs: VERB: MESSAGE" and the "try 'jobfs --help'" line to stderr; return
- * JOBFS_EXIT_USAGE. */
+/* Print "jobfs: VERB: MESSAGE" (escaped, see cli_error) and the "try 'jobfs --help'" line to
+ * stderr; return JOBFS_EXIT_USAGE. */
 int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* The usage error for getopt_long's '?' or ':' (optstring must start with ':'). */
 int cli_option_error(const struct cli_verb *verb, int c, char **argv);
 
-/* After the verb's options: check the number of positional arguments against the table. Returns
- * 0 or JOBFS_EXIT_USAGE (reported). */
-int cli_check_args(const struct cli_verb *verb, int nargs);
+/* After the verb's options (argv[optind] is the first positional argument): check the number of
+ * positional arguments against the table. Returns 0 or JOBFS_EXIT_USAGE (reported, naming the
+ * first unexpected argument). */
+int cli_check_args(const struct cli_verb *verb, int argc, char **argv);
 
 /* The verb's own --help, to stdout. Returns JOBFS_EXIT_OK. */
 int cli_verb_help(const struct cli_verb *verb);
@@ -39,9 +40,12 @@ int cli_load_policy(const char *path, const char *job_id, struct policy **ret_po
 /* A usage error unless job_id is NULL or valid. */
 int cli_check_job_id(const struct cli_verb *verb, const char *job_id);
 int cli_require_job_id(const struct cli_verb *verb, const char *job_id);
-/* Print "jobfs: VERB: MESSAGE" to stderr (main.c). */
+/* Print "jobfs: VERB: MESSAGE" to stderr (main.c). Like every line below, one line whatever the
+ * arguments hold: control characters in the message are escaped (\n, \t, \xNN). */
 void cli_error(const struct cli_verb *verb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Print MESSAGE as one line to stderr, escaped the same way, without a prefix. */
+void cli_print_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses SECONDS, a whole number up to 1 day; -1 when invalid. */
 long cli_parse_seconds(const char *text);
 

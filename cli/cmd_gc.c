@@ -201,7 +201,9 @@ static void collect_job(struct gc_run *run, const char *id)
 			rec->unmounted = run->now;
 		break;
 	}
-	if (run->now - rec->unmounted >= (int64_t)run->keep) {
+	/* in unsigned terms: keep may exceed INT64_MAX ("--older-than 18446744073709551615s"),
+	 * which as int64_t was negative and expired every layer */
+	if (run->now >= rec->unmounted && (uint64_t)(run->now - rec->unmounted) >= run->keep) {
 		remove_job(run, id, "expired");
 	} else {
 		char when[32];
@@ -440,7 +442,7 @@ int cmd_gc(const struct cli_verb *verb, int argc, char **argv)
 			return cli_option_error(verb, c, argv);
 		}
 	}
-	rc = cli_check_args(verb, argc - optind);
+	rc = cli_check_args(verb, argc, argv);
 	if (rc)
 		return rc;
 	if (older_than && policy_parse_duration(older_than, &run.keep) < 0)

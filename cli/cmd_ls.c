@@ -181,7 +181,7 @@ int cmd_ls(const struct cli_verb *verb, int argc, char **argv)
 			return cli_option_error(verb, c, argv);
 		}
 	}
-	rc = cli_check_args(verb, argc - optind);
+	rc = cli_check_args(verb, argc, argv);
 	if (rc)
 		return rc;
 	rc = cli_load_policy(path, NULL, &policy);

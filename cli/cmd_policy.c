@@ -17,9 +17,9 @@ extern char **environ;
 static int report_policy_error(const struct policy_error *err, int r)
 {
 	if (err->line)
-		fprintf(stderr, "%s:%u:%u: %s\n", err->file, err->line, err->column, err->message);
+		cli_print_line("%s:%u:%u: %s", err->file, err->line, err->column, err->message);
 	else
-		fprintf(stderr, "jobfs: %s\n", err->message);
+		cli_print_line("jobfs: %s", err->message);
 	return r == -ENOMEM ? JOBFS_EXIT_SYSTEM : JOBFS_EXIT_POLICY;
 }
 
@@ -83,7 +83,7 @@ int cmd_policy_check(const struct cli_verb *verb, int argc, char **argv)
 			return cli_option_error(verb, c, argv);
 		}
 	}
-	rc = cli_check_args(verb, argc - optind);
+	rc = cli_check_args(verb, argc, argv);
 	if (rc)
 		return rc;
 	rc = cli_check_job_id(verb, job_id);
@@ -294,7 +294,7 @@ int cmd_policy_show(const struct cli_verb *verb, int argc, char **argv)
 			return cli_option_error(verb, c, argv);
 		}
 	}
-	rc = cli_check_args(verb, argc - optind);
+	rc = cli_check_args(verb, argc, argv);
 	if (rc)
 		return rc;
 	rc = cli_check_job_id(verb, job_id);

@@ -48,37 +48,64 @@ static void verb_title(const struct cli_verb *verb, char *buf, size_t size)
 		 verb->subverb ? verb->subverb : "");
 }
 
-int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
+/* One message line to stderr, after "jobfs: VERB: " when prefixed: control characters escaped
+ * (\n, \t, \xNN), so an argument holding a newline or a terminal escape still makes one line,
+ * and shows what was given. */
+static void vprint_line(bool prefixed, const struct cli_verb *verb, const char *fmt, va_list ap)
 {
-	char title[64];
-	va_list ap;
+	char title[64], *text = NULL;
 
-	fputs("jobfs: ", stderr);
-	if (verb) {
+	if (prefixed)
+		fputs("jobfs: ", stderr);
+	if (prefixed && verb) {
 		verb_title(verb, title, sizeof(title));
 		fprintf(stderr, "%s: ", title);
 	}
+	if (vasprintf(&text, fmt, ap) < 0) {
+		fputs("(out of memory)\n", stderr);
+		return;
+	}
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p == '\n')
+			fputs("\\n", stderr);
+		else if (*p == '\t')
+			fputs("\\t", stderr);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(stderr, "\\x%02x", *p);
+		else
+			fputc(*p, stderr);
+	}
+	fputc('\n', stderr);
+	free(text);
+}
+
+void cli_print_line(const char *fmt, ...)
+{
+	va_list ap;
+
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vprint_line(false, NULL, fmt, ap);
 	va_end(ap);
-	fputs("\ntry 'jobfs --help'\n", stderr);
+}
+
+int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprint_line(true, verb, fmt, ap);
+	va_end(ap);
+	fputs("try 'jobfs --help'\n", stderr);
 	return JOBFS_EXIT_USAGE;
 }
 
 void cli_error(const struct cli_verb *verb, const char *fmt, ...)
 {
-	char title[64];
 	va_list ap;
 
-	fputs("jobfs: ", stderr);
-	if (verb) {
-		verb_title(verb, title, sizeof(title));
-		fprintf(stderr, "%s: ", title);
-	}
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vprint_line(true, verb, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 long cli_parse_seconds(const char *text)
@@ -98,16 +125,27 @@ long cli_parse_seconds(const char *text)
 int cli_option_error(const struct cli_verb *verb, int c, char **argv)
 {
 	const char *option = argv[optind - 1];
+	bool is_long = strncmp(option, "--", 2) == 0;
 
-	if (c == ':')
-		return cli_usage_error(verb, "option '%s' needs an argument", option);
-	if (optopt && strncmp(option, "--", 2) != 0)
+	/* optopt names a short option even inside a cluster ("-kx"), where argv[optind - 1] may
+	 * not be the argument that holds it; for a long option it is the option's value, or 0 when
+	 * the name is unknown or ambiguous. */
+	if (c == ':') {
+		if (is_long)
+			return cli_usage_error(verb, "option '%s' needs an argument", option);
+		return cli_usage_error(verb, "option '-%c' needs an argument", optopt);
+	}
+	if (is_long && optopt && strchr(option, '='))
+		return cli_usage_error(verb, "option '%.*s' takes no argument",
+				       (int)(strchr(option, '=') - option), option);
+	if (optopt && !is_long)
 		return cli_usage_error(verb, "unknown option '-%c'", optopt);
 	return cli_usage_error(verb, "unknown option '%s'", option);
 }
 
-int cli_check_args(const struct cli_verb *verb, int nargs)
+int cli_check_args(const struct cli_verb *verb, int argc, char **argv)
 {
+	int nargs = argc - optind;
 	char title[64];
 
 	verb_title(verb, title, sizeof(title));
@@ -115,8 +153,8 @@ int cli_check_args(const struct cli_verb *verb, int nargs)
 		return cli_usage_error(verb, "missing argument (usage: jobfs %s %s)", title,
 				       verb->usage);
 	if (nargs > verb->max_args)
-		return cli_usage_error(verb, "too many arguments (usage: jobfs %s %s)", title,
-				       verb->usage);
+		return cli_usage_error(verb, "unexpected argument '%s' (usage: jobfs %s %s)",
+				       argv[optind + verb->max_args], title, verb->usage);
 	return 0;
 }
 

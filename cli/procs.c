@@ -16,12 +16,15 @@
 
 #include "procs.h"
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape(const char *in, size_t len, char *out, size_t size)
+/* mountinfo escapes space, tab, newline and backslash as \ooo. -EINVAL when the unescaped text
+ * does not fit: the limit is on the path, not on its escaped spelling, which is up to 4x longer. */
+static int unescape(const char *in, size_t len, char *out, size_t size)
 {
 	size_t o = 0;
 
-	for (size_t i = 0; i < len && o + 1 < size; i++) {
+	for (size_t i = 0; i < len; i++) {
+		if (o + 1 >= size)
+			return -EINVAL;
 		if (in[i] == '\\' && i + 3 < len && in[i + 1] >= '0' && in[i + 1] <= '7' &&
 		    in[i + 2] >= '0' && in[i + 2] <= '7' && in[i + 3] >= '0' && in[i + 3] <= '7') {
 			out[o++] = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 +
@@ -32,6 +35,7 @@ static void unescape(const char *in, size_t len, char *out, size_t size)
 		}
 	}
 	out[o] = '\0';
+	return 0;
 }
 
 int procs_mountinfo_parse(const char *line, struct procs_mount *ret_mount)
@@ -57,9 +61,8 @@ int procs_mountinfo_parse(const char *line, struct procs_mount *ret_mount)
 	if (sscanf(fields[0], "%" SCNu64, &m.mnt_id) != 1 ||
 	    sscanf(fields[2], "%u:%u", &m.dev_major, &m.dev_minor) != 2)
 		return -EINVAL;
-	if (lens[4] >= sizeof(m.mountpoint))
+	if (unescape(fields[4], lens[4], m.mountpoint, sizeof(m.mountpoint)) < 0)
 		return -EINVAL;
-	unescape(fields[4], lens[4], m.mountpoint, sizeof(m.mountpoint));
 	sep = strstr(p, " - ");
 	if (!sep)
 		return -EINVAL;

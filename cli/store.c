@@ -312,6 +312,10 @@ static int next_line(const char **p, const char *end, char *key, size_t key_size
 	eq = memchr(*p, '=', (size_t)(nl - *p));
 	if (!eq || (klen = (size_t)(eq - *p)) == 0 || klen >= key_size)
 		return -EINVAL;
+	/* keys are [a-z_]: a NUL in "pid\0junk=1" would otherwise compare equal to "pid" */
+	for (size_t i = 0; i < klen; i++)
+		if (((*p)[i] < 'a' || (*p)[i] > 'z') && (*p)[i] != '_')
+			return -EINVAL;
 	memcpy(key, *p, klen);
 	key[klen] = '\0';
 	value = strndup(eq + 1, (size_t)(nl - eq - 1));
@@ -387,7 +391,8 @@ static int parse_view(const char **p, const char *end, struct store_view *view)
 	if (r < 0)
 		return r;
 	view->target_created = (unsigned)created;
-	while (*p < end && strncmp(*p, "lower=", 6) == 0) {
+	/* the text need not end in a NUL: never compare past end */
+	while (end - *p >= 6 && memcmp(*p, "lower=", 6) == 0) {
 		char **grown;
 
 		r = next_line(p, end, key, sizeof(key), &value);

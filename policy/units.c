@@ -75,6 +75,7 @@ bool policy_var_name_valid(const char *name, size_t length)
 static int parse_unit(const char *text, const struct unit *units, size_t n_units, uint64_t *ret)
 {
 	uint64_t number = 0;
+	bool overflow = false;
 	const char *p = text;
 	size_t i;
 
@@ -83,16 +84,18 @@ static int parse_unit(const char *text, const struct unit *units, size_t n_units
 	for (; *p >= '0' && *p <= '9'; p++) {
 		unsigned digit = (unsigned)(*p - '0');
 
-		/* Keep reading past an overflow so "99999999999999999999x" is a syntax error. */
-		if (number > (UINT64_MAX - digit) / 10)
-			number = UINT64_MAX;
+		/* Keep reading past an overflow so "99999999999999999999x" is a syntax error. A
+		 * flag, not UINT64_MAX as a marker: "18446744073709551615B" is what formatting that
+		 * value gives, and must parse back. */
+		if (overflow || number > (UINT64_MAX - digit) / 10)
+			overflow = true;
 		else
 			number = number * 10 + digit;
 	}
 	for (i = 0; i < n_units; i++) {
 		if (strcmp(p, units[i].suffix) != 0)
 			continue;
-		if (number == UINT64_MAX || number > UINT64_MAX / units[i].factor)
+		if (overflow || number > UINT64_MAX / units[i].factor)
 			return -ERANGE;
 		*ret = number * units[i].factor;
 		return 0;

@@ -84,11 +84,11 @@ run policy show --job
 expect_usage_error "jobfs: policy show: option '--job' needs an argument" "missing option value"
 run policy show extra
 expect_usage_error \
-	"jobfs: policy show: too many arguments (usage: jobfs policy show [--job ID] [--json] [--policy FILE])" \
+	"jobfs: policy show: unexpected argument 'extra' (usage: jobfs policy show [--job ID] [--json] [--policy FILE])" \
 	"extra argument"
 run policy check a b
 expect_usage_error \
-	"jobfs: policy check: too many arguments (usage: jobfs policy check [--job ID] [FILE])" \
+	"jobfs: policy check: unexpected argument 'b' (usage: jobfs policy check [--job ID] [FILE])" \
 	"two files"
 run policy show --job ../etc
 expect_usage_error \

@@ -35,6 +35,32 @@ static void test_procs_mountinfo_parse(void **state)
 	assert_int_equal(procs_mountinfo_parse("", &m), -EINVAL);
 }
 
+/* Found by fuzz_procs: the length limit was on the escaped field, so a mount point of 1500
+ * spaces (6000 bytes as "\040") was never found, and umount left it mounted. */
+static void test_procs_mountinfo_long_escaped(void **state)
+{
+	static char line[8192], expected[1600];
+	struct procs_mount m;
+	int n;
+
+	(void)state;
+	n = snprintf(line, sizeof(line), "36 35 0:52 / /");
+	expected[0] = '/';
+	for (int i = 0; i < 1500; i++) {
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "\\040");
+		expected[i + 1] = ' ';
+	}
+	snprintf(line + n, sizeof(line) - (size_t)n, " rw - fuse.jobfs jobfs rw");
+	assert_int_equal(procs_mountinfo_parse(line, &m), 0);
+	assert_string_equal(m.mountpoint, expected);
+	/* a path that does not fit is still refused */
+	n = snprintf(line, sizeof(line), "36 35 0:52 / /");
+	for (int i = 0; i < 4096; i++)
+		line[n++] = 'a';
+	snprintf(line + n, sizeof(line) - (size_t)n, " rw - ext4 a b");
+	assert_int_equal(procs_mountinfo_parse(line, &m), -EINVAL);
+}
+
 static void test_procs_maps_line_dev(void **state)
 {
 	unsigned major, minor;
@@ -109,6 +135,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_procs_mountinfo_parse),
+		cmocka_unit_test(test_procs_mountinfo_long_escaped),
 		cmocka_unit_test(test_procs_maps_line_dev),
 		cmocka_unit_test(test_procs_stat_parse_start),
 		cmocka_unit_test(test_procs_cmdline_format),

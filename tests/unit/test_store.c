@@ -112,6 +112,30 @@ static void test_store_record_strict(void **state)
 		buf[20] = '\0';
 		assert_int_equal(store_record_parse(buf, sizeof(good) - 1, &rec), -EINVAL);
 	}
+	/* found by fuzz_record: a NUL inside a key made "pid\0x" read as "pid" */
+	{
+		char buf[sizeof(good)];
+		char *at;
+
+		memcpy(buf, good, sizeof(good));
+		at = strstr(buf, "pid=1234");
+		memcpy(at, "pi\0=1234", 8);
+		assert_int_equal(store_record_parse(buf, sizeof(good) - 1, &rec), -EINVAL);
+		memcpy(at, "pid\0=123", 8);
+		assert_int_equal(store_record_parse(buf, sizeof(good) - 1, &rec), -EINVAL);
+	}
+	expect_invalid("pid=1234", "PID=1234");
+	/* found by fuzz_record: text ending in a partial "lower=" was read past its end (ASan) */
+	{
+		size_t len = strlen(good) + 3;
+		char *buf = malloc(len);
+
+		assert_non_null(buf);
+		memcpy(buf, good, strlen(good));
+		memcpy(buf + strlen(good), "low", 3);
+		assert_int_equal(store_record_parse(buf, len, &rec), -EINVAL);
+		free(buf);
+	}
 }
 
 static void test_store_format_bytes(void **state)

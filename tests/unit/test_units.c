@@ -168,6 +168,12 @@ static void test_units_format_round_trips(void **state)
 	assert_string_equal(policy_format_duration(0, buf), "0s");
 	assert_string_equal(policy_format_duration(86400, buf), "1d");
 	assert_string_equal(policy_format_size(UINT64_MAX, buf), "18446744073709551615B");
+	/* the largest values parse back (found by fuzz_units: UINT64_MAX was an overflow marker) */
+	assert_int_equal(policy_parse_size(buf, &value), 0);
+	assert_true(value == UINT64_MAX);
+	assert_int_equal(policy_parse_duration(policy_format_duration(UINT64_MAX, buf), &value), 0);
+	assert_true(value == UINT64_MAX);
+	assert_int_equal(policy_parse_size("18446744073709551615KiB", &value), -ERANGE);
 }
 
 static void test_units_path_normalize(void **state)

@@ -220,7 +220,7 @@ int cmd_manifest(const struct cli_verb *verb, int argc, char **argv)
 			return cli_option_error(verb, c, argv);
 		}
 	}
-	rc = cli_check_args(verb, argc - optind);
+	rc = cli_check_args(verb, argc, argv);
 	if (rc)
 		return rc;
 	rc = cli_load_policy(policy_path, NULL, &policy);

@@ -440,7 +440,7 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 			return cli_option_error(verb, c, argv);
 		}
 	}
-	rc = cli_check_args(verb, argc - optind);
+	rc = cli_check_args(verb, argc, argv);
 	if (rc)
 		return rc;
 	rc = cli_require_job_id(verb, job_id);

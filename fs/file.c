@@ -186,7 +186,8 @@ static int inode_io_fd(struct jfs_fs *fs, struct jfs_inode *inode, int accmode)
 }
 
 /* The descriptor a request does I/O on: its open file's, or, without one, the inode's (pinned
- * here; the caller unpins when *ret_pinned). */
+ * and referenced here: once a reply is sent the kernel may forget the inode at once, so a reply
+ * that still reads the descriptor, a spliced read, must not be the inode's last use). */
 static int io_fd(struct jfs_fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, int accmode,
 		 struct jfs_inode **ret_pinned)
 {
@@ -197,19 +198,24 @@ static int io_fd(struct jfs_fs *fs, fuse_ino_t ino, struct fuse_file_info *fi, i
 	*ret_pinned = NULL;
 	if (file)
 		return accmode == O_RDONLY ? file_fd(fs, inode, file) : file->fd;
+	jfs_inode_ref(fs, inode);
 	jfs_inode_pin(inode);
 	fd = inode_io_fd(fs, inode, accmode);
-	if (fd < 0)
+	if (fd < 0) {
 		jfs_inode_unpin(inode);
-	else
+		jfs_inode_put(fs, inode);
+	} else {
 		*ret_pinned = inode;
+	}
 	return fd;
 }
 
-static void io_done(struct jfs_inode *pinned)
+static void io_done(struct jfs_fs *fs, struct jfs_inode *pinned)
 {
-	if (pinned)
+	if (pinned) {
 		jfs_inode_unpin(pinned);
+		jfs_inode_put(fs, pinned);
+	}
 }
 
 void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -227,7 +233,7 @@ void jfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 	buf.buf[0].fd = fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	io_done(pinned);
+	io_done(fs, pinned);
 }
 
 void jfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
@@ -258,7 +264,7 @@ void jfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in_buf, 0);
 	jfs_quota_end(fs, inode, fd, &quota);
-	io_done(pinned);
+	io_done(fs, pinned);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -335,7 +341,7 @@ void jfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, of
 	}
 	r = fallocate(fd, mode, offset, length) < 0 ? errno : 0;
 	jfs_quota_end(fs, inode, fd, &quota);
-	io_done(pinned);
+	io_done(fs, pinned);
 	fuse_reply_err(req, r);
 }
 
@@ -366,7 +372,7 @@ void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	fd_in = io_fd(fs, ino_in, fi_in, O_RDONLY, &pin_in);
 	if (fd_in < 0) {
 		jfs_quota_end(fs, inode_out, -1, &quota);
-		io_done(pin_out);
+		io_done(fs, pin_out);
 		fuse_reply_err(req, -fd_in);
 		return;
 	}
@@ -374,8 +380,8 @@ void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	if (n < 0)
 		n = -errno;
 	jfs_quota_end(fs, inode_out, fd_out, &quota);
-	io_done(pin_in);
-	io_done(pin_out);
+	io_done(fs, pin_in);
+	io_done(fs, pin_out);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -384,8 +390,9 @@ void jfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
+	struct jfs_fs *fs = jfs_req_fs(req);
 	struct jfs_inode *pinned;
-	int fd = io_fd(jfs_req_fs(req), ino, fi, O_RDONLY, &pinned);
+	int fd = io_fd(fs, ino, fi, O_RDONLY, &pinned), err;
 	off_t r;
 
 	if (fd < 0) {
@@ -393,9 +400,10 @@ void jfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct 
 		return;
 	}
 	r = lseek(fd, off, whence);
+	err = errno;
+	io_done(fs, pinned);
 	if (r < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, err);
 	else
 		fuse_reply_lseek(req, r);
-	io_done(pinned);
 }

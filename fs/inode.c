@@ -218,12 +218,7 @@ static void inode_free(struct jfs_fs *fs, struct jfs_inode *inode)
 	jfs_ilayers_close(inode->layers, inode->nlayers);
 	if (jfs_inode_layers_owned(inode))
 		free(inode->layers);
-	if (inode->rare) {
-		free(inode->rare->handle);
-		free(inode->rare->redirect);
-		jfs_listing_free(inode->rare->listing);
-		free(inode->rare);
-	}
+	jfs_inode_rare_free(inode->rare);
 	free(inode->name);
 	free(inode);
 }
@@ -704,6 +699,16 @@ void jfs_inode_set_redirect(struct jfs_inode *inode, char *redirect, blkcnt_t da
 	}
 	jfs_unlock(&inode->lock);
 	free(old); /* without memory, the redirect is found again by path */
+}
+
+void jfs_inode_rare_free(struct jfs_inode_rare *x)
+{
+	if (!x)
+		return;
+	free(x->handle);
+	free(x->redirect);
+	jfs_listing_free(x->listing);
+	free(x);
 }
 
 struct jfs_inode_rare *jfs_inode_rare_locked(struct jfs_inode *inode)

@@ -179,6 +179,7 @@ struct jfs_inode_rare {
 	struct jfs_listing *listing; /* directories: the listing being served (jfs_list_lock) */
 };
 struct jfs_inode_rare *jfs_inode_rare_locked(struct jfs_inode *inode);
+void jfs_inode_rare_free(struct jfs_inode_rare *x); /* retired descriptors aside */
 
 _Static_assert(sizeof(struct jfs_inode) <= 176, "the inode table holds one per cached inode");
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,7 @@ static void fs_free(struct jfs_fs *fs)
 			close(fs->root->layers[i].fd);
 		if (jfs_inode_layers_owned(fs->root))
 			free(fs->root->layers);
+		jfs_inode_rare_free(fs->root->rare);
 		free(fs->root->name);
 		free(fs->root);
 	}
@@ -436,6 +438,9 @@ int jfs_view_open(const struct jfs_config *cfg, struct jfs_view **ret_view, stru
 	int r;
 
 	umask(0); /* modes arrive with the caller's umask applied */
+	/* a daemon process serves views and nothing else: inodes allocated by every worker thread
+	 * in a few arenas, not one arena each, fragment less and go back after forgets */
+	mallopt(M_ARENA_MAX, 2);
 	view = calloc(1, sizeof(*view));
 	if (!view)
 		return set_error(err, -ENOMEM, "out of memory");

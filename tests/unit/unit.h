@@ -123,6 +123,7 @@ static inline void unit_overlay_close(struct unit_overlay *ov)
 				close(root->layers[i].fd);
 		if (jfs_inode_layers_owned(root))
 			free(root->layers);
+		jfs_inode_rare_free(root->rare);
 		free(root->name);
 		free(root);
 	}

@@ -130,7 +130,7 @@ expect_rc 0 "umount m1"
 step "gc running during mounts never touches a job being mounted"
 (
 	for ((i = 0; i < 30; i++)); do
-		"$JOBFS" gc --older-than 0s >/dev/null 2>&1 || exit 1
+		"${JOBFS_CMD[@]}" gc --older-than 0s >/dev/null 2>&1 || exit 1
 	done
 ) &
 gc_loop=$!

@@ -5,12 +5,16 @@
 # (by PID), unmounts every job it mounted (`jobfs umount --kill`), detaches anything still mounted
 # under its temp dir (newest first, and fails the test if it had to), and removes the temp dir.
 #
-# Environment: JOBFS_BUILD (set by CTest) names the build dir; JOBFS_IT_KEEP=1 keeps the temp dir.
+# Environment: JOBFS_BUILD (set by CTest) names the build dir; JOBFS_IT_KEEP=1 keeps the temp dir;
+# JOBFS_TEST_WRAPPER names a program that jobfs is started through, its command line the
+# arguments (scripts/memcheck.sh: a valgrind wrapper, which follows the fork into the job daemon).
 
 set -euo pipefail
 export TZ=UTC LC_ALL=C
 CT_NAME=$(basename "$0" .sh)
 JOBFS=${JOBFS_BUILD:?JOBFS_BUILD must name the build directory}/cli/jobfs
+# how a test runs jobfs: "${JOBFS_CMD[@]}" ARGS...
+JOBFS_CMD=(${JOBFS_TEST_WRAPPER:+"$JOBFS_TEST_WRAPPER"} "$JOBFS")
 CT_DIR=""
 CT_JOBS=()	# jobs this test mounted, by ID
 CT_PIDS=()	# processes this test started; only these are ever signalled
@@ -33,7 +37,7 @@ step() { echo "--- $CT_NAME: $*"; }
 # run ARGS...: runs jobfs; sets rc and leaves $CT_DIR/out and $CT_DIR/err.
 run() {
 	rc=0
-	"$JOBFS" "$@" >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+	"${JOBFS_CMD[@]}" "$@" >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
 }
 expect_rc() { # CODE WHAT
 	if [ "$rc" -eq "$1" ]; then ok; else bad "$2: exit $rc, expected $1 (stderr: $(head -c 400 "$CT_DIR/err"))"; fi
@@ -124,8 +128,8 @@ ct_on_exit() {
 	done
 	for ((i = ${#CT_JOBS[@]} - 1; i >= 0; i--)); do
 		for policy in "${CT_POLICIES[@]}"; do
-			"$JOBFS" umount --policy "$policy" --job "${CT_JOBS[$i]}" --kill --timeout 2 \
-				>/dev/null 2>&1
+			"${JOBFS_CMD[@]}" umount --policy "$policy" --job "${CT_JOBS[$i]}" --kill \
+				--timeout 2 >/dev/null 2>&1
 		done
 	done
 	if [ -n "$CT_DIR" ]; then

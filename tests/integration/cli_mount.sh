@@ -89,7 +89,7 @@ step "concurrent mounts of different IDs"
 pids=()
 for i in 1 2 3 4; do
 	CT_JOBS+=("c$i")
-	"$JOBFS" mount --job "c$i" >"$CT_DIR/c$i.out" 2>&1 &
+	"${JOBFS_CMD[@]}" mount --job "c$i" >"$CT_DIR/c$i.out" 2>&1 &
 	pids+=($!)
 done
 for i in 1 2 3 4; do
@@ -159,7 +159,7 @@ expect_rc 0 "umount t1"
 
 step "--foreground keeps the daemon attached"
 CT_JOBS+=(f1)
-"$JOBFS" mount --job f1 --foreground >"$CT_DIR/fg.out" 2>"$CT_DIR/fg.err" &
+"${JOBFS_CMD[@]}" mount --job f1 --foreground >"$CT_DIR/fg.out" 2>"$CT_DIR/fg.err" &
 fg=$!
 CT_PIDS+=("$fg")
 for ((i = 0; i < 100; i++)); do
@@ -179,7 +179,7 @@ check "no daemon log file with --foreground" test ! -s "$state/jobs/f1/daemon.lo
 step "the daemon keeps none of the caller's descriptors"
 CT_JOBS+=(d1)
 rc=0
-"$JOBFS" mount --job d1 >"$CT_DIR/out" 2>"$CT_DIR/err" 9>"$CT_DIR/marker" || rc=$?
+"${JOBFS_CMD[@]}" mount --job d1 >"$CT_DIR/out" 2>"$CT_DIR/err" 9>"$CT_DIR/marker" || rc=$?
 expect_rc 0 "mount with an extra descriptor"
 daemon=$(record_field d1 pid)
 check "the daemon does not hold fd 9's file" \

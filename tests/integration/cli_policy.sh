@@ -5,7 +5,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 corpus=$(cd "$here/../policy" && pwd)
-jobfs=${JOBFS_BUILD:?JOBFS_BUILD must name the build directory}/cli/jobfs
+# JOBFS_TEST_WRAPPER: a program jobfs is started through (scripts/memcheck.sh: valgrind)
+jobfs=(${JOBFS_TEST_WRAPPER:+"$JOBFS_TEST_WRAPPER"}
+	"${JOBFS_BUILD:?JOBFS_BUILD must name the build directory}/cli/jobfs")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -21,8 +23,8 @@ bad() {
 run() {
 	rc=0
 	env -i PATH="$PATH" HOME=/home/runner RUNNER_WORKSPACE=/home/runner/work/app EMPTY= \
-		JOB_ID=from-env ${extra_env:+"$extra_env"} "$jobfs" "$@" >"$tmp/out" 2>"$tmp/err" ||
-		rc=$?
+		JOB_ID=from-env ${extra_env:+"$extra_env"} "${jobfs[@]}" "$@" >"$tmp/out" \
+		2>"$tmp/err" || rc=$?
 }
 extra_env=
 
@@ -199,11 +201,11 @@ extra_env=
 
 # --- output that cannot be written is an error --------------------------------------------------
 rc=0
-"$jobfs" --help >/dev/full 2>"$tmp/err" || rc=$?
+"${jobfs[@]}" --help >/dev/full 2>"$tmp/err" || rc=$?
 expect_rc 6 "--help to a full disk"
 expect_file "$tmp/err" "jobfs: cannot write output: No space left on device" "--help to /dev/full"
 rc=0
-"$jobfs" policy show --json --policy "$corpus/valid/units.yaml" >/dev/full 2>/dev/null || rc=$?
+"${jobfs[@]}" policy show --json --policy "$corpus/valid/units.yaml" >/dev/full 2>/dev/null || rc=$?
 expect_rc 6 "show to a full disk"
 
 echo "$passed passed, $failed failed"

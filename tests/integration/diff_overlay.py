@@ -23,6 +23,8 @@ Environment:
                      directories and the EXDEV emulation below is exercised)
     JOBFS_DIFF_HANG  seconds a step may take before the daemon is killed (default 60)
     JOBFS_DIFF_DAEMON_ARGS  more arguments for the jobfs daemon, e.g. "-o max_fds=64"
+    JOBFS_TEST_WRAPPER  a program the daemon is started through, its command line the arguments
+                     (scripts/memcheck.sh: a valgrind wrapper that execs the daemon)
 Exit status: 0 pass, 1 mismatch or error, 77 skipped (not root, no /dev/fuse, no overlay).
 A failure prints the seed, the step, the operation, both results, a tree diff and the steps before;
 `--seed N --ops STEP --keep` reproduces it and keeps the layers. Operations are drawn from the
@@ -1372,6 +1374,8 @@ class Run:
                 raise Fatal("JOBFS_FS is not set (the path of jobfs-fs; CTest sets it)")
             argv = [fs, "--lower", ":".join(lowers), "--upper", upper, "--work", work, "-f"]
             argv += shlex.split(os.environ.get("JOBFS_DIFF_DAEMON_ARGS", "")) + [self.mnt_j]
+            if os.environ.get("JOBFS_TEST_WRAPPER"):
+                argv.insert(0, os.environ["JOBFS_TEST_WRAPPER"])
         self.watchdog.proc = self.mounts.fuse(self.mnt_j, argv, self.peer_log)
 
     def fail(self, what, op=None, rk=None, rj=None, lines=()):

@@ -5,6 +5,9 @@
 #
 # Environment:
 #   JOBFS_FS             the daemon binary (set by CTest; default: build/fs/jobfs-fs of this tree)
+#   JOBFS_TEST_WRAPPER   a program the daemon is started through, the daemon's command line its
+#                        arguments (scripts/memcheck.sh sets it to a valgrind wrapper); it must
+#                        exec the daemon so that the PID stays the daemon's
 #   JOBFS_PEER           "jobfs" (default) or "fuse-overlayfs" to run the same checks against it
 #   JOBFS_IT_KEEP_GOING  1: report every failed assertion, fail at the end rather than at the first
 #   JOBFS_IT_KEEP        1: keep the temp dir (the views are still unmounted)
@@ -109,7 +112,8 @@ mount_view()
 		if [ -n "$opts" ]; then
 			args+=(-o "$opts")
 		fi
-		"$JOBFS_FS" "${args[@]}" "$mnt" </dev/null >"$log" 2>&1 &
+		${JOBFS_TEST_WRAPPER:+"$JOBFS_TEST_WRAPPER"} "$JOBFS_FS" "${args[@]}" "$mnt" \
+			</dev/null >"$log" 2>&1 &
 		;;
 	fuse-overlayfs)
 		local all="lowerdir=$lowers,upperdir=$upper,workdir=$work${opts:+,$opts}"

@@ -123,10 +123,10 @@ static int detach_stale(struct gc_run *run, int job_fd, struct store_record *rec
 		const struct store_view *view = &rec->views[i];
 		struct procs_mount m;
 
-		if (procs_mount_at(view->target, &m) < 0 || strcmp(m.fstype, "fuse.jobfs") != 0)
+		if (procs_view_mount(rec->id, view->name, &m) < 0)
 			continue;
 		if (!run->dry_run) {
-			int r = gc_unmount(view->target, true);
+			int r = gc_unmount(&m, true);
 			if (r < 0 && r != -EINVAL) {
 				cli_error(run->verb,
 					  "cannot detach view '%s' of job '%s' at '%s': %s",

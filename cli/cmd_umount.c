@@ -99,13 +99,14 @@ static void print_holders(const struct cli_verb *verb, const struct store_view *
 }
 
 /* Lists the processes holding a mounted view; returns true when there are any. */
-static bool report_holders(const struct cli_verb *verb, const struct store_view *view)
+static bool report_holders(const struct cli_verb *verb, const char *job_id,
+			   const struct store_view *view)
 {
 	struct procs_mount m;
 	struct holder *holders;
 	size_t n;
 
-	if (procs_mount_at(view->target, &m) < 0 || strcmp(m.fstype, "fuse.jobfs") != 0)
+	if (procs_view_mount(job_id, view->name, &m) < 0)
 		return false;
 	if (find_holders(&m, &holders, &n) < 0)
 		return false;
@@ -116,17 +117,19 @@ static bool report_holders(const struct cli_verb *verb, const struct store_view 
 }
 
 /* Unmounts one view. Returns 0 (unmounted, or not mounted), 1 when busy and reported, or -errno. */
-static int unmount_view(const struct cli_verb *verb, const struct store_view *view, bool kill_them,
-			long timeout)
+static int unmount_view(const struct cli_verb *verb, const char *job_id,
+			const struct store_view *view, bool kill_them, long timeout)
 {
 	struct procs_mount m;
 	struct holder *holders = NULL;
 	size_t n = 0;
 	int r;
 
-	if (procs_mount_at(view->target, &m) < 0 || strcmp(m.fstype, "fuse.jobfs") != 0)
+	/* by the mount's source, not its target path: the job's user may have moved the target or
+	 * put another job's view in its place */
+	if (procs_view_mount(job_id, view->name, &m) < 0)
 		return 0;
-	r = gc_unmount(view->target, false);
+	r = gc_unmount(&m, false);
 	if (r != -EBUSY)
 		return r == -EINVAL ? 0 : r;
 	if ((r = find_holders(&m, &holders, &n)) < 0)
@@ -152,7 +155,7 @@ static int unmount_view(const struct cli_verb *verb, const struct store_view *vi
 		}
 		free(holders);
 		holders = NULL;
-		r = gc_unmount(view->target, false);
+		r = gc_unmount(&m, false);
 		if (r != -EBUSY)
 			break;
 		/* someone new opened it meanwhile: one more round */
@@ -165,7 +168,7 @@ static int unmount_view(const struct cli_verb *verb, const struct store_view *vi
 			"jobfs: umount: warning: view '%s' at '%s' is still busy, detaching it "
 			"lazily\n",
 			view->name, view->target);
-		r = gc_unmount(view->target, true);
+		r = gc_unmount(&m, true);
 	}
 	return r == -EINVAL ? 0 : r;
 }
@@ -301,7 +304,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 		/* a busy view leaves every view mounted: the job stays whole until its holders go
 		 */
 		for (size_t i = 0; i < rec->n_views; i++)
-			if (report_holders(verb, &rec->views[i]))
+			if (report_holders(verb, rec->id, &rec->views[i]))
 				busy = true;
 		if (busy) {
 			rc = JOBFS_EXIT_BUSY;
@@ -310,7 +313,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	}
 	if (rec->state != STORE_UNMOUNTED) {
 		for (size_t i = rec->n_views; i-- > 0;) {
-			r = unmount_view(verb, &rec->views[i], kill_them, timeout);
+			r = unmount_view(verb, rec->id, &rec->views[i], kill_them, timeout);
 			if (r == 1) {
 				busy = true;
 			} else if (r < 0) {

@@ -17,6 +17,7 @@
 
 #include "daemon.h"
 #include "fs.h"
+#include "procs.h"
 
 struct served_view {
 	const struct daemon_view *spec;
@@ -26,6 +27,7 @@ struct served_view {
 	int done; /* set by the serving thread when jfs_view_serve returned; read atomically */
 	int result;
 	struct jfs_error err;
+	char fsname[PROCS_SOURCE_MAX]; /* the mount's source: jobfs:JOB/VIEW */
 };
 
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -117,6 +119,9 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		cfg.mountpoint = dv->target;
 		cfg.foreground = true;
 		cfg.opts.quota = dv->quota;
+		/* how umount and gc find this mount wherever it was moved (procs_view_mount) */
+		procs_view_source(spec->job_id, dv->name, views[i].fsname, sizeof(views[i].fsname));
+		cfg.fsname = views[i].fsname;
 		views[i].spec = dv;
 		r = jfs_view_open(&cfg, &views[i].view, &err);
 		if (r < 0) {

@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -92,11 +93,54 @@ static int run_fusermount(const char *target, bool lazy)
 	return -EBUSY;
 }
 
-int gc_unmount(const char *target, bool lazy)
+static int umount_checked(const struct procs_mount *m, int flags)
 {
+	char parent[sizeof(m->mountpoint)], path[sizeof(m->mountpoint) + 32];
+	const char *name;
+	struct statx stx;
+	char *slash;
+	int pfd, r = 0;
+
+	strcpy(parent, m->mountpoint);
+	slash = strrchr(parent, '/');
+	if (!slash || !slash[1])
+		return -EINVAL; /* "/" is never a view */
+	name = m->mountpoint + (slash - parent) + 1;
+	if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	pfd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? -ESTALE : -errno;
+	/* cached attributes only: a dead daemon must not hang us */
+	if (statx(pfd, name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) < 0) {
+		r = errno == ENOENT ? -ESTALE : -errno;
+	} else if (!(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id != m->mnt_id ||
+		   !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+		r = -ESTALE;
+	} else {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", pfd, name);
+		if (umount2(path, flags | UMOUNT_NOFOLLOW) < 0)
+			r = -errno;
+	}
+	close(pfd);
+	return r;
+}
+
+int gc_unmount(const struct procs_mount *m, bool lazy)
+{
+	int r = -ESTALE;
+
 	if (geteuid() != 0)
-		return run_fusermount(target, lazy);
-	if (umount2(target, (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) < 0)
-		return -errno;
-	return 0;
+		return run_fusermount(m->mountpoint, lazy);
+	/* moved meanwhile: mountinfo says where it is now */
+	for (int tries = 0; tries < 8 && r == -ESTALE; tries++) {
+		struct procs_mount now;
+
+		if (tries > 0 && (procs_mount_by_id(m->mnt_id, &now) < 0))
+			return -EINVAL; /* gone */
+		r = umount_checked(tries > 0 ? &now : m, lazy ? MNT_DETACH : 0);
+	}
+	return r;
 }

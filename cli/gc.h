@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "procs.h"
 #include "store.h"
 
 /* Moves STATE/jobs/ID into STATE/trash with one rename, then deletes it there without following
@@ -14,9 +15,12 @@ int gc_remove_job(struct store *store, const char *id);
 const char *gc_strerror(int r);
 /* Deletes whatever an interrupted gc left in STATE/trash. */
 int gc_empty_trash(struct store *store);
-/* Unmounts the view at target: umount2(target, 0) as root, `fusermount3 -u` otherwise; with lazy,
- * MNT_DETACH / `fusermount3 -uz`. Returns 0, -EBUSY, -EINVAL (not a mount) or another -errno. */
-int gc_unmount(const char *target, bool lazy);
+/* Unmounts the view mounted as m (procs_view_mount), wherever its mount point now is: as root,
+ * umount2 through a pinned parent dir whose child was checked to be that very mount (a mount point
+ * cannot be renamed or removed, so the name stays bound to it); otherwise `fusermount3 -u`. With
+ * lazy, MNT_DETACH / `fusermount3 -uz`. Returns 0, -EBUSY, -EINVAL (not a mount), -ESTALE (the
+ * path leads to another mount: moved meanwhile) or another -errno. */
+int gc_unmount(const struct procs_mount *m, bool lazy);
 
 /* What gc_generations did: action "flattened" (value: how many generations it replaced, name: the
  * new one), "removed" (value: bytes), or with dry_run "would flatten", "would remove". */

@@ -72,7 +72,58 @@ int procs_mountinfo_parse(const char *line, struct procs_mount *ret_mount)
 		return -EINVAL;
 	memcpy(m.fstype, fstype, lens[0]);
 	m.fstype[lens[0]] = '\0';
+	m.user_id = -1;
+	p = fstype + lens[0];
+	if (*p == ' ') {
+		const char *src = p + 1, *opts, *uid;
+		size_t n = strcspn(src, " ");
+
+		if (unescape(src, n, m.source, sizeof(m.source)) < 0)
+			return -EINVAL;
+		opts = src + n;
+		/* super options: "rw,user_id=0,group_id=0,..." */
+		uid = strstr(opts, "user_id=");
+		if (uid && (uid[-1] == ' ' || uid[-1] == ','))
+			m.user_id = strtol(uid + 8, NULL, 10);
+	}
 	*ret_mount = m;
+	return 0;
+}
+
+void procs_view_source(const char *job_id, const char *view, char *buf, size_t size)
+{
+	snprintf(buf, size, "jobfs:%s/%s", job_id, view);
+}
+
+int procs_view_mount(const char *job_id, const char *view, struct procs_mount *ret_mount)
+{
+	char source[PROCS_SOURCE_MAX];
+	struct procs_mount m, found;
+	bool any = false;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	FILE *f;
+
+	procs_view_source(job_id, view, source, sizeof(source));
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		/* a user's own FUSE mount may copy the name, not the user_id the kernel sets */
+		if (procs_mountinfo_parse(line, &m) == 0 && strcmp(m.fstype, "fuse.jobfs") == 0 &&
+		    strcmp(m.source, source) == 0 && m.user_id == (long)geteuid()) {
+			found = m;
+			any = true;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (!any)
+		return -ENOENT;
+	*ret_mount = found;
 	return 0;
 }
 
@@ -103,6 +154,45 @@ int procs_mount_at(const char *path, struct procs_mount *ret_mount)
 		return -ENOENT;
 	*ret_mount = found;
 	return 0;
+}
+
+bool procs_view_mount_connected(const char *job_id, const char *view)
+{
+	struct procs_mount m;
+	struct statx stx;
+
+	if (procs_view_mount(job_id, view, &m) < 0)
+		return false;
+	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us */
+	if (statx(AT_FDCWD, m.mountpoint, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID,
+		  &stx) < 0)
+		return false;
+	return !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == m.mnt_id;
+}
+
+int procs_mount_by_id(uint64_t mnt_id, struct procs_mount *ret_mount)
+{
+	struct procs_mount m;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int r = -ENOENT;
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	while (r == -ENOENT && (len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		if (procs_mountinfo_parse(line, &m) == 0 && m.mnt_id == mnt_id) {
+			*ret_mount = m;
+			r = 0;
+		}
+	}
+	free(line);
+	fclose(f);
+	return r;
 }
 
 bool procs_view_connected(const char *path)

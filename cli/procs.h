@@ -8,11 +8,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define PROCS_SOURCE_MAX 320 /* "jobfs:" JOB "/" VIEW */
+
 struct procs_mount {
 	uint64_t mnt_id;    /* mountinfo field 1, the same as statx's stx_mnt_id */
 	unsigned dev_major; /* st_dev of the mounted filesystem */
 	unsigned dev_minor;
 	char fstype[64]; /* "fuse.jobfs" */
+	char source[PROCS_SOURCE_MAX];
+	long user_id; /* a FUSE mount's user_id= super option (who mounted it); -1 without */
 	char mountpoint[4096];
 };
 
@@ -22,6 +26,16 @@ int procs_mountinfo_parse(const char *line, struct procs_mount *ret_mount);
 int procs_mount_at(const char *path, struct procs_mount *ret_mount);
 /* True when path is a mount of a jobfs view that answers (not ENOTCONN). */
 bool procs_view_connected(const char *path);
+
+/* A job's view is mounted with the source "jobfs:JOB/VIEW": found by it, not by its target path,
+ * which the job's user may have moved or replaced with a symlink to another job's view. */
+void procs_view_source(const char *job_id, const char *view, char *buf, size_t size);
+/* The topmost jobfs mount with that source made by this user (root: user_id=0); -ENOENT if none. */
+int procs_view_mount(const char *job_id, const char *view, struct procs_mount *ret_mount);
+/* The same, answering (not ENOTCONN). */
+bool procs_view_mount_connected(const char *job_id, const char *view);
+/* The mount with that id (mountinfo field 1), where it is now; -ENOENT if none. */
+int procs_mount_by_id(uint64_t mnt_id, struct procs_mount *ret_mount);
 
 /* The device of a /proc/PID/maps line ("... 00:2f 1234 /path"); -EINVAL when malformed. */
 int procs_maps_line_dev(const char *line, unsigned *ret_major, unsigned *ret_minor);

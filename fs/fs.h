@@ -28,6 +28,7 @@ struct jfs_config {
 	const char *work;
 	const char *mountpoint;
 	const char *fuse_opts; /* extra -o options for the mount, may be NULL */
+	const char *fsname;    /* the mount's source in mountinfo; NULL: "jobfs" */
 	bool foreground;
 	bool debug;
 	struct jfs_options opts;

@@ -450,9 +450,9 @@ int jfs_view_open(const struct jfs_config *cfg, struct jfs_view **ret_view, stru
 		goto out_free;
 
 	snprintf(opts, sizeof(opts),
-		 "fsname=jobfs,subtype=jobfs,default_permissions,nosuid,nodev%s%s%s",
-		 cfg->opts.allow_other ? ",allow_other" : "", cfg->fuse_opts ? "," : "",
-		 cfg->fuse_opts ? cfg->fuse_opts : "");
+		 "fsname=%s,subtype=jobfs,default_permissions,nosuid,nodev%s%s%s",
+		 cfg->fsname ? cfg->fsname : "jobfs", cfg->opts.allow_other ? ",allow_other" : "",
+		 cfg->fuse_opts ? "," : "", cfg->fuse_opts ? cfg->fuse_opts : "");
 	if ((r = add_arg(&args, "jobfs-fs", err)) < 0 || (r = add_arg(&args, "-o", err)) < 0 ||
 	    (r = add_arg(&args, opts, err)) < 0 ||
 	    (cfg->debug && (r = add_arg(&args, "-d", err)) < 0))

@@ -482,6 +482,30 @@ check "the trash is empty" test -z "$(ls -A "$state/trash")"
 sentinels_intact "(after gc)"
 check_untouched "at the end"
 
+step "umount finds a job's own view after its user moved the target or swapped in another's"
+# the job user owns mnt/s1, the dir above s1's target: it moves its view away and puts a symlink
+# to s2's target dir, then a rename of it, in its place; umount s1 must unmount s1's view only
+jmount s1
+jmount s2
+S1=$CT_DIR/mnt/s1/ws
+S2=$CT_DIR/mnt/s2/ws
+echo s1 >"$S1/mark1"
+echo s2 >"$S2/mark2"
+mv "$CT_DIR/mnt/s1" "$CT_DIR/mnt/s1.moved"
+ln -s "$CT_DIR/mnt/s2" "$CT_DIR/mnt/s1"
+run umount --job s1
+expect_rc 0 "umount s1 with its target dir moved and a symlink to s2's in its place"
+check "s2's view is still mounted" mountpoint -q "$S2"
+check "s2's view still serves its files" test "$(cat "$S2/mark2" 2>/dev/null)" = s2
+check "s1's view is unmounted where it was moved" test ! -e "$CT_DIR/mnt/s1.moved/ws/mark1"
+rm "$CT_DIR/mnt/s1"
+mv "$CT_DIR/mnt/s2" "$CT_DIR/mnt/s2.moved"
+run umount --job s2
+expect_rc 0 "umount s2 after its target dir was renamed"
+check "s2's view is unmounted" test ! -e "$CT_DIR/mnt/s2.moved/ws/mark2"
+run ls --json
+check "ls shows both unmounted" test "$(json '",".join(sorted(j["state"] for j in d if j["id"] in ("s1", "s2")))')" = "unmounted,unmounted"
+
 echo "--- $CT_NAME: $attacks escape attempts, $swaps racing swaps, $refusals racing rounds refused"
 run umount --job a
 expect_rc 0 "umount a"

@@ -38,6 +38,13 @@ case $out in
 esac
 it_pid_running "$pid" || fail "the daemon died when the upper filled up"
 assert_same_content "$MNT/one" "$IT_DIR/one"
+# another job over the same lower, its upper elsewhere, is unaffected
+FULL=$MNT
+new_view other "$L1"
+check "another view writes while one upper is full" sh -c "head -c 4194304 /dev/zero >'$MNT/w'"
+check "and copies up" sh -c "printf x >>'$MNT/big/six'"
+unmount_view "$MNT"
+MNT=$FULL
 out=$(printf 'x' 2>&1 >>"$MNT/big/six") && fail "a copy-up into a full upper succeeded"
 case $out in
 *"No space left on device"*) ;;

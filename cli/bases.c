@@ -357,7 +357,8 @@ int bases_publish(struct bases_view *bases, const char *tmp_name, const char *na
 	if (!next.names)
 		return -ENOMEM;
 	snprintf(next.names[0], BASES_NAME_MAX, "%s", name);
-	memcpy(next.names + 1, stack->names, sizeof(*next.names) * stack->n);
+	if (stack->n)
+		memcpy(next.names + 1, stack->names, sizeof(*next.names) * stack->n);
 	next.n = stack->n + 1;
 	r = bases_stack_write(bases, &next);
 	bases_stack_free(&next);

@@ -318,9 +318,12 @@ static int next_line(const char **p, const char *end, char *key, size_t key_size
 			return -EINVAL;
 	memcpy(key, *p, klen);
 	key[klen] = '\0';
-	value = strndup(eq + 1, (size_t)(nl - eq - 1));
+	/* not strndup: the record need not hold a NUL anywhere */
+	value = malloc((size_t)(nl - eq));
 	if (!value)
 		return -ENOMEM;
+	memcpy(value, eq + 1, (size_t)(nl - eq - 1));
+	value[nl - eq - 1] = '\0';
 	if (strlen(value) != (size_t)(nl - eq - 1) || !text_clean(value)) {
 		free(value);
 		return -EINVAL;

@@ -198,7 +198,10 @@ ln -s "$CT_DIR/etc-like/passwd" "$A/le"
 for l in lb le etc-link passwd-link; do
 	check "chown -h $l" chown -h 65534:65534 "$A/$l"
 	check "touch -h $l" touch -h -d 2001-01-01 "$A/$l"
-	check "trusted xattr on link $l" setfattr -h -n trusted.hostile -v 1 "$A/$l"
+	# under valgrind (memcheck.sh) the daemon has no *xattrat calls, so no xattrs on symlinks
+	if [ -z "${JOBFS_TEST_WRAPPER:-}" ]; then
+		check "trusted xattr on link $l" setfattr -h -n trusted.hostile -v 1 "$A/$l"
+	fi
 	check "hard link of the link $l" ln -P "$A/$l" "$A/$l.hard"
 	check "rename of the link $l" mv "$A/$l.hard" "$A/$l.moved"
 	check "remove of the link $l" rm "$A/$l.moved"

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bases.h"
+#include "gc.h"
 #include "fs.h"
 
 #define STACK_MAGIC "jobfs-stack 1\n"
@@ -312,29 +313,7 @@ int bases_next_name(struct bases_view *bases, const struct bases_stack *stack,
 
 int bases_clean_tmp(struct bases_view *bases)
 {
-	struct dirent *de;
-	int fd, r = 0;
-	DIR *dir;
-
-	fd = openat(bases->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while ((de = readdir(dir))) {
-		int rr;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		rr = jfs_remove_tree_at(bases->tmp_fd, de->d_name);
-		if (rr < 0 && r == 0)
-			r = rr;
-	}
-	closedir(dir);
-	return r;
+	return gc_empty_dir(bases->tmp_fd);
 }
 
 int bases_publish(struct bases_view *bases, const char *tmp_name, const char *name,

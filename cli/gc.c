@@ -39,15 +39,13 @@ const char *gc_strerror(int r)
 	return strerror(-r);
 }
 
-int gc_empty_trash(struct store *store)
+int gc_empty_dir(int dirfd)
 {
 	struct dirent *de;
 	int fd, r = 0;
 	DIR *dir;
 
-	if (store->trash_fd < 0)
-		return 0;
-	fd = openat(store->trash_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	dir = fdopendir(fd);
@@ -60,12 +58,17 @@ int gc_empty_trash(struct store *store)
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		rr = jfs_remove_tree_at(store->trash_fd, de->d_name);
+		rr = jfs_remove_tree_at(dirfd, de->d_name);
 		if (rr < 0 && r == 0)
 			r = rr;
 	}
 	closedir(dir);
 	return r;
+}
+
+int gc_empty_trash(struct store *store)
+{
+	return store->trash_fd < 0 ? 0 : gc_empty_dir(store->trash_fd);
 }
 
 static int run_fusermount(const char *target, bool lazy)

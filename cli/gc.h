@@ -13,6 +13,8 @@ int gc_remove_job(struct store *store, const char *id);
 /* Why gc_remove_job or gc_empty_trash failed, for a message: -EXDEV (a mount point inside the
  * layer, which is never entered) gets words of its own. */
 const char *gc_strerror(int r);
+/* Deletes everything inside dirfd, never following a symlink nor entering a mount point. */
+int gc_empty_dir(int dirfd);
 /* Deletes whatever an interrupted gc left in STATE/trash. */
 int gc_empty_trash(struct store *store);
 /* Unmounts the view mounted as m (procs_view_mount), wherever its mount point now is: as root,

@@ -108,7 +108,11 @@ VERBS = {
     "gc": ({"--older-than": ("o", "duration"), "--max-total": ("m", "size"),
             "--dry-run": ("n", None), "--json": (None, None), "--policy": ("p", "policy")},
            (0, 0)),
+    "mark-ok": ({"--job": ("j", "id"), "--policy": ("p", "policy")}, (0, 0)),
+    "promote": ({"--job": ("j", "id"), "--view": ("v", "viewname"), "--dry-run": ("n", None),
+                 "--json": (None, None), "--policy": ("p", "policy")}, (0, 0)),
 }
+NEEDS_JOB = ("mount", "umount", "mark-ok", "promote")
 
 
 def value(kind):
@@ -129,6 +133,11 @@ def value(kind):
         return (rng.choice(SIZES_OK), True) if good else (rng.choice(SIZES_BAD), False)
     if kind == "timeout":
         return (rng.choice(TIMEOUTS_OK), True) if good else (rng.choice(TIMEOUTS_BAD), False)
+    if kind == "viewname":  # checked as an argument: a bad one is a usage error naming it
+        if good:
+            return rng.choice(VIEWS_OK), True
+        v = mutate(rng.choice(VIEWS_OK))
+        return v, id_valid(v) and len(v) <= 64
     if kind == "view":
         return (rng.choice(VIEWS_OK), True) if good else (rng.choice(HOSTILE + [b"nope"]), True)
     raise ValueError(kind)
@@ -154,7 +163,7 @@ def structured():
     groups, bad_values, policy = [], [], None
     job = None
     for name, (short, kind) in options.items():
-        want = 0.9 if name == "--job" and verb in ("mount", "umount") else 0.45
+        want = 0.9 if name == "--job" and verb in NEEDS_JOB else 0.45
         if kind is None:
             want = 0.15 if name == "--foreground" else 0.3
         if rng.random() >= want:
@@ -191,7 +200,7 @@ def structured():
         if any(p[:1] == b"-" for p in positional) or rng.random() < 0.3:
             argv.append(b"--")
         argv += positional
-    if verb in ("mount", "umount") and job is None:
+    if verb in NEEDS_JOB and job is None:
         bad_values.append(None)  # "--job ID is required"
     expect = {"verb": verb, "bad": bad_values, "policy": policy, "job": job,
               "json": b"--json" in argv}
@@ -382,7 +391,9 @@ def judge(argv, rc, out, err, expect):
         elif esc(path[:40]) not in lines[0]:
             fail(argv, f"policy error does not name {path[:40]!r}: {lines[0][:300]!r}")
         return
-    allowed = {"mount": {0, 5}, "umount": {0, 3}, "inspect": {0, 3}}.get(verb, {0})
+    # promote: 3 no such job (or view), 5 still mounted, 9 not marked successful
+    allowed = {"mount": {0, 5}, "umount": {0, 3}, "inspect": {0, 3}, "mark-ok": {0, 3},
+               "promote": {0, 3, 5, 9}}.get(verb, {0})
     if rc not in allowed:
         fail(argv, f"{verb}: exit {rc}, expected one of {sorted(allowed)}; {err[:300]!r}")
     if rc == 0 and expect["json"]:

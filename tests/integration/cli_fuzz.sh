@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Hostile input through the real jobfs binary. First fixed regression checks for what fuzzing
-# found, then a few thousand generated argument vectors (tests/integration/cli_fuzz.py: every verb (manifest and verify aside: they
-# write and read files by name),
-# every option spelling, hostile job IDs, paths, sizes, durations, timeouts, missing and extra
-# arguments), each checked: a documented exit code and no signal, an error on one line naming the
-# argument, nothing made outside the temp dir, no mount left, and every accepted mount unmounted.
+# found, then a few thousand generated argument vectors (tests/integration/cli_fuzz.py: every verb
+# but manifest and verify, which write and read files by name; every option spelling, hostile job
+# IDs, view names, paths, sizes, durations, timeouts, missing and extra arguments), each checked: a
+# documented exit code and no signal, an error on one line naming the argument, nothing made
+# outside the temp dir, no mount left, and every accepted mount unmounted.
 #
 # Environment: JOBFS_CLI_FUZZ_SEED (CTest pins one; empty: a new one, printed) and
 # JOBFS_CLI_FUZZ_VECTORS (default 2500). A failure prints the seed that reproduces it.

@@ -33,6 +33,22 @@ int cli_check_args(const struct cli_verb *verb, int argc, char **argv);
 int cli_verb_help(const struct cli_verb *verb);
 
 struct policy;
+struct store;
+struct store_record;
+
+/* The job a verb works on (job.c): its state dir, its dir, its lock and its record. */
+struct cli_job {
+	struct store *store;
+	int job_fd;
+	int lock_fd;
+	struct store_record *rec;
+};
+/* Opens and locks job ID (waiting up to a second for a passing `jobfs ls`) and reads its record.
+ * JOBFS_EXIT_OK, or reported: JOBFS_EXIT_NO_JOB (no state dir, no such job, or an orphan
+ * without a valid record), JOBFS_EXIT_BUSY or JOBFS_EXIT_SYSTEM, with nothing left open. */
+int cli_job_open(const struct cli_verb *verb, const struct policy *policy, const char *job_id,
+		 struct cli_job *ret);
+void cli_job_close(struct cli_job *job);
 
 /* The policy from --policy FILE or the usual places, expanded for job_id unless it is NULL.
  * Reports errors; returns JOBFS_EXIT_OK or the exit code. (cmd_policy.c) */

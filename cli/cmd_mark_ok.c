@@ -2,49 +2,12 @@
  * job is still mounted (or after). Only a successful job may be promoted. */
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "exit_codes.h"
 #include "policy.h"
 #include "store.h"
-
-static int record_outcome(const struct cli_verb *verb, int job_fd, const char *job_id,
-			  enum store_outcome outcome)
-{
-	struct timespec nap = {0, 20 * 1000000L};
-	struct store_record *rec = NULL;
-	int lock_fd = -1, r, rc;
-
-	/* a passing `jobfs ls` holds the lock for a moment: retry for a second before "busy" */
-	for (int try = 0; (r = store_job_lock(job_fd, false, &lock_fd)) == -EWOULDBLOCK && try < 50;
-	     try++)
-		nanosleep(&nap, NULL);
-	if (r < 0) {
-		cli_error(verb, "job '%s' is busy: another jobfs holds its lock", job_id);
-		return r == -EWOULDBLOCK ? JOBFS_EXIT_BUSY : JOBFS_EXIT_SYSTEM;
-	}
-	rc = JOBFS_EXIT_NO_JOB;
-	r = store_record_read(job_fd, &rec);
-	if (r < 0) {
-		cli_error(verb, "job '%s' has no valid record (orphan); 'jobfs gc' removes it",
-			  job_id);
-		goto out;
-	}
-	rec->outcome = outcome;
-	rc = JOBFS_EXIT_SYSTEM;
-	r = store_record_write(job_fd, rec);
-	if (r < 0) {
-		cli_error(verb, "cannot record job '%s': %s", job_id, strerror(-r));
-		goto out;
-	}
-	rc = JOBFS_EXIT_OK;
-out:
-	store_record_free(rec);
-	close(lock_fd);
-	return rc;
-}
 
 int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv)
 {
@@ -56,8 +19,8 @@ int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv)
 	};
 	const char *job_id = NULL, *path = NULL;
 	struct policy *policy = NULL;
-	struct store *store = NULL;
-	int c, r, rc, job_fd = -1;
+	struct cli_job job;
+	int c, r, rc;
 
 	while ((c = getopt_long(argc, argv, ":j:p:h", options, NULL)) != -1) {
 		switch (c) {
@@ -82,24 +45,17 @@ int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_load_policy(path, NULL, &policy);
 	if (rc)
 		return rc;
-	rc = JOBFS_EXIT_NO_JOB;
-	r = store_open(policy->state_dir, false, &store);
-	if (r == 0)
-		r = store_job_open(store, job_id, &job_fd);
-	if (r == -ENOENT) {
-		cli_error(verb, "no such job '%s'", job_id);
+	rc = cli_job_open(verb, policy, job_id, &job);
+	if (rc)
 		goto out;
-	}
-	rc = JOBFS_EXIT_SYSTEM;
+	job.rec->outcome = STORE_OUTCOME_SUCCESS;
+	r = store_record_write(job.job_fd, job.rec);
 	if (r < 0) {
-		cli_error(verb, "cannot open job '%s': %s", job_id, strerror(-r));
-		goto out;
+		cli_error(verb, "cannot record job '%s': %s", job_id, strerror(-r));
+		rc = JOBFS_EXIT_SYSTEM;
 	}
-	rc = record_outcome(verb, job_fd, job_id, STORE_OUTCOME_SUCCESS);
+	cli_job_close(&job);
 out:
-	if (job_fd >= 0)
-		close(job_fd);
-	store_close(store);
 	policy_free(policy);
 	return rc;
 }

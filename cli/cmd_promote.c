@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bases.h"
@@ -328,45 +327,15 @@ static void print_json(const char *job_id, const struct view_result *res, size_t
 	json_finish(&w);
 }
 
-/* Opens and locks the job and checks that it may be promoted; returns an exit code. */
-static int check_job(const struct cli_verb *verb, struct store *store, const char *job_id,
-		     int *ret_job_fd, int *ret_lock_fd, struct store_record **ret_rec)
+/* Whether the opened job may be promoted: unmounted, and marked successful; an exit code. */
+static int check_job(const struct cli_verb *verb, const char *job_id,
+		     const struct store_record *rec)
 {
-	struct timespec nap = {0, 20 * 1000000L};
-	struct store_record *rec = NULL;
-	int job_fd, lock_fd = -1, r;
-
-	r = store_job_open(store, job_id, &job_fd);
-	if (r == -ENOENT) {
-		cli_error(verb, "no such job '%s'", job_id);
-		return JOBFS_EXIT_NO_JOB;
-	}
-	if (r < 0) {
-		cli_error(verb, "cannot open job '%s': %s", job_id, strerror(-r));
-		return JOBFS_EXIT_SYSTEM;
-	}
-	for (int try = 0; (r = store_job_lock(job_fd, false, &lock_fd)) == -EWOULDBLOCK && try < 50;
-	     try++)
-		nanosleep(&nap, NULL);
-	if (r < 0) {
-		close(job_fd);
-		cli_error(verb, "job '%s' is busy: another jobfs holds its lock", job_id);
-		return r == -EWOULDBLOCK ? JOBFS_EXIT_BUSY : JOBFS_EXIT_SYSTEM;
-	}
-	r = store_record_read(job_fd, &rec);
-	if (r < 0) {
-		cli_error(verb, "job '%s' has no valid record (orphan); 'jobfs gc' removes it",
-			  job_id);
-		goto out_no;
-	}
 	if (store_live_state(rec) != STORE_UNMOUNTED) {
 		cli_error(verb,
 			  "job '%s' is still mounted: promote reads a layer nothing writes to; "
 			  "'jobfs umount --job %s --outcome success' first",
 			  job_id, job_id);
-		store_record_free(rec);
-		close(lock_fd);
-		close(job_fd);
 		return JOBFS_EXIT_MOUNTED;
 	}
 	if (rec->outcome != STORE_OUTCOME_SUCCESS) {
@@ -374,20 +343,9 @@ static int check_job(const struct cli_verb *verb, struct store *store, const cha
 			  "job '%s' is not marked successful (outcome: %s): only successful jobs "
 			  "are promoted ('jobfs mark-ok --job %s')",
 			  job_id, store_outcome_name(rec->outcome), job_id);
-		store_record_free(rec);
-		close(lock_fd);
-		close(job_fd);
 		return JOBFS_EXIT_NOT_OK;
 	}
-	*ret_job_fd = job_fd;
-	*ret_lock_fd = lock_fd;
-	*ret_rec = rec;
 	return JOBFS_EXIT_OK;
-
-out_no:
-	close(lock_fd);
-	close(job_fd);
-	return JOBFS_EXIT_NO_JOB;
 }
 
 static bool record_has_view(const struct store_record *rec, const char *name)
@@ -411,11 +369,12 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 	};
 	const char *job_id = NULL, *path = NULL, *only = NULL;
 	struct view_result *res = NULL;
-	struct store_record *rec = NULL;
+	struct cli_job job = {.job_fd = -1, .lock_fd = -1};
+	struct store_record *rec;
 	struct policy *policy = NULL;
-	struct store *store = NULL;
+	struct store *store;
 	bool dry_run = false, json = false;
-	int c, r, rc, job_fd = -1, lock_fd = -1;
+	int c, rc, job_fd;
 
 	while ((c = getopt_long(argc, argv, ":j:v:np:h", options, NULL)) != -1) {
 		switch (c) {
@@ -451,18 +410,13 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_load_policy(path, NULL, &policy);
 	if (rc)
 		return rc;
-	rc = JOBFS_EXIT_NO_JOB;
-	r = store_open(policy->state_dir, false, &store);
-	if (r == -ENOENT) {
-		cli_error(verb, "no such job '%s'", job_id);
+	rc = cli_job_open(verb, policy, job_id, &job);
+	if (rc)
 		goto out;
-	}
-	if (r < 0) {
-		rc = JOBFS_EXIT_SYSTEM;
-		cli_error(verb, "cannot open state dir '%s': %s", policy->state_dir, strerror(-r));
-		goto out;
-	}
-	rc = check_job(verb, store, job_id, &job_fd, &lock_fd, &rec);
+	store = job.store;
+	job_fd = job.job_fd;
+	rec = job.rec;
+	rc = check_job(verb, job_id, rec);
 	if (rc)
 		goto out;
 	res = calloc(policy->n_views + 1, sizeof(*res));
@@ -501,12 +455,7 @@ out:
 	for (size_t i = 0; res && i < policy->n_views; i++)
 		promote_view_free(&res[i].pv);
 	free(res);
-	store_record_free(rec);
-	if (lock_fd >= 0)
-		close(lock_fd);
-	if (job_fd >= 0)
-		close(job_fd);
-	store_close(store);
+	cli_job_close(&job);
 	policy_free(policy);
 	return rc;
 }

@@ -210,12 +210,13 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	};
 	const char *job_id = NULL, *path = NULL;
 	enum store_outcome outcome = STORE_OUTCOME_UNKNOWN;
-	struct store_record *rec = NULL;
+	struct store_record *rec;
 	struct policy *policy = NULL;
-	struct store *store = NULL;
+	struct cli_job job = {.job_fd = -1, .lock_fd = -1};
+	struct store *store;
 	bool kill_them = false, collect = false, busy = false;
 	long timeout = 10;
-	int c, r, rc, job_fd = -1, lock_fd = -1;
+	int c, r, rc, job_fd;
 
 	while ((c = getopt_long(argc, argv, ":j:kt:cp:o:h", options, NULL)) != -1) {
 		switch (c) {
@@ -262,35 +263,13 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	if (rc)
 		return rc;
 
-	rc = JOBFS_EXIT_NO_JOB;
-	r = store_open(policy->state_dir, false, &store);
-	if (r == 0)
-		r = store_job_open(store, job_id, &job_fd);
-	if (r == -ENOENT) {
-		cli_error(verb, "no such job '%s'", job_id);
+	rc = cli_job_open(verb, policy, job_id, &job);
+	if (rc)
 		goto out;
-	}
+	store = job.store;
+	job_fd = job.job_fd;
+	rec = job.rec;
 	rc = JOBFS_EXIT_SYSTEM;
-	if (r < 0) {
-		cli_error(verb, "cannot open job '%s': %s", job_id, strerror(-r));
-		goto out;
-	}
-	/* a passing `jobfs ls` holds a lock for a moment: retry for a second before "busy" */
-	for (int try = 0; (r = store_job_lock(job_fd, false, &lock_fd)) == -EWOULDBLOCK && try < 50;
-	     try++)
-		nap_ms(20);
-	if (r < 0) {
-		cli_error(verb, "job '%s' is busy: another jobfs holds its lock", job_id);
-		rc = r == -EWOULDBLOCK ? JOBFS_EXIT_BUSY : JOBFS_EXIT_SYSTEM;
-		goto out;
-	}
-	r = store_record_read(job_fd, &rec);
-	if (r < 0) {
-		cli_error(verb, "job '%s' has no valid record (orphan); 'jobfs gc' removes it",
-			  job_id);
-		rc = JOBFS_EXIT_NO_JOB;
-		goto out;
-	}
 	if (outcome != STORE_OUTCOME_UNKNOWN) {
 		/* recorded first: a job that cannot be unmounted now still gets its verdict */
 		rec->outcome = outcome;
@@ -348,12 +327,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	}
 	rc = JOBFS_EXIT_OK;
 out:
-	if (lock_fd >= 0)
-		close(lock_fd);
-	if (job_fd >= 0)
-		close(job_fd);
-	store_record_free(rec);
-	store_close(store);
+	cli_job_close(&job);
 	policy_free(policy);
 	return rc;
 }

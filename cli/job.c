@@ -1,0 +1,64 @@
+/* The job a verb works on: its state dir, its dir, its lock and its record, opened in one place so
+ * that every verb reports a missing, busy or orphan job the same way. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "exit_codes.h"
+#include "policy.h"
+#include "store.h"
+
+int cli_job_open(const struct cli_verb *verb, const struct policy *policy, const char *job_id,
+		 struct cli_job *ret)
+{
+	struct timespec nap = {0, 20 * 1000000L};
+	int r;
+
+	*ret = (struct cli_job){.job_fd = -1, .lock_fd = -1};
+	r = store_open(policy->state_dir, false, &ret->store);
+	if (r == 0)
+		r = store_job_open(ret->store, job_id, &ret->job_fd);
+	if (r == -ENOENT) {
+		cli_error(verb, "no such job '%s'", job_id);
+		goto fail_no_job;
+	}
+	if (r < 0) {
+		cli_error(verb, "cannot open job '%s': %s", job_id, strerror(-r));
+		cli_job_close(ret);
+		return JOBFS_EXIT_SYSTEM;
+	}
+	/* a passing `jobfs ls` holds the lock for a moment: retry for a second before "busy" */
+	for (int try = 0;
+	     (r = store_job_lock(ret->job_fd, false, &ret->lock_fd)) == -EWOULDBLOCK && try < 50;
+	     try++)
+		nanosleep(&nap, NULL);
+	if (r < 0) {
+		cli_error(verb, "job '%s' is busy: another jobfs holds its lock", job_id);
+		cli_job_close(ret);
+		return r == -EWOULDBLOCK ? JOBFS_EXIT_BUSY : JOBFS_EXIT_SYSTEM;
+	}
+	r = store_record_read(ret->job_fd, &ret->rec);
+	if (r < 0) {
+		cli_error(verb, "job '%s' has no valid record (orphan); 'jobfs gc' removes it",
+			  job_id);
+		goto fail_no_job;
+	}
+	return JOBFS_EXIT_OK;
+
+fail_no_job:
+	cli_job_close(ret);
+	return JOBFS_EXIT_NO_JOB;
+}
+
+void cli_job_close(struct cli_job *job)
+{
+	store_record_free(job->rec);
+	if (job->lock_fd >= 0)
+		close(job->lock_fd);
+	if (job->job_fd >= 0)
+		close(job->job_fd);
+	store_close(job->store);
+	*job = (struct cli_job){.job_fd = -1, .lock_fd = -1};
+}

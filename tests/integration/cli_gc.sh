@@ -123,7 +123,11 @@ run umount --job kg
 expect_rc 0 "umount kg"
 "${JOBFS_CMD[@]}" gc --older-than 0s >/dev/null 2>&1 &
 gc_pid=$!
-sleep 0.05
+# killed once the layer is in the trash, while it is being deleted there
+for ((i = 0; i < 500; i++)); do
+	[ -n "$(ls -A "$state/trash" 2>/dev/null)" ] && break
+	sleep 0.01
+done
 kill -KILL "$gc_pid" 2>/dev/null || true
 wait "$gc_pid" 2>/dev/null || true
 if [ -d "$state/jobs/kg" ]; then

@@ -279,6 +279,17 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 			goto out;
 		}
 	}
+	if (rec->state != STORE_UNMOUNTED && procs_alive(rec->pid, rec->pid_start) &&
+	    procs_mount_ns_other(rec->pid) == 1 && store_live_state(rec) == STORE_MOUNTED) {
+		/* its views are not in our mount table: unmounting "nothing" here would stop the
+		 * daemon under the job that still uses them (another runner's, say) */
+		cli_error(verb,
+			  "job '%s' is mounted in another mount namespace (daemon %d); run 'jobfs "
+			  "umount' in that namespace (nsenter --target %d --mount)",
+			  job_id, (int)rec->pid, (int)rec->pid);
+		rc = JOBFS_EXIT_BUSY;
+		goto out;
+	}
 	if (rec->state != STORE_UNMOUNTED && !kill_them) {
 		/* a busy view leaves every view mounted: the job stays whole until its holders go
 		 */

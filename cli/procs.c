@@ -95,7 +95,9 @@ void procs_view_source(const char *job_id, const char *view, char *buf, size_t s
 	snprintf(buf, size, "jobfs:%s/%s", job_id, view);
 }
 
-int procs_view_mount(const char *job_id, const char *view, struct procs_mount *ret_mount)
+/* The topmost jobfs mount with that source in the mount table at mountinfo_path. */
+static int view_mount_in(const char *mountinfo_path, const char *job_id, const char *view,
+			 struct procs_mount *ret_mount)
 {
 	char source[PROCS_SOURCE_MAX];
 	struct procs_mount m, found;
@@ -106,7 +108,7 @@ int procs_view_mount(const char *job_id, const char *view, struct procs_mount *r
 	FILE *f;
 
 	procs_view_source(job_id, view, source, sizeof(source));
-	f = fopen("/proc/self/mountinfo", "re");
+	f = fopen(mountinfo_path, "re");
 	if (!f)
 		return -errno;
 	while ((len = getline(&line, &cap, f)) > 0) {
@@ -125,6 +127,11 @@ int procs_view_mount(const char *job_id, const char *view, struct procs_mount *r
 		return -ENOENT;
 	*ret_mount = found;
 	return 0;
+}
+
+int procs_view_mount(const char *job_id, const char *view, struct procs_mount *ret_mount)
+{
+	return view_mount_in("/proc/self/mountinfo", job_id, view, ret_mount);
 }
 
 int procs_mount_at(const char *path, struct procs_mount *ret_mount)
@@ -156,18 +163,40 @@ int procs_mount_at(const char *path, struct procs_mount *ret_mount)
 	return 0;
 }
 
-bool procs_view_mount_connected(const char *job_id, const char *view)
+bool procs_view_mount_connected(pid_t pid, const char *job_id, const char *view)
 {
+	char mountinfo[64], path[4096 + 64];
 	struct procs_mount m;
 	struct statx stx;
 
-	if (procs_view_mount(job_id, view, &m) < 0)
+	/* The views live in the mount namespace of the daemon that serves them (a runner's private
+	 * namespace, say), which need not be ours: look there, through /proc/PID, when we may. */
+	snprintf(mountinfo, sizeof(mountinfo), "/proc/%d/mountinfo", (int)pid);
+	if (pid <= 0 || access(mountinfo, R_OK) < 0)
+		snprintf(mountinfo, sizeof(mountinfo), "/proc/self/mountinfo");
+	if (view_mount_in(mountinfo, job_id, view, &m) < 0)
 		return false;
+	if (strcmp(mountinfo, "/proc/self/mountinfo") == 0)
+		snprintf(path, sizeof(path), "%s", m.mountpoint);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, m.mountpoint);
 	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us */
-	if (statx(AT_FDCWD, m.mountpoint, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID,
-		  &stx) < 0)
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
 		return false;
 	return !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == m.mnt_id;
+}
+
+int procs_mount_ns_other(pid_t pid)
+{
+	char path[64];
+	struct stat self, other;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	if (stat("/proc/self/ns/mnt", &self) < 0)
+		return -errno;
+	if (stat(path, &other) < 0)
+		return -errno;
+	return self.st_dev != other.st_dev || self.st_ino != other.st_ino;
 }
 
 int procs_mount_by_id(uint64_t mnt_id, struct procs_mount *ret_mount)

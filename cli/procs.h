@@ -32,8 +32,11 @@ bool procs_view_connected(const char *path);
 void procs_view_source(const char *job_id, const char *view, char *buf, size_t size);
 /* The topmost jobfs mount with that source made by this user (root: user_id=0); -ENOENT if none. */
 int procs_view_mount(const char *job_id, const char *view, struct procs_mount *ret_mount);
-/* The same, answering (not ENOTCONN). */
-bool procs_view_mount_connected(const char *job_id, const char *view);
+/* Whether that view is mounted and answering (not ENOTCONN) in the mount namespace of pid (the
+ * job's daemon), which may be another than ours; ours when pid is 0 or its /proc is closed. */
+bool procs_view_mount_connected(pid_t pid, const char *job_id, const char *view);
+/* 1 when pid lives in another mount namespace than ours, 0 when in ours, or -errno. */
+int procs_mount_ns_other(pid_t pid);
 /* The mount with that id (mountinfo field 1), where it is now; -ENOENT if none. */
 int procs_mount_by_id(uint64_t mnt_id, struct procs_mount *ret_mount);
 

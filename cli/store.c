@@ -661,7 +661,7 @@ enum store_state store_live_state(const struct store_record *record)
 	if (!procs_alive(record->pid, record->pid_start))
 		return STORE_STALE;
 	for (size_t i = 0; i < record->n_views; i++)
-		if (!procs_view_mount_connected(record->id, record->views[i].name))
+		if (!procs_view_mount_connected(record->pid, record->id, record->views[i].name))
 			return STORE_STALE;
 	return STORE_MOUNTED;
 }

@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Two GitHub Actions runner registrations on one host, one user, one $HOME, their jobs overlapping,
+# each driven through the real hooks (scripts/runner/github/job-started and job-completed) with
+# the environment a runner gives. Canonical mode: each runner in a private mount namespace
+# (`unshare --mount --propagation slave`, as PrivateMounts=yes makes it), the views at the
+# ordinary paths (~/.local/share/pnpm/store, ~/.npm, the workspace). Host mode: the same jobs in
+# the host's namespace, the per-job paths exported through a GITHUB_ENV file.
+# Each job: a real offline pnpm install into the store view at pnpm's default path (the store
+# seeded once from the npm registry; skipped only when the registry cannot be reached), a SQLite
+# database and a report dir in its workspace, a background HTTP server left running. Checks: each
+# job saw only its own writes at the shared paths; the lowers never change and the bases only by
+# promote (job 1 is marked ok, job 2 not); job 1's server dies at job 1's completion while job 2's
+# identical server lives on; after both, gc leaves no mount, process or layer.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/integration/cli_lib.sh
+. "$here/cli_lib.sh"
+hooks=$(cd "$here/../../scripts/runner/github" && pwd)
+PNPM_VERSION=12.21.0
+
+skip() {
+	echo "SKIP: $CT_NAME: $*"
+	exit 77
+}
+for tool in unshare nsenter sqlite3 npm node python3 flock; do
+	command -v "$tool" >/dev/null || skip "needs $tool"
+done
+
+# --- the seed: pnpm and a small store, built once from the npm registry into a cache dir ---------
+cache=${JOBFS_TEST_CACHE:-/var/tmp/jobfs-test-cache}/runner-github
+mkdir -p "$cache"
+exec 9>"$cache/lock"
+flock 9
+pnpm=$cache/tools/node_modules/.bin/pnpm
+seed=$cache/seed-1
+if ! [ -x "$pnpm" ] || [ "$("$pnpm" --version 2>/dev/null)" != "$PNPM_VERSION" ] || ! [ -f "$seed/done" ]; then
+	timeout 30 npm view "pnpm@$PNPM_VERSION" version >/dev/null 2>&1 ||
+		skip "the npm registry cannot be reached to seed pnpm and its store"
+fi
+if ! [ -x "$pnpm" ] || [ "$("$pnpm" --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+	step "installing pnpm $PNPM_VERSION into $cache/tools"
+	npm install --prefix "$cache/tools" --no-audit --no-fund --loglevel=error "pnpm@$PNPM_VERSION" >/dev/null
+fi
+if ! [ -f "$seed/done" ]; then
+	step "seeding a small pnpm store in $seed from the npm registry"
+	rm -rf "$seed"
+	mkdir -p "$seed/project" "$seed/home"
+	cat >"$seed/project/package.json" <<'EOF'
+{"name": "runner-github-app", "version": "1.0.0", "private": true,
+ "dependencies": {"is-number": "7.0.0", "ms": "2.1.3", "kleur": "4.1.5"}}
+EOF
+	(cd "$seed/project" && env -u XDG_DATA_HOME -u XDG_CACHE_HOME HOME="$seed/home" CI=true \
+		"$pnpm" install --store-dir "$seed/store" --reporter=silent)
+	rm -rf "$seed/project/node_modules" "$seed/store/v11/projects"
+	touch "$seed/done"
+fi
+flock -u 9
+exec 9>&-
+
+# --- the host: one user's $HOME, two runner dirs, a policy, the base ------------------------------
+home=$CT_DIR/home
+mkdir -p "$home/.npm" "$CT_DIR/base/npm/_cacache" "$CT_DIR/bin"
+cp -a "$seed/store" "$CT_DIR/base/pnpm-store"
+cp -a "$seed/home/.cache/pnpm" "$CT_DIR/base/pnpm-cache" # its metadata, which --offline needs
+echo "base npm cache" >"$CT_DIR/base/npm/_cacache/base-entry"
+echo "the host's own file" >"$home/.npm/host-file"
+cat >"$CT_DIR/policy.yaml" <<EOF
+version: 1
+state_dir: $CT_DIR/state
+views:
+  - name: pnpm-store
+    lower: [$CT_DIR/base/pnpm-store]
+    target: \${HOME}/.local/share/pnpm/store
+    promote: pnpm-store
+  - name: pnpm-cache
+    lower: [$CT_DIR/base/pnpm-cache]
+    target: \${HOME}/.cache/pnpm
+  - name: npm-cache
+    lower: [$CT_DIR/base/npm]
+    target: \${HOME}/.npm
+    promote: add-only
+  - name: workspace
+    lower: []
+    target: \${GITHUB_WORKSPACE}
+gc:
+  keep_unmounted: 1h
+EOF
+export JOBFS_POLICY=$CT_DIR/policy.yaml
+
+# The hooks derive the job key with `jobfs job-key --github` only; until that verb is in this
+# jobfs, a stand-in answers it here (RUNNER_NAME.RUN_ID.ATTEMPT.JOB, sanitised).
+if "$JOBFS" job-key --help >/dev/null 2>&1; then
+	export JOBFS=$JOBFS
+else
+	cat >"$CT_DIR/bin/jobfs" <<EOF
+#!/usr/bin/env bash
+if [ "\${1:-}" = job-key ]; then
+	for v in RUNNER_NAME GITHUB_RUN_ID GITHUB_RUN_ATTEMPT GITHUB_JOB; do
+		[ -n "\${!v:-}" ] || { echo "jobfs: job-key: \$v is not set" >&2; exit 1; }
+	done
+	printf '%s.%s.%s.%s\n' "\$RUNNER_NAME" "\$GITHUB_RUN_ID" "\$GITHUB_RUN_ATTEMPT" "\$GITHUB_JOB" | tr -c 'A-Za-z0-9._\n-' _
+	exit 0
+fi
+exec ${JOBFS_CMD[*]} "\$@"
+EOF
+	chmod +x "$CT_DIR/bin/jobfs"
+	export JOBFS=$CT_DIR/bin/jobfs
+fi
+
+lower_manifest() {
+	(cd "$CT_DIR/base" && find . -printf '%p %y %m %s %T@ %l\n' | sort &&
+		find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+}
+lower_before=$(lower_manifest)
+
+# The runner: runs one job in its namespace as a runner would, hooks included, and waits at
+# "$sync/$name.go" before its completion. Steps log to $sync/$name.log.
+cat >"$CT_DIR/runner.sh" <<'EOF'
+#!/usr/bin/env bash
+# runner.sh NAME RUN_ID JOB SYNC_DIR RUNNER_ROOT
+set -uo pipefail
+name=$1 sync=$4 root=$5
+export RUNNER_NAME=$name GITHUB_RUN_ID=$2 GITHUB_RUN_ATTEMPT=1 GITHUB_JOB=$3
+export RUNNER_TEMP=$root/_work/_temp GITHUB_WORKSPACE=$root/_work/app/app
+export RUNNER_WORKSPACE=$root/_work/app GITHUB_REPOSITORY=octo/app GITHUB_REF=refs/heads/main
+export GITHUB_WORKFLOW=ci GITHUB_EVENT_NAME=push RUNNER_TRACKING_ID=github_$name-$2 CI=true
+export GITHUB_ACTIONS=true
+# The store view and the workspace view are two mounts: pnpm cannot hard-link across them and
+# then ignores its default store (for one in the project) unless the store dir is set explicitly
+# and packages are copied. A runner admin sets both in the runner's .env (README "Runner
+# integration"); host mode's GITHUB_ENV overrides the store dir with the job's own.
+export pnpm_config_package_import_method=copy pnpm_config_store_dir=$HOME/.local/share/pnpm/store
+mkdir -p "$RUNNER_TEMP" "$GITHUB_WORKSPACE"
+cd / || exit 1
+log=$sync/$name.log
+say() { echo "$*" >>"$log"; }
+# what the runner does with an environment file after a step: the next steps get its variables
+apply_env() {
+	local line
+	while IFS= read -r line; do
+		[ -n "$line" ] && export "${line?}"
+	done <"$1"
+	: >"$1"
+}
+hook() { # HOOK: as the runner runs it, `bash -e FILE`, the step's own GITHUB_ENV
+	local rc
+	export GITHUB_ENV=$RUNNER_TEMP/_runner_file_commands/set_env_$1
+	mkdir -p "$(dirname "$GITHUB_ENV")" && : >"$GITHUB_ENV"
+	bash -e "$HOOKS/$1.sh" >>"$sync/$name.$1.out" 2>&1
+	rc=$?
+	echo "$rc" >"$sync/$name.$1.rc"
+	cp "$GITHUB_ENV" "$sync/$name.$1.env"
+	apply_env "$GITHUB_ENV"
+	return "$rc"
+}
+step() { # NAME COMMANDS: a run step, with the job's environment, in the workspace
+	say "step $1"
+	(cd "$GITHUB_WORKSPACE" && bash -eo pipefail -c "$2") >>"$log" 2>&1 || { say "FAILED step $1"; touch "$sync/$name.failed"; }
+}
+
+hook job-started || { touch "$sync/$name.failed"; touch "$sync/$name.stepped"; exit 1; }
+touch "$sync/$name.started"
+# both jobs write at the same shared paths, at the same time
+while ! [ -e "$sync/$OTHER.started" ]; do sleep 0.1; done
+step "own writes" 'npm_cache=${npm_config_cache:-$HOME/.npm}
+	echo "$RUNNER_NAME" >"$npm_cache/written-by-$RUNNER_NAME-$GITHUB_RUN_ID"
+	mkdir -p "$npm_cache/_cacache" && echo "$RUNNER_NAME" >"$npm_cache/_cacache/shared-name"
+	echo "$RUNNER_NAME" >"${pnpm_config_store_dir:-$HOME/.local/share/pnpm/store}/written-by-$RUNNER_NAME-$GITHUB_RUN_ID"'
+step "pnpm install --offline" 'mkdir -p app && cp "$SEED/project/package.json" "$SEED/project/pnpm-lock.yaml" app/
+	cd app && "$PNPM" store path >"$SYNC/$RUNNER_NAME.store-path"
+	"$PNPM" install --offline --frozen-lockfile --reporter=append-only
+	node -e "require(\"is-number\"); require(\"ms\"); require(\"kleur\")"'
+step "test artifacts" 'sqlite3 test-results.db "create table t(name text, ok int); insert into t values (\"$RUNNER_NAME\", 1);"
+	mkdir -p report && echo "<h1>$RUNNER_NAME</h1>" >report/index.html'
+step "a server left running" 'cd report && setsid python3 -m http.server 0 --bind 127.0.0.1 >/dev/null 2>&1 </dev/null &
+	echo $! >"$SYNC/$RUNNER_NAME.server.pid"'
+# what each job sees at the shared paths, after both wrote there
+step "look" 'npm_cache=${npm_config_cache:-$HOME/.npm}
+	ls "$npm_cache" >"$SYNC/$RUNNER_NAME.npm-ls"; cat "$npm_cache/_cacache/shared-name" >"$SYNC/$RUNNER_NAME.shared-name"'
+[ "$MARK_OK" = 1 ] && step "mark-ok" '"$JOBFS" mark-ok --job "$("$JOBFS" job-key --github)"'
+touch "$sync/$name.stepped"
+while ! [ -e "$sync/$name.go" ]; do sleep 0.1; done
+"$JOBFS" ls >"$sync/$name.ls-before" 2>&1
+hook job-completed
+"$JOBFS" ls >"$sync/$name.ls-after" 2>&1
+touch "$sync/$name.done"
+# a runner's service lives on between jobs: keeps the namespace while the test looks into it
+while ! [ -e "$sync/$name.exit" ]; do sleep 0.1; done
+EOF
+chmod +x "$CT_DIR/runner.sh"
+
+RUNNER_PIDS=()
+# start_runner NAME OTHER RUN_ID MARK_OK NS(1: a private namespace)
+start_runner() {
+	local cmd=(env HOME="$home" HOOKS="$hooks" SEED="$seed" PNPM="$pnpm" SYNC="$sync" JOBFS="$JOBFS"
+		OTHER="$2" MARK_OK="$4" JOBFS_RUNNER_MODE="$mode"
+		bash "$CT_DIR/runner.sh" "$1" "$3" build "$sync" "$CT_DIR/runners/$1")
+	if [ "$5" = 1 ]; then
+		bg unshare --mount --propagation slave "${cmd[@]}"
+	else
+		bg "${cmd[@]}"
+	fi
+	RUNNER_PIDS+=("$BG_PID")
+}
+wait_file() { # FILE [TENTHS]
+	local i
+	for ((i = 0; i < ${2:-1200}; i++)); do
+		[ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+key_of() { # NAME RUN_ID: the job key the hooks derive for runner NAME's job
+	env RUNNER_NAME="$1" GITHUB_RUN_ID="$2" GITHUB_RUN_ATTEMPT=1 GITHUB_JOB=build "$JOBFS" job-key --github
+}
+
+# Cleans up what the runners left even when a check failed: each job is unmounted inside its
+# daemon's namespace (from ours, umount refuses a job mounted elsewhere), then cli_lib's trap.
+rg_on_exit() {
+	local status=$? pid id
+	set +e
+	for id in "${RG_JOBS[@]}"; do
+		pid=$(sed -n 's/^pid=//p' "$CT_DIR/state/jobs/$id/record" 2>/dev/null)
+		if [ -n "$pid" ] && [ -e "/proc/$pid/ns/mnt" ]; then
+			nsenter --target "$pid" --mount "$JOBFS" umount --job "$id" --kill --timeout 2 >/dev/null 2>&1
+		fi
+	done
+	(exit "$status")
+	ct_on_exit
+}
+RG_JOBS=()
+trap rg_on_exit EXIT
+
+# run_pair MODE NS RUN1 RUN2: both runners' jobs, overlapping; job 1 marked ok, job 2 not.
+run_pair() {
+	mode=$1
+	local ns=$2 k1 k2 s1 s2 pid
+	sync=$CT_DIR/sync-$mode
+	mkdir -p "$sync"
+	rm -rf "$CT_DIR/runners"
+	k1=$(key_of r1 "$3") k2=$(key_of r2 "$4")
+	RG_JOBS+=("$k1" "$k2")
+	RUNNER_PIDS=()
+	start_runner r1 r2 "$3" 1 "$ns"
+	start_runner r2 r1 "$4" 0 "$ns"
+	local p1=${RUNNER_PIDS[0]} p2=${RUNNER_PIDS[1]}
+	check "$mode: runner 1 ran its steps" wait_file "$sync/r1.stepped"
+	check "$mode: runner 2 ran its steps" wait_file "$sync/r2.stepped"
+	for r in r1 r2; do
+		check "$mode: $r job-started exit 0" test "$(cat "$sync/$r.job-started.rc" 2>/dev/null)" = 0
+		if [ -e "$sync/$r.failed" ]; then
+			bad "$mode: $r: a step failed"
+			cat "$sync/$r.log" "$sync/$r.job-started.out" >&2
+		fi
+		expect_no_grep "$sync/$r.job-started.out" "::warning" "$mode: $r: job-started isolated the job"
+	done
+
+	d1=$(record_field "$k1" pid) d2=$(record_field "$k2" pid)
+	check "$mode: job 1's daemon recorded" test -n "$d1"
+	check "$mode: job 2's daemon recorded" test -n "$d2"
+
+	step "$mode: each job saw only its own writes at the shared paths"
+	for r in r1 r2; do
+		o=$([ $r = r1 ] && echo r2 || echo r1)
+		run=$([ $r = r1 ] && echo "$3" || echo "$4") orun=$([ $r = r1 ] && echo "$4" || echo "$3")
+		expect_grep "$sync/$r.npm-ls" "written-by-$r-$run" "$mode: $r sees its write in ~/.npm"
+		expect_no_grep "$sync/$r.npm-ls" "written-by-$o-$orun" "$mode: $r does not see $o's write"
+		expect_grep "$sync/$r.npm-ls" "_cacache" "$mode: $r sees the base under ~/.npm"
+		expect_no_grep "$sync/$r.npm-ls" "host-file" "$mode: $r does not see the host's own ~/.npm"
+		check "$mode: $r's shared-name is its own" test "$(cat "$sync/$r.shared-name")" = "$r"
+	done
+	s1=$(cat "$sync/r1.store-path") s2=$(cat "$sync/r2.store-path")
+	if [ "$ns" = 1 ]; then
+		check "canonical: pnpm's default store path" test "$s1" = "$home/.local/share/pnpm/store/v11"
+		check "canonical: the same path for both" test "$s1" = "$s2"
+		# from outside, through each runner's namespace
+		check "canonical: r1's namespace holds r1's write" test -e "/proc/$p1/root$home/.npm/written-by-r1-$3"
+		check "canonical: not r2's" test ! -e "/proc/$p1/root$home/.npm/written-by-r2-$4"
+		check "canonical: r2's namespace holds r2's write" test -e "/proc/$p2/root$home/.npm/written-by-r2-$4"
+		# (sqlite3 resolves the /proc/PID/root link itself, which leads to our namespace)
+		cp "/proc/$p1/root$CT_DIR/runners/r1/_work/app/app/test-results.db" "$CT_DIR/r1.db"
+		check "canonical: r1's db in its workspace" test "$(sqlite3 "$CT_DIR/r1.db" 'select name from t')" = r1
+		check "canonical: r2's report in its workspace" \
+			grep -q r2 "/proc/$p2/root$CT_DIR/runners/r2/_work/app/app/report/index.html"
+	else
+		check "host: r1's store under its runner's work dir" test "${s1#"$CT_DIR/runners/r1/_work/"}" != "$s1"
+		check "host: r2's store under its runner's work dir" test "${s2#"$CT_DIR/runners/r2/_work/"}" != "$s2"
+		check "host: r1's db" test "$(sqlite3 "$CT_DIR/runners/r1/_work/app/app/test-results.db" 'select name from t')" = r1
+		check "host: r2's db" test "$(sqlite3 "$CT_DIR/runners/r2/_work/app/app/test-results.db" 'select name from t')" = r2
+	fi
+	# the host's own $HOME saw no job's write
+	check "$mode: host's ~/.npm untouched" test "$(ls "$home/.npm")" = host-file
+	check "$mode: host has no store" test ! -e "$home/.local/share/pnpm/store/written-by-r1-$3"
+	check "$mode: host has no workspace files" test ! -e "$CT_DIR/runners/r1/_work/app/app/test-results.db" -o "$ns" = 0
+
+	step "$mode: job 1 completes while job 2 runs; its server dies, job 2's lives"
+	srv1=$(cat "$sync/r1.server.pid") srv2=$(cat "$sync/r2.server.pid")
+	CT_PIDS+=("$srv1" "$srv2")
+	check "$mode: both servers run" pid_running "$srv1"
+	check "$mode: both servers run (2)" pid_running "$srv2"
+	touch "$sync/r1.go"
+	check "$mode: job 1 completed" wait_file "$sync/r1.done"
+	check "$mode: r1 job-completed exit 0" test "$(cat "$sync/r1.job-completed.rc")" = 0
+	expect_no_grep "$sync/r1.job-completed.out" "::warning" "$mode: r1 job-completed without warnings"
+	expect_grep "$sync/r1.job-completed.out" "unmounted job $k1" "$mode: r1 unmounted"
+	check "$mode: job 1's server killed" wait_gone "$srv1" 50
+	check "$mode: job 2's server alive" pid_running "$srv2"
+	if [ "$ns" = 1 ]; then
+		check "canonical: r2 still sees its view" test -e "/proc/$p2/root$home/.npm/written-by-r2-$4"
+		check "canonical: r1 sees the host's ~/.npm again" test -e "/proc/$p1/root$home/.npm/host-file"
+	else
+		check "host: r2 still sees its workspace" test -e "$CT_DIR/runners/r2/_work/app/app/test-results.db"
+	fi
+	run ls
+	expect_grep "$CT_DIR/out" "$k2" "$mode: ls lists job 2"
+	check "$mode: job 2 mounted in ls" test "$(awk -v k="$k2" '$1 == k { print $2 }' "$CT_DIR/out")" = mounted
+	run gc --older-than 0s
+	expect_rc 0 "$mode: gc from the host while job 2 runs"
+	check "$mode: gc kept job 2 running" pid_running "$srv2"
+	touch "$sync/r2.go"
+	check "$mode: job 2 completed" wait_file "$sync/r2.done"
+	check "$mode: r2 job-completed exit 0" test "$(cat "$sync/r2.job-completed.rc")" = 0
+	expect_grep "$sync/r2.job-completed.out" "not promoted" "$mode: r2 not promoted (not marked ok)"
+	check "$mode: job 2's server killed at its completion" wait_gone "$srv2" 50
+	touch "$sync/r1.exit" "$sync/r2.exit"
+	check "$mode: runner 1 exited" wait_gone "$p1" 100
+	check "$mode: runner 2 exited" wait_gone "$p2" 100
+
+	step "$mode: after both, gc leaves no mount, process or layer"
+	run gc --older-than 0s
+	expect_rc 0 "$mode: final gc"
+	check "$mode: no job dir left" test -z "$(ls -A "$CT_DIR/state/jobs" 2>/dev/null)"
+	# the runners' namespaces went with their processes (checked above); ours holds none
+	check "$mode: no jobfs mount left here" test -z "$(grep "jobfs:$k1/\|jobfs:$k2/" /proc/self/mountinfo)"
+	for pid in "$srv1" "$srv2" "$d1" "$d2"; do
+		check "$mode: server $pid gone" wait_gone "$pid" 10
+	done
+}
+
+step "canonical mode: two runners in private mount namespaces"
+run_pair canonical 1 101 202
+gen_files() { # VIEW: every file of the view's published generations
+	find "$CT_DIR/state/bases/$1/gens" -type f 2>/dev/null | sed 's|.*/gens/[^/]*/||' | sort
+}
+check "canonical: job 1's npm write promoted" grep -qx "written-by-r1-101" <(gen_files npm-cache)
+check "canonical: job 2's not" test -z "$(gen_files npm-cache | grep -x written-by-r2-202)"
+
+step "host mode: the same two runners in the host's namespace, per-job paths in GITHUB_ENV"
+run_pair host 0 303 404
+for r in r1 r2; do
+	env_file=$CT_DIR/sync-host/$r.job-started.env
+	expect_grep "$env_file" "pnpm_config_store_dir=$CT_DIR/runners/$r/_work/_jobfs/home/.local/share/pnpm/store" "host: $r's store exported"
+	expect_grep "$env_file" "npm_config_cache=$CT_DIR/runners/$r/_work/_jobfs/home/.npm" "host: $r's npm cache exported"
+	expect_grep "$env_file" "JOBFS_VIEW_WORKSPACE=$CT_DIR/runners/$r/_work/app/app" "host: $r's workspace exported"
+	check "host: canonical mode exported nothing" test ! -s "$CT_DIR/sync-canonical/$r.job-started.env"
+done
+check "host: job 1 (run 303) promoted too" grep -qx "written-by-r1-303" <(gen_files npm-cache)
+check "host: job 2 (run 404) not" test -z "$(gen_files npm-cache | grep -x written-by-r2-404)"
+
+step "the lowers never changed"
+check "lower dirs byte-identical" test "$(lower_manifest)" = "$lower_before"

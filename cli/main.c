@@ -32,6 +32,12 @@ static const struct cli_verb verbs[] = {
 	{"gc", NULL,
 	 "[--older-than DURATION] [--max-total SIZE] [--dry-run] [--json] [--policy FILE]", 0, 0, 0,
 	 cmd_gc, "detach stale mounts, remove old unmounted layers and orphans"},
+	{"runner", "install",
+	 "--github DIR [--service NAME] [--mode canonical|host] [--hooks-dir DIR] [--root DIR] "
+	 "[--uninstall] [--dry-run] [--json]",
+	 0, 0, 0, cmd_runner_install,
+	 "install (or --uninstall) the systemd drop-in that runs a GitHub Actions runner's jobs "
+	 "through jobfs's hooks"},
 	{"manifest", NULL,
 	 "[--view NAME] [--output FILE] [--json] [--threads N] [--progress] [--policy FILE]", 0, 0,
 	 0, cmd_manifest, "write the XXH3-128 manifest of a view's base (stdout by default)"},

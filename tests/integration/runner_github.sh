@@ -358,3 +358,86 @@ check "host: job 2 (run 404) not" test -z "$(gen_files npm-cache | grep -x writt
 
 step "the lowers never changed"
 check "lower dirs byte-identical" test "$(lower_manifest)" = "$lower_before"
+
+# --- a crashed job's leftovers, fail-open, host mode's target check ------------------------------
+# runner_env NAME RUN: the variables a runner gives its hooks, for runner NAME's job RUN
+runner_env() {
+	local r=$CT_DIR/runners/$1
+	mkdir -p "$r/_work/_temp" "$r/_work/app/app"
+	echo HOME="$home" RUNNER_NAME="$1" GITHUB_RUN_ID="$2" GITHUB_RUN_ATTEMPT=1 GITHUB_JOB=build \
+		RUNNER_TEMP="$r/_work/_temp" GITHUB_WORKSPACE="$r/_work/app/app" RUNNER_WORKSPACE="$r/_work/app" \
+		GITHUB_REPOSITORY=octo/app GITHUB_REF=refs/heads/main RUNNER_TRACKING_ID="github_$1_$2" \
+		GITHUB_ENV="$r/_work/_temp/env-$2" JOBFS="$JOBFS"
+}
+
+step "recovery: a runner died mid-job; its next job's job-started cleans up"
+rm -rf "$CT_DIR/runners"
+ka=$(key_of r3 505) kb=$(key_of r3 606)
+RG_JOBS+=("$ka" "$kb")
+# one namespace for runner r3, as its service keeps it: job A starts, a process of A's stays in
+# its workspace, and A's job-completed never runs; then job B starts in the same namespace
+cat >"$CT_DIR/crash.sh" <<CRASH
+set -u
+cd /
+env $(runner_env r3 505) JOBFS_RUNNER_MODE=canonical bash -e "$hooks/job-started.sh" >"$CT_DIR/a.out" 2>&1
+echo \$? >"$CT_DIR/a.rc"
+(cd "$CT_DIR/runners/r3/_work/app/app" && exec setsid sleep 600 </dev/null >/dev/null 2>&1) &
+echo \$! >"$CT_DIR/a.sleeper"
+sleep 0.3
+env $(runner_env r3 606) JOBFS_RUNNER_MODE=canonical bash -e "$hooks/job-started.sh" >"$CT_DIR/b.out" 2>&1
+echo \$? >"$CT_DIR/b.rc"
+"$JOBFS" ls >"$CT_DIR/b.ls" 2>&1
+env $(runner_env r3 606) JOBFS_RUNNER_MODE=canonical bash -e "$hooks/job-completed.sh" >"$CT_DIR/b2.out" 2>&1
+echo \$? >"$CT_DIR/b2.rc"
+CRASH
+bg unshare --mount --propagation slave bash "$CT_DIR/crash.sh"
+wait "$BG_PID"
+sleeper=$(cat "$CT_DIR/a.sleeper")
+CT_PIDS+=("$sleeper")
+check "job A's job-started exit 0" test "$(cat "$CT_DIR/a.rc")" = 0
+check "job B's job-started exit 0" test "$(cat "$CT_DIR/b.rc")" = 0
+expect_grep "$CT_DIR/b.out" "recovering job '$ka'" "B's hook recovers A"
+expect_no_grep "$CT_DIR/b.out" "::warning" "B's hook without warnings"
+check "A's leftover process ended" wait_gone "$sleeper" 50
+check "A unmounted while B ran" test "$(awk -v k="$ka" '$1 == k { print $2 }' "$CT_DIR/b.ls")" = unmounted
+check "B mounted" test "$(awk -v k="$kb" '$1 == k { print $2 }' "$CT_DIR/b.ls")" = mounted
+check "B's job-completed exit 0" test "$(cat "$CT_DIR/b2.rc")" = 0
+expect_grep "$CT_DIR/b2.out" "unmounted job $kb" "B unmounted"
+check "r3's current-job cleared" test ! -e "$CT_DIR/runners/r3/_work/_jobfs/current-job"
+run gc --older-than 0s
+check "no layer left" test -z "$(ls -A "$CT_DIR/state/jobs" 2>/dev/null)"
+
+step "fail-open: jobfs cannot mount, the job runs un-isolated with a warning"
+sed "s|lower: \[$CT_DIR/base/npm\]|lower: [$CT_DIR/no-such-lower]|" "$CT_DIR/policy.yaml" >"$CT_DIR/broken.yaml"
+check "the broken policy names the missing lower" grep -q no-such-lower "$CT_DIR/broken.yaml"
+kc=$(key_of r4 707)
+RG_JOBS+=("$kc")
+rc=0
+(cd / && env $(runner_env r4 707) JOBFS_POLICY="$CT_DIR/broken.yaml" JOBFS_RUNNER_MODE=host \
+	bash -e "$hooks/job-started.sh" >"$CT_DIR/c.out" 2>&1) || rc=$?
+check "fail-open: job-started exit 0" test "$rc" = 0
+expect_grep "$CT_DIR/c.out" "::warning title=jobfs::cannot mount the job's views" "a warning annotation"
+expect_grep "$CT_DIR/c.out" "WITHOUT isolation" "says the job is not isolated"
+expect_grep "$CT_DIR/c.out" "no-such-lower" "names the cause"
+check "fail-open: nothing mounted" test -z "$(grep "jobfs:$kc/" /proc/self/mountinfo)"
+rc=0
+(cd / && env $(runner_env r4 707) JOBFS_POLICY="$CT_DIR/broken.yaml" JOBFS_RUNNER_MODE=host \
+	bash -e "$hooks/job-completed.sh" >"$CT_DIR/c2.out" 2>&1) || rc=$?
+check "fail-open: job-completed exit 0" test "$rc" = 0
+expect_grep "$CT_DIR/c2.out" "has no jobfs views" "job-completed: nothing to do"
+
+step "host mode never mounts at a path other runners share"
+sed "s|target: \\\${HOME}/.npm|target: $CT_DIR/shared-npm|" "$CT_DIR/policy.yaml" >"$CT_DIR/shared.yaml"
+check "the policy names a shared target" grep -q "target: $CT_DIR/shared-npm" "$CT_DIR/shared.yaml"
+kd=$(key_of r5 808)
+RG_JOBS+=("$kd")
+rc=0
+(cd / && env $(runner_env r5 808) JOBFS_POLICY="$CT_DIR/shared.yaml" JOBFS_RUNNER_MODE=host \
+	bash -e "$hooks/job-started.sh" >"$CT_DIR/d.out" 2>&1) || rc=$?
+check "host mode refusal: exit 0 (fail-open)" test "$rc" = 0
+expect_grep "$CT_DIR/d.out" "outside this runner's work dir" "says why"
+check "nothing mounted at the shared path" test -z "$(grep "jobfs:$kd/" /proc/self/mountinfo)"
+check "no layer for the refused job" test ! -e "$CT_DIR/state/jobs/$kd"
+
+step "the lowers never changed, after everything"
+check "lower dirs byte-identical (2)" test "$(lower_manifest)" = "$lower_before"

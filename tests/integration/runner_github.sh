@@ -413,6 +413,7 @@ check "the broken policy names the missing lower" grep -q no-such-lower "$CT_DIR
 kc=$(key_of r4 707)
 RG_JOBS+=("$kc")
 rc=0
+# shellcheck disable=SC2046 # runner_env's words hold no space: CT_DIR is mktemp's
 (cd / && env $(runner_env r4 707) JOBFS_POLICY="$CT_DIR/broken.yaml" JOBFS_RUNNER_MODE=host \
 	bash -e "$hooks/job-started.sh" >"$CT_DIR/c.out" 2>&1) || rc=$?
 check "fail-open: job-started exit 0" test "$rc" = 0
@@ -421,6 +422,7 @@ expect_grep "$CT_DIR/c.out" "WITHOUT isolation" "says the job is not isolated"
 expect_grep "$CT_DIR/c.out" "no-such-lower" "names the cause"
 check "fail-open: nothing mounted" test -z "$(grep "jobfs:$kc/" /proc/self/mountinfo)"
 rc=0
+# shellcheck disable=SC2046 # runner_env's words hold no space: CT_DIR is mktemp's
 (cd / && env $(runner_env r4 707) JOBFS_POLICY="$CT_DIR/broken.yaml" JOBFS_RUNNER_MODE=host \
 	bash -e "$hooks/job-completed.sh" >"$CT_DIR/c2.out" 2>&1) || rc=$?
 check "fail-open: job-completed exit 0" test "$rc" = 0
@@ -432,6 +434,7 @@ check "the policy names a shared target" grep -q "target: $CT_DIR/shared-npm" "$
 kd=$(key_of r5 808)
 RG_JOBS+=("$kd")
 rc=0
+# shellcheck disable=SC2046
 (cd / && env $(runner_env r5 808) JOBFS_POLICY="$CT_DIR/shared.yaml" JOBFS_RUNNER_MODE=host \
 	bash -e "$hooks/job-started.sh" >"$CT_DIR/d.out" 2>&1) || rc=$?
 check "host mode refusal: exit 0 (fail-open)" test "$rc" = 0

@@ -15,6 +15,7 @@
 #   GITHUB_ENV            host mode writes the per-job paths there
 #   GITHUB_REPOSITORY GITHUB_REF GITHUB_WORKFLOW GITHUB_JOB GITHUB_EVENT_NAME   the job's context
 
+# shellcheck disable=SC2034 # hook_err, mode, job_state, job_key: set here, read by the hooks
 JOBFS=${JOBFS:-jobfs}
 hook_timeout=${JOBFS_HOOK_TIMEOUT:-120}
 hook_out=""

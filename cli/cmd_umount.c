@@ -326,7 +326,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 		}
 		for (size_t i = rec->n_views;
 		     i-- > 0;) /* later views may sit in dirs made for earlier ones */
-			store_remove_target(&rec->views[i]);
+			store_remove_target(store, rec->id, &rec->views[i]);
 	}
 	if (collect) {
 		r = gc_remove_job(store, job_id);

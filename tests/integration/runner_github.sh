@@ -442,5 +442,40 @@ expect_grep "$CT_DIR/d.out" "outside this runner's work dir" "says why"
 check "nothing mounted at the shared path" test -z "$(grep "jobfs:$kd/" /proc/self/mountinfo)"
 check "no layer for the refused job" test ! -e "$CT_DIR/state/jobs/$kd"
 
+step "jobfs umount in one namespace leaves another namespace's view at the same path mounted"
+# without the hooks: job E makes the target's dirs, job F mounts at the same path in another
+# namespace; E's umount must not remove the dirs (that would detach F's view)
+cat >"$CT_DIR/same-target.yaml" <<SAME
+version: 1
+state_dir: $CT_DIR/state
+views:
+  - name: cache
+    lower: [$CT_DIR/base/npm]
+    target: $CT_DIR/same/deep/cache
+SAME
+RG_JOBS+=(same-e same-f)
+sync=$CT_DIR/sync-same
+mkdir -p "$sync"
+export JOBFS_POLICY=$CT_DIR/same-target.yaml
+bg unshare --mount --propagation slave bash -c '"$1" mount --job same-e >/dev/null && touch "$2/e.up"
+	while ! [ -e "$2/f.up" ]; do sleep 0.1; done
+	"$1" umount --job same-e >"$2/e.umount" 2>&1; echo $? >"$2/e.rc"
+	while ! [ -e "$2/exit" ]; do sleep 0.1; done' _ "$JOBFS" "$sync"
+pe=$BG_PID
+wait_file "$sync/e.up" 300
+bg unshare --mount --propagation slave bash -c '"$1" mount --job same-f >/dev/null && touch "$2/f.up"
+	while ! [ -e "$2/exit" ]; do sleep 0.1; done
+	"$1" umount --job same-f >"$2/f.umount" 2>&1; echo $? >"$2/f.rc"' _ "$JOBFS" "$sync"
+pf=$BG_PID
+check "E unmounted" wait_file "$sync/e.rc" 300
+check "E's umount exit 0" test "$(cat "$sync/e.rc")" = 0
+check "F's view still mounted in its namespace" grep -q "jobfs:same-f/cache" "/proc/$pf/mountinfo"
+check "F's view still serves the base" test -e "/proc/$pf/root$CT_DIR/same/deep/cache/_cacache/base-entry"
+touch "$sync/exit"
+check "F unmounted" wait_file "$sync/f.rc" 300
+check "F's umount exit 0" test "$(cat "$sync/f.rc")" = 0
+wait "$pe" "$pf"
+export JOBFS_POLICY=$CT_DIR/policy.yaml
+
 step "the lowers never changed, after everything"
 check "lower dirs byte-identical (2)" test "$(lower_manifest)" = "$lower_before"

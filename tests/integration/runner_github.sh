@@ -276,6 +276,12 @@ run_pair() {
 		check "canonical: r1's namespace holds r1's write" test -e "/proc/$p1/root$home/.npm/written-by-r1-$3"
 		check "canonical: not r2's" test ! -e "/proc/$p1/root$home/.npm/written-by-r2-$4"
 		check "canonical: r2's namespace holds r2's write" test -e "/proc/$p2/root$home/.npm/written-by-r2-$4"
+		store=$home/.local/share/pnpm/store
+		check "canonical: r1's store view holds r1's write" test -e "/proc/$p1/root$store/written-by-r1-$3"
+		check "canonical: r1's store view not r2's" test ! -e "/proc/$p1/root$store/written-by-r2-$4"
+		check "canonical: r2's store view not r1's" test ! -e "/proc/$p2/root$store/written-by-r1-$3"
+		check "canonical: r1's install linked its project into its store view" \
+			test -n "$(ls "/proc/$p1/root$store/v11/projects" 2>/dev/null)"
 		# (sqlite3 resolves the /proc/PID/root link itself, which leads to our namespace)
 		cp "/proc/$p1/root$CT_DIR/runners/r1/_work/app/app/test-results.db" "$CT_DIR/r1.db"
 		check "canonical: r1's db in its workspace" test "$(sqlite3 "$CT_DIR/r1.db" 'select name from t')" = r1

@@ -483,5 +483,61 @@ check "F's umount exit 0" test "$(cat "$sync/f.rc")" = 0
 wait "$pe" "$pf"
 export JOBFS_POLICY=$CT_DIR/policy.yaml
 
+# --- the policy's switches and selectors (jobfs policy get, mount --context) --------------------
+if "$JOBFS" policy get --help >/dev/null 2>&1; then
+	# start_hook NAME RUN POLICY OUT [HOOK]: runs one hook of runner NAME's job RUN; sets rc
+	start_hook() {
+		rc=0
+		# shellcheck disable=SC2046
+		(cd / && env $(runner_env "$1" "$2") JOBFS_POLICY="$3" JOBFS_RUNNER_MODE=host \
+			GITHUB_EVENT_NAME=push GITHUB_WORKFLOW=ci \
+			bash -e "$hooks/${5:-job-started}.sh" >"$4" 2>&1) || rc=$?
+	}
+
+	step "fail-closed: hooks.fail_open false fails the job, naming the cause"
+	{ cat "$CT_DIR/broken.yaml"; printf 'hooks:\n  fail_open: false\n'; } >"$CT_DIR/closed.yaml"
+	ke=$(key_of r6 909)
+	RG_JOBS+=("$ke")
+	start_hook r6 909 "$CT_DIR/closed.yaml" "$CT_DIR/e.out"
+	check "fail-closed: job-started exit 1" test "$rc" = 1
+	expect_grep "$CT_DIR/e.out" "::error title=jobfs::cannot mount the job's views" "an error annotation"
+	expect_grep "$CT_DIR/e.out" "no-such-lower" "names the cause"
+	check "fail-closed: nothing mounted" test -z "$(grep "jobfs:$ke/" /proc/self/mountinfo)"
+
+	step "selectors: a job of a repository no view is for costs a no-op"
+	sed "s|^views:|views:|; s|    target: \\\${GITHUB_WORKSPACE}|    target: \\\${GITHUB_WORKSPACE}\n    when: {repository: [other/*]}|" \
+		"$CT_DIR/policy.yaml" | awk '/^  - name:/ { print; if ($3 != "workspace") print "    when: {repository: [other/*]}"; next } { print }' >"$CT_DIR/other.yaml"
+	check "every view is for other/*" test "$(grep -c 'when: {repository: \[other/\*\]}' "$CT_DIR/other.yaml")" = 4
+	kf=$(key_of r7 1001)
+	RG_JOBS+=("$kf")
+	start_hook r7 1001 "$CT_DIR/other.yaml" "$CT_DIR/f.out"
+	check "no-view job: job-started exit 0" test "$rc" = 0
+	expect_no_grep "$CT_DIR/f.out" "::warning" "no-view job: no warning"
+	check "no-view job: nothing mounted" test -z "$(grep "jobfs:$kf/" /proc/self/mountinfo)"
+	check "no-view job: the home dir untouched" test "$(ls "$home/.npm")" = host-file
+	start_hook r7 1001 "$CT_DIR/other.yaml" "$CT_DIR/f2.out" job-completed
+	check "no-view job: job-completed exit 0" test "$rc" = 0
+	expect_no_grep "$CT_DIR/f2.out" "::warning" "no-view job: job-completed quiet"
+
+	step "trust: a marked-ok job of an untrusted ref is not promoted, and says why"
+	awk '{ print } /promote: add-only/ { }' "$CT_DIR/policy.yaml" |
+		sed 's|    promote: add-only|    promote: {kind: add-only, trust: {ref: [refs/heads/release]}}|' >"$CT_DIR/trust.yaml"
+	check "the trust policy is valid" "$JOBFS" policy check "$CT_DIR/trust.yaml"
+	kg=$(key_of r8 1101)
+	RG_JOBS+=("$kg")
+	start_hook r8 1101 "$CT_DIR/trust.yaml" "$CT_DIR/g.out"
+	check "trust: job-started exit 0" test "$rc" = 0
+	echo "from an untrusted ref" >"$CT_DIR/runners/r8/_work/_jobfs/home/.npm/untrusted-r8"
+	JOBFS_POLICY=$CT_DIR/trust.yaml "$JOBFS" mark-ok --job "$kg"
+	start_hook r8 1101 "$CT_DIR/trust.yaml" "$CT_DIR/g2.out" job-completed
+	check "trust: job-completed exit 0" test "$rc" = 0
+	expect_grep "$CT_DIR/g2.out" "not promoted" "says it was not promoted"
+	expect_grep "$CT_DIR/g2.out" "trust" "names the trust rule"
+	check "trust: nothing promoted" test -z "$(gen_files npm-cache | grep -x untrusted-r8)"
+	JOBFS_POLICY=$CT_DIR/trust.yaml "$JOBFS" gc --older-than 0s >/dev/null
+else
+	echo "--- $CT_NAME: this jobfs has no 'policy get': fail-closed, selectors and trust skipped"
+fi
+
 step "the lowers never changed, after everything"
 check "lower dirs byte-identical (2)" test "$(lower_manifest)" = "$lower_before"

@@ -161,6 +161,17 @@ hook job-started || { touch "$sync/$name.failed"; touch "$sync/$name.stepped"; e
 touch "$sync/$name.started"
 # both jobs write at the same shared paths, at the same time
 while ! [ -e "$sync/$OTHER.started" ]; do sleep 0.1; done
+# pnpm/action-setup's pattern, where $HOME is a view: wipe and recreate ~/setup-pnpm, install
+# pnpm there (a launcher and a tree of files), use it. Both jobs do it at the same moment.
+if [ "${SETUP_PNPM:-0}" = 1 ]; then
+	step "pnpm/action-setup" 'rm -rf ~/setup-pnpm && mkdir ~/setup-pnpm && mkdir -p ~/setup-pnpm/bin
+		for i in $(seq 200); do mkdir -p ~/setup-pnpm/node_modules/pkg$i && echo "$RUNNER_NAME" >~/setup-pnpm/node_modules/pkg$i/index.js; done
+		printf "#!/bin/sh\nexec %s \"\$@\"\n" "$PNPM" >~/setup-pnpm/bin/pnpm && chmod +x ~/setup-pnpm/bin/pnpm
+		echo "$RUNNER_NAME" >~/setup-pnpm/owner
+		ls ~/setup-pnpm/node_modules | wc -l >"$SYNC/$RUNNER_NAME.setup-count"
+		test "$(cat ~/setup-pnpm/node_modules/pkg*/index.js | sort -u)" = "$RUNNER_NAME"'
+	PNPM=$HOME/setup-pnpm/bin/pnpm
+fi
 step "own writes" 'npm_cache=${npm_config_cache:-$HOME/.npm}
 	echo "$RUNNER_NAME" >"$npm_cache/written-by-$RUNNER_NAME-$GITHUB_RUN_ID"
 	mkdir -p "$npm_cache/_cacache" && echo "$RUNNER_NAME" >"$npm_cache/_cacache/shared-name"
@@ -171,7 +182,7 @@ step "pnpm install --offline" 'mkdir -p app && cp "$SEED/project/package.json" "
 	node -e "require(\"is-number\"); require(\"ms\"); require(\"kleur\")"'
 step "test artifacts" 'sqlite3 test-results.db "create table t(name text, ok int); insert into t values (\"$RUNNER_NAME\", 1);"
 	mkdir -p report && echo "<h1>$RUNNER_NAME</h1>" >report/index.html'
-step "a server left running" 'cd report && setsid python3 -m http.server 0 --bind 127.0.0.1 >/dev/null 2>&1 </dev/null &
+step "a server left running" 'mkdir -p "${SERVER_DIR:-report}" && cd "${SERVER_DIR:-report}" && setsid python3 -m http.server 0 --bind 127.0.0.1 >/dev/null 2>&1 </dev/null &
 	echo $! >"$SYNC/$RUNNER_NAME.server.pid"'
 # what each job sees at the shared paths, after both wrote there
 step "look" 'npm_cache=${npm_config_cache:-$HOME/.npm}
@@ -191,9 +202,10 @@ chmod +x "$CT_DIR/runner.sh"
 RUNNER_PIDS=()
 # start_runner NAME OTHER RUN_ID MARK_OK NS(1: a private namespace)
 start_runner() {
-	local cmd=(env HOME="$home" HOOKS="$hooks" SEED="$seed" PNPM="$pnpm" SYNC="$sync" JOBFS="$JOBFS"
-		OTHER="$2" MARK_OK="$4" JOBFS_RUNNER_MODE="$mode"
-		bash "$CT_DIR/runner.sh" "$1" "$3" build "$sync" "$CT_DIR/runners/$1")
+	local cmd=(env HOME="${run_home:-$home}" HOOKS="$hooks" SEED="$seed" PNPM="$pnpm" SYNC="$sync"
+		JOBFS="$JOBFS" OTHER="$2" MARK_OK="$4" JOBFS_RUNNER_MODE="$mode"
+		SETUP_PNPM="${setup_pnpm:-0}" SERVER_DIR="${server_dir:-}"
+		bash "$CT_DIR/runner.sh" "$1" "$3" build "$sync" "${runners_dir:-$CT_DIR/runners}/$1")
 	if [ "$5" = 1 ]; then
 		bg unshare --mount --propagation slave "${cmd[@]}"
 	else
@@ -364,6 +376,108 @@ check "host: job 2 (run 404) not" test -z "$(gen_files npm-cache | grep -x writt
 
 step "the lowers never changed"
 check "lower dirs byte-identical" test "$(lower_manifest)" = "$lower_before"
+
+# --- canonical mode with one view over the whole $HOME (pass_through: the runners' dirs) -----------
+home_policy_ok() {
+	cat >"$CT_DIR/home-probe.yaml" <<PROBE
+version: 1
+state_dir: $CT_DIR/state
+views:
+  - name: home
+    lower: [$CT_DIR/home]
+    target: $CT_DIR/home
+    pass_through: [$CT_DIR/home/runners]
+PROBE
+	"$JOBFS" policy check "$CT_DIR/home-probe.yaml" >/dev/null 2>&1
+}
+if home_policy_ok; then
+	step "home view: two runners, one view each over the whole \$HOME, pnpm/action-setup's wipe"
+	home2=$CT_DIR/home2
+	mkdir -p "$home2/.local/share/pnpm" "$home2/.cache" "$home2/.npm/_cacache" "$home2/setup-pnpm" \
+		"$home2/runners"
+	cp -a "$seed/store" "$home2/.local/share/pnpm/store"
+	cp -a "$seed/home/.cache/pnpm" "$home2/.cache/pnpm"
+	echo "base npm cache" >"$home2/.npm/_cacache/base-entry"
+	echo "an earlier job's pnpm" >"$home2/setup-pnpm/old-pnpm"
+	home_manifest() {
+		(cd "$home2" && find . -path ./runners -prune -o -printf '%p %y %m %s %T@ %l\n' | sort &&
+			find . -path ./runners -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum)
+	}
+	home_before=$(home_manifest)
+	cat >"$CT_DIR/home.yaml" <<HOMEPOLICY
+version: 1
+state_dir: $CT_DIR/state
+views:
+  - name: home
+    lower: [$home2]
+    target: \${HOME}
+    promote: none
+    pass_through: ["\${HOME}/runners"]
+gc:
+  keep_unmounted: 1h
+HOMEPOLICY
+	export JOBFS_POLICY=$CT_DIR/home.yaml
+	mode=canonical sync=$CT_DIR/sync-home run_home=$home2 runners_dir=$home2/runners
+	setup_pnpm=1 server_dir=$home2/srv # in the home view
+	mkdir -p "$sync"
+	kh1=$(key_of r1 1201) kh2=$(key_of r2 1202)
+	RG_JOBS+=("$kh1" "$kh2")
+	RUNNER_PIDS=()
+	start_runner r1 r2 1201 1 1
+	start_runner r2 r1 1202 0 1
+	p1=${RUNNER_PIDS[0]} p2=${RUNNER_PIDS[1]}
+	check "home: runner 1 ran its steps" wait_file "$sync/r1.stepped"
+	check "home: runner 2 ran its steps" wait_file "$sync/r2.stepped"
+	for r in r1 r2; do
+		check "home: $r job-started exit 0" test "$(cat "$sync/$r.job-started.rc" 2>/dev/null)" = 0
+		expect_no_grep "$sync/$r.job-started.out" "::warning" "home: $r: isolated"
+		if [ -e "$sync/$r.failed" ]; then
+			bad "home: $r: a step failed"
+			cat "$sync/$r.log" "$sync/$r.job-started.out" >&2
+		fi
+		check "home: $r's ~/setup-pnpm holds its 200 files" test "$(cat "$sync/$r.setup-count")" = 200
+	done
+	pid=${RUNNER_PIDS[0]}
+	check "home: r1's ~/setup-pnpm is r1's" test "$(cat "/proc/$p1/root$home2/setup-pnpm/owner")" = r1
+	check "home: r2's ~/setup-pnpm is r2's" test "$(cat "/proc/$p2/root$home2/setup-pnpm/owner")" = r2
+	check "home: the wiped old pnpm gone in r1's view" test ! -e "/proc/$p1/root$home2/setup-pnpm/old-pnpm"
+	check "home: ... and still in the real home" test -e "$home2/setup-pnpm/old-pnpm"
+	check "home: r1 does not see r2's npm write" test ! -e "/proc/$p1/root$home2/.npm/written-by-r2-1202"
+	check "home: r2 sees its own" test -e "/proc/$p2/root$home2/.npm/written-by-r2-1202"
+	check "home: pnpm's store at its default path" test "$(cat "$sync/r1.store-path")" = "$home2/.local/share/pnpm/store/v11"
+	check "home: the runner dir stays real (r1's db, written through the view)" \
+		test "$(sqlite3 "$home2/runners/r1/_work/app/app/test-results.db" 'select name from t')" = r1
+	srv1=$(cat "$sync/r1.server.pid") srv2=$(cat "$sync/r2.server.pid")
+	CT_PIDS+=("$srv1" "$srv2")
+	check "home: both servers run" pid_running "$srv1"
+	check "home: both servers run (2)" pid_running "$srv2"
+	d1=$(record_field "$kh1" pid) d2=$(record_field "$kh2" pid)
+	touch "$sync/r1.go"
+	check "home: job 1 completed" wait_file "$sync/r1.done"
+	check "home: r1 job-completed exit 0" test "$(cat "$sync/r1.job-completed.rc")" = 0
+	expect_no_grep "$sync/r1.job-completed.out" "::warning" "home: r1 job-completed without warnings"
+	check "home: job 1's server killed" wait_gone "$srv1" 50
+	check "home: job 2's server alive" pid_running "$srv2"
+	check "home: r2 still in its view" test -e "/proc/$p2/root$home2/setup-pnpm/owner"
+	touch "$sync/r2.go"
+	check "home: job 2 completed" wait_file "$sync/r2.done"
+	check "home: r2 job-completed exit 0" test "$(cat "$sync/r2.job-completed.rc")" = 0
+	check "home: job 2's server killed" wait_gone "$srv2" 50
+	touch "$sync/r1.exit" "$sync/r2.exit"
+	check "home: runner 1 exited" wait_gone "$p1" 100
+	check "home: runner 2 exited" wait_gone "$p2" 100
+	run gc --older-than 0s
+	expect_rc 0 "home: final gc"
+	check "home: no layer left" test -z "$(ls -A "$CT_DIR/state/jobs" 2>/dev/null)"
+	for pid in "$d1" "$d2"; do
+		check "home: daemon $pid gone" wait_gone "$pid" 50
+	done
+	check "home: the real home unchanged (outside the runners' dirs)" test "$(home_manifest)" = "$home_before"
+	export JOBFS_POLICY=$CT_DIR/policy.yaml
+	unset run_home runners_dir setup_pnpm server_dir
+else
+	echo "--- $CT_NAME: this jobfs has no pass_through: the home-view scenario is skipped"
+fi
 
 # --- a crashed job's leftovers, fail-open, host mode's target check ------------------------------
 # runner_env NAME RUN: the variables a runner gives its hooks, for runner NAME's job RUN

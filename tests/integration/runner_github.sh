@@ -235,6 +235,9 @@ rg_on_exit() {
 		if [ -n "$pid" ] && [ -e "/proc/$pid/ns/mnt" ]; then
 			nsenter --target "$pid" --mount "$JOBFS" umount --job "$id" --kill --timeout 2 >/dev/null 2>&1
 		fi
+		# the unprivileged runners' daemons: ended, their namespaces go with the runners
+		pid=$(sed -n 's/^pid=//p' "$CT_DIR/ustate/jobs/$id/record" 2>/dev/null)
+		[ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null
 	done
 	(exit "$status")
 	ct_on_exit
@@ -477,6 +480,79 @@ HOMEPOLICY
 	unset run_home runners_dir setup_pnpm server_dir
 else
 	echo "--- $CT_NAME: this jobfs has no pass_through: the home-view scenario is skipped"
+fi
+
+# --- the same, as the runner user: no root in the runner, views mounted through fusermount3 ------
+U_UID=65534
+if command -v setpriv >/dev/null && command -v fusermount3 >/dev/null; then
+	step "unprivileged: two runners as uid $U_UID, each in its own namespace, through fusermount3"
+	# what root and systemd give a runner: a private namespace (PrivateMounts=yes) entered before
+	# the service drops to its User=; /dev/fuse usable by that user (Debian's udev rule makes it
+	# 0666; this VM has none: bound over it in the runners' namespaces only); a state dir the user
+	# owns. Everything else is the user's own.
+	mknod -m 0666 "$CT_DIR/fuse-dev" c 10 229
+	chmod 0755 "$CT_DIR"
+	uhome=$CT_DIR/uhome ustate=$CT_DIR/ustate usync=$CT_DIR/sync-user
+	mkdir -p "$uhome/.npm" "$ustate" "$usync" "$CT_DIR/urunners"
+	echo "the host's own file" >"$uhome/.npm/host-file"
+	# the user's own base: the shared caches a runner user fills are its own files
+	cp -a "$CT_DIR/base" "$CT_DIR/ubase"
+	sed "s|state_dir: $CT_DIR/state|state_dir: $ustate|; s|$CT_DIR/base/|$CT_DIR/ubase/|" \
+		"$CT_DIR/policy.yaml" >"$CT_DIR/user.yaml"
+	chmod 0644 "$CT_DIR/user.yaml" "$CT_DIR/runner.sh"
+	chown -R "$U_UID:$U_UID" "$uhome" "$ustate" "$usync" "$CT_DIR/urunners" "$CT_DIR/ubase"
+	as_user() { setpriv --reuid=$U_UID --regid=$U_UID --clear-groups -- "$@"; }
+	ku1=$(key_of r1 1301) ku2=$(key_of r2 1302)
+	RG_JOBS+=("$ku1" "$ku2")
+	UPIDS=()
+	for r in r1 r2; do
+		o=$([ $r = r1 ] && echo r2 || echo r1) runid=$([ $r = r1 ] && echo 1301 || echo 1302)
+		bg unshare --mount --propagation slave bash -c 'mount --bind "$1" /dev/fuse && shift &&
+			exec setpriv --reuid='$U_UID' --regid='$U_UID' --clear-groups -- "$@"' _ "$CT_DIR/fuse-dev" \
+			env -i PATH=/usr/bin:/bin HOME="$uhome" HOOKS="$hooks" SEED="$seed" PNPM="$pnpm" SYNC="$usync" \
+			JOBFS="$JOBFS" JOBFS_POLICY="$CT_DIR/user.yaml" OTHER="$o" MARK_OK="$([ $r = r1 ] && echo 1 || echo 0)" \
+			JOBFS_RUNNER_MODE=canonical bash "$CT_DIR/runner.sh" "$r" "$runid" build "$usync" "$CT_DIR/urunners/$r"
+		UPIDS+=("$BG_PID")
+	done
+	for r in r1 r2; do
+		check "user: $r ran its steps" wait_file "$usync/$r.stepped"
+		check "user: $r job-started exit 0" test "$(cat "$usync/$r.job-started.rc" 2>/dev/null)" = 0
+		expect_no_grep "$usync/$r.job-started.out" "::warning" "user: $r: isolated"
+		if [ -e "$usync/$r.failed" ]; then
+			bad "user: $r: a step failed"
+			cat "$usync/$r.log" "$usync/$r.job-started.out" >&2
+		fi
+		o=$([ $r = r1 ] && echo r2 || echo r1)
+		check "user: $r saw only its own write in ~/.npm" test "$(grep -c written-by "$usync/$r.npm-ls")" = 1
+		check "user: $r's shared-name is its own" test "$(cat "$usync/$r.shared-name")" = "$r"
+	done
+	check "user: r1's views mounted by the user (fusermount3)" \
+		grep -q "jobfs:$ku1/npm-cache .*user_id=$U_UID" "/proc/${UPIDS[0]}/mountinfo"
+	check "user: the host's ~/.npm untouched" test "$(ls "$uhome/.npm")" = host-file
+	usrv1=$(cat "$usync/r1.server.pid") usrv2=$(cat "$usync/r2.server.pid")
+	ud1=$(sed -n 's/^pid=//p' "$ustate/jobs/$ku1/record") ud2=$(sed -n 's/^pid=//p' "$ustate/jobs/$ku2/record")
+	CT_PIDS+=("$usrv1" "$usrv2" "$ud1" "$ud2")
+	touch "$usync/r1.go"
+	check "user: job 1 completed" wait_file "$usync/r1.done"
+	check "user: r1 job-completed exit 0" test "$(cat "$usync/r1.job-completed.rc")" = 0
+	expect_no_grep "$usync/r1.job-completed.out" "::warning" "user: r1 job-completed without warnings"
+	check "user: job 1's server killed" wait_gone "$usrv1" 50
+	check "user: job 2's server alive" pid_running "$usrv2"
+	check "user: job 2 still mounted" grep -q "jobfs:$ku2/npm-cache" "/proc/${UPIDS[1]}/mountinfo"
+	touch "$usync/r2.go"
+	check "user: job 2 completed" wait_file "$usync/r2.done"
+	check "user: r2 job-completed exit 0" test "$(cat "$usync/r2.job-completed.rc")" = 0
+	check "user: job 2's server killed" wait_gone "$usrv2" 50
+	touch "$usync/r1.exit" "$usync/r2.exit"
+	for pid in "${UPIDS[@]}" "$ud1" "$ud2"; do
+		check "user: $pid gone" wait_gone "$pid" 100
+	done
+	rc=0
+	(cd / && as_user env JOBFS_POLICY="$CT_DIR/user.yaml" "$JOBFS" gc --older-than 0s >/dev/null) || rc=$?
+	check "user: final gc as the user" test "$rc" = 0
+	check "user: no layer left" test -z "$(ls -A "$ustate/jobs" 2>/dev/null)"
+else
+	echo "--- $CT_NAME: no setpriv or fusermount3: the unprivileged runners are not tested"
 fi
 
 # --- a crashed job's leftovers, fail-open, host mode's target check ------------------------------

@@ -237,7 +237,9 @@ rg_on_exit() {
 		fi
 		# the unprivileged runners' daemons: ended, their namespaces go with the runners
 		pid=$(sed -n 's/^pid=//p' "$CT_DIR/ustate/jobs/$id/record" 2>/dev/null)
-		[ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null
+		if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$id"; then
+			kill -TERM "$pid" 2>/dev/null
+		fi
 	done
 	(exit "$status")
 	ct_on_exit

@@ -49,6 +49,9 @@ struct store_record {
 	char *policy_digest; /* 16 hex digits: XXH64 of the expanded policy */
 	char *policy_source;
 	enum store_outcome outcome; /* an "outcome=" line, written only once known */
+	/* mount --namespace private: the views live in a mount namespace of their own, held by
+	 * the daemon (pid, pid_start), and are reached by entering it (ns.c) */
+	bool private_ns;
 	struct store_view *views;
 	size_t n_views;
 };

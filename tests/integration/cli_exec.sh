@@ -57,6 +57,7 @@ printf 'echo hi\n' >"$CT_DIR/not-executable"
 run exec --job x1 -- "$CT_DIR/not-executable"
 expect_rc 126 "not executable"
 expect_grep "$CT_DIR/err" "cannot run '$CT_DIR/not-executable': Permission denied" "not executable message"
+# shellcheck disable=SC2016 # the inner shell expands it
 FOO=bar-value run exec --job x1 -- sh -c 'echo "$FOO"; echo via-fd >&7' 7>"$CT_DIR/fd7"
 check "the environment passes" grep -qx bar-value "$CT_DIR/out"
 check "descriptors pass" grep -qx via-fd "$CT_DIR/fd7"

@@ -86,7 +86,7 @@ int cmd_exec(const struct cli_verb *verb, int argc, char **argv)
 	int c, rc, saved_errno;
 
 	/* '+': options end at CMD, whose own options are its own */
-	while ((c = getopt_long(argc, argv, "+:j:C:p:h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:j:p:h", options, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			job_id = optarg;
@@ -94,7 +94,8 @@ int cmd_exec(const struct cli_verb *verb, int argc, char **argv)
 		case 'C':
 			cwd = optarg;
 			if (!*cwd)
-				return cli_usage_error(verb, "empty directory for --cwd");
+				return cli_usage_error(
+					verb, "invalid directory '%s' for --cwd (empty)", cwd);
 			break;
 		case 'p':
 			path = optarg;

@@ -249,7 +249,7 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 	int c, r, rc, job_fd = -1, lock_fd = -1, log_fd = -1;
 	pid_t pid = 0;
 
-	while ((c = getopt_long(argc, argv, ":j:p:fn:h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":j:p:fh", options, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			job_id = optarg;

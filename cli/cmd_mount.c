@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "exit_codes.h"
 #include "gc.h"
+#include "ns.h"
 #include "policy.h"
 #include "procs.h"
 #include "store.h"
@@ -399,6 +400,8 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 	rec->pid = pid;
 	rec->state = STORE_MOUNTED;
 	r = procs_start_time(pid, &rec->pid_start);
+	if (r == 0 && private_ns)
+		r = ns_inode(pid, &rec->ns_ino);
 	if (r == 0)
 		r = store_record_write(job_fd, rec);
 	if (r < 0) {

@@ -36,7 +36,12 @@ void ns_leave(struct ns_saved *saved);
 /* Stays where ns_enter went: only closes what it saved (exec). */
 void ns_stay(struct ns_saved *saved);
 
-/* Enters the namespace of a job recorded with private_ns through its checked daemon: 1 when
- * entered, 0 for a job in the caller's namespace (nothing done), -ESRCH when the daemon is gone
- * (its namespace, and the views in it, went with it), or another -errno. */
+/* The inode of pid's mount namespace (/proc/PID/ns/mnt): unique among live namespaces. */
+int ns_inode(pid_t pid, uint64_t *ret_ino);
+
+/* Enters the namespace of a job recorded with private_ns: through its checked daemon, or when
+ * the daemon is gone, through a process it left inside (found by the namespace's inode, and
+ * checked to see a view of this job: an inode is only unique while its namespace lives). 1 when
+ * entered, 0 for a job in the caller's namespace (nothing done), -ESRCH when the namespace is
+ * gone, and the views with it, or another -errno. */
 int ns_enter_job(const struct store_record *rec, struct ns_saved *ret_saved);

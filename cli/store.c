@@ -14,8 +14,8 @@
  *
  *   jobfs-record 1
  *   id=ID  state=mounting|mounted|unmounted  pid=N  pid_start=TICKS  created=UNIX
- *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT  [namespace=private]
- *   [outcome=success|failure]
+ *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT  [namespace=private
+ *   [namespace_ino=N]]  [outcome=success|failure]
  *   then per view: view=NAME  target=PATH  target_created=N  lower=PATH (zero or more)
  *   (N: how many trailing components of the target jobfs created; umount removes them if empty)
  */
@@ -470,6 +470,10 @@ int store_record_parse(const char *text, size_t size, struct store_record **ret_
 		rec->private_ns = true;
 		free(value);
 		value = NULL;
+		if ((size_t)(end - p) >= 14 && memcmp(p, "namespace_ino=", 14) == 0 &&
+		    ((r = expect_u64(&p, end, "namespace_ino", UINT64_MAX, &rec->ns_ino)) < 0 ||
+		     (r = rec->ns_ino ? 0 : -EINVAL) < 0))
+			goto out_free;
 	}
 	/* optional: records written before outcomes existed, or before anyone said */
 	if (p < end && strncmp(p, "outcome=", 8) == 0) {
@@ -528,6 +532,8 @@ int store_record_format(const struct store_record *rec, FILE *out)
 		rec->policy_source);
 	if (rec->private_ns)
 		fputs("namespace=private\n", out);
+	if (rec->private_ns && rec->ns_ino)
+		fprintf(out, "namespace_ino=%" PRIu64 "\n", rec->ns_ino);
 	if (rec->outcome != STORE_OUTCOME_UNKNOWN)
 		fprintf(out, "outcome=%s\n", store_outcome_name(rec->outcome));
 	for (size_t i = 0; i < rec->n_views; i++) {

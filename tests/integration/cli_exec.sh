@@ -147,6 +147,41 @@ check "gc removed the dead job's layer" test ! -e "$CT_DIR/state/jobs/x3"
 check "gc reports it" test "$(json '[r["id"] for r in d["removed"] if r["id"] == "x3"][0]')" = x3
 check "gc removed the unmounted x1 and x2 too" test ! -e "$CT_DIR/state/jobs/x1" -a ! -e "$CT_DIR/state/jobs/x2"
 
+step "a killed daemon whose namespace a leftover process keeps"
+jmount x5 --namespace private
+check "the record names the namespace's inode" test "$(record_field x5 namespace_ino)" = \
+	"$(stat -L -c %i "/proc/$(record_field x5 pid)/ns/mnt")"
+bg "${JOBFS_CMD[@]}" exec --job x5 --cwd "$CT_DIR/mnt/x5/ws" -- sleep 1000
+leftover=$BG_PID
+sleep 0.3
+kill -KILL "$(record_field x5 pid)"
+check "the daemon is gone" wait_gone "$(record_field x5 pid)" 50
+check "the leftover keeps the namespace and its dead views" mounted_anywhere x5
+run ls --json
+check "ls: stale" test "$(json '[j["state"] for j in d if j["id"] == "x5"][0]')" = stale
+run umount --job x5
+expect_rc 4 "umount finds the leftover holding a dead view"
+expect_grep "$CT_DIR/err" "  $leftover sleep 1000" "the leftover is listed"
+run umount --job x5 --kill --timeout 5
+expect_rc 0 "umount --kill through the leftover's namespace"
+hrc=0
+wait "$leftover" || hrc=$?
+check "the leftover ended by SIGTERM (status $hrc)" test "$hrc" -eq 143
+check "no view of x5 left" gone_everywhere x5
+jmount x6 --namespace private
+bg "${JOBFS_CMD[@]}" exec --job x6 --cwd "$CT_DIR/mnt/x6/ws" -- sleep 1000
+leftover=$BG_PID
+sleep 0.3
+kill -KILL "$(record_field x6 pid)"
+run gc --older-than 0s --json
+expect_rc 0 "gc with a leftover"
+check "gc detached x6's dead view inside the leftover's namespace" \
+	test "$(json '[x["view"] for x in d["detached"] if x["id"] == "x6"][0]')" = ws
+check "gc removed x6's layer" test ! -e "$CT_DIR/state/jobs/x6"
+check "no view of x6 left" gone_everywhere x6
+check "gc signals no job process" pid_running "$leftover"
+kill -KILL "$leftover"
+
 step "a recycled PID is never trusted"
 jmount x4 --namespace private
 daemon=$(record_field x4 pid)
@@ -195,6 +230,6 @@ expect_rc 0 "p2 still mounted after p1's umount"
 check "p2 still sees its own write" grep -qx p2 "$CT_DIR/out"
 run umount --policy "$CT_DIR/canon.yaml" --job p2 --collect
 expect_rc 0 "umount p2"
-for id in x1 x2 x3 x4 p1 p2; do
+for id in x1 x2 x3 x4 x5 x6 p1 p2; do
 	check "no view of $id left anywhere" gone_everywhere $id
 done

@@ -169,6 +169,18 @@ static void test_store_record_namespace(void **state)
 	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
 	snprintf(buf, sizeof(buf), "%.*snamespace=\n%s", (int)(at - good), good, at);
 	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	snprintf(buf, sizeof(buf), "%.*snamespace=private\nnamespace_ino=4026531840\n%s",
+		 (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), 0);
+	assert_int_equal(rec->ns_ino, 4026531840ULL);
+	store_record_free(rec);
+	rec = NULL;
+	snprintf(buf, sizeof(buf), "%.*snamespace=private\nnamespace_ino=0\n%s", (int)(at - good),
+		 good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	/* an inode without a private namespace */
+	snprintf(buf, sizeof(buf), "%.*snamespace_ino=4026531840\n%s", (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
 	/* out of order: after outcome */
 	snprintf(buf, sizeof(buf), "%.*soutcome=success\nnamespace=private\n%s", (int)(at - good),
 		 good, at);

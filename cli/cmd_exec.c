@@ -134,8 +134,7 @@ int cmd_exec(const struct cli_verb *verb, int argc, char **argv)
 	rc = enter_job(verb, job.rec, &saved);
 	if (rc)
 		goto out_close;
-	/* the lock is for checking only: CMD may run for hours, and umount must be able to end it
-	 */
+	/* the lock is for the checks only: CMD may run for hours, and umount must end it */
 	cli_job_close(&job);
 	ns_stay(&saved);
 	if ((private_ns || cwd) && chdir(dir) < 0) {

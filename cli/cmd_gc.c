@@ -123,7 +123,7 @@ static int detach_stale(struct gc_run *run, int job_fd, struct store_record *rec
 	struct ns_saved saved = NS_SAVED_INIT;
 	int r;
 
-	/* a private namespace whose daemon is gone took its views with it: nothing to detach */
+	/* a private namespace that is gone (-ESRCH) took its views with it: nothing to detach */
 	r = ns_enter_job(rec, &saved);
 	if (r < 0 && r != -ESRCH) {
 		cli_error(run->verb, "cannot enter the mount namespace of job '%s': %s", rec->id,

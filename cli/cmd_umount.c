@@ -2,8 +2,9 @@
  * view names exactly the processes holding it; --kill ends exactly those (TERM, then KILL after the
  * timeout), and a lazy detach is the last resort. The layer stays unless --collect. --outcome
  * records how the job went (promote takes only successful jobs). A job mounted in a private
- * namespace is unmounted from inside it (ns.c), where its holders are; if its daemon is gone, the
- * namespace took the views with it and only the record is left to update. */
+ * namespace is unmounted from inside it (ns.c), where its holders are: through its daemon, or,
+ * once the daemon is gone, through a process the job left there; with neither, the namespace
+ * went and took the views with it, and only the record is left to update. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -121,7 +121,7 @@ static int enter_leftover(const struct store_record *rec, struct ns_saved *ret_s
 		return -errno;
 	while ((de = readdir(proc))) {
 		struct procs_mount m;
-		uint64_t ino;
+		uint64_t ino = 0;
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
 		bool found = false;

@@ -62,8 +62,7 @@ FIGURES = [
     ("rss_forget", "daemon RSS after the kernel forgot its inodes, as a share of the storm's", "%"),
     ("promote_rows", "rows that promote merged into the store's index.db (package_index and "
      "package_index_alias)", "count"),
-    ("promote_files", "content files that promote added (the rest of the job's were identical)",
-     "count"),
+    ("promote_files", "content files that promote added to the new generation", "count"),
     ("promote_bytes", "bytes of the new generation (added files and the merged index.db)",
      "bytes"),
 ]

@@ -224,8 +224,8 @@ def describe(d):
 
 
 # Promotion: what a job's `pnpm install` of scripts/bench/project-promote adds to the set's store.
-# Its lockfile holds 93 packages, 50 of which the full set's store lacks (all but a few, in the
-# quick set's). Built once, online, beside the set; replayed offline into a job's view.
+# Its lockfile holds 93 packages, 49 of which the full set's store lacks (70 the quick set's: rows
+# of package_index). Built once, online, beside the set; replayed offline into a job's view.
 #   promote/delta/v11/files/...   the content files the install wrote that the store lacks
 #   promote/delta/v11/index.db    the store's index after the install: the base's rows and the new
 #   promote/seed/                 the project, for the offline install that checks the promotion

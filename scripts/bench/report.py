@@ -83,7 +83,8 @@ def table(result):
             ref = cell.get("ref")
             if ref:
                 ref_v = median_of(result["samples"].get(c["key"], {}).get(ref))
-                text += f"<br>{fmt_ratio(v, ref_v)} {SHORT.get(ref, ref)}"
+                if ref_v:
+                    text += f"<br>{fmt_ratio(v, ref_v)} {SHORT.get(ref, ref)}"
             if failed:
                 text += f"<br>({failed} of {len(samples)} failed)"
             row.append(text)

@@ -339,6 +339,8 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 			.work = works[i],
 			.target = pv->target,
 			.quota = pv->quota,
+			.pass_through = (const char *const *)pv->pass_through,
+			.n_pass_through = pv->n_pass_through,
 		};
 	}
 	r = store_record_write(job_fd, rec);

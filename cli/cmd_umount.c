@@ -116,6 +116,32 @@ static bool report_holders(const struct cli_verb *verb, const char *job_id,
 	return n > 0;
 }
 
+/* Detaches what is mounted inside the view, newest and deepest first: its pass-through
+ * directories (a runner's own directory, where its worker writes its log all through the job) and
+ * anything the job mounted. Their holders are never signalled: what is busy is detached lazily and
+ * stays usable for them. Best effort: a view whose daemon died cannot be walked into, and its lazy
+ * detach takes them along. */
+static void detach_inside(const struct store_view *view, const struct procs_mount *m)
+{
+	struct procs_mount *below;
+	size_t n;
+
+	if (procs_mounts_below(m->mnt_id, &below, &n) < 0)
+		return;
+	for (size_t i = n; i-- > 0;) {
+		int r = gc_unmount(&below[i], false);
+
+		if (r == -EBUSY) {
+			fprintf(stderr,
+				"jobfs: umount: view '%s': '%s' inside it is busy, detaching it "
+				"lazily (its processes keep it)\n",
+				view->name, below[i].mountpoint);
+			gc_unmount(&below[i], true);
+		}
+	}
+	free(below);
+}
+
 /* Unmounts one view. Returns 0 (unmounted, or not mounted), 1 when busy and reported, or -errno. */
 static int unmount_view(const struct cli_verb *verb, const char *job_id,
 			const struct store_view *view, bool kill_them, long timeout)
@@ -129,6 +155,7 @@ static int unmount_view(const struct cli_verb *verb, const char *job_id,
 	 * put another job's view in its place */
 	if (procs_view_mount(job_id, view->name, &m) < 0)
 		return 0;
+	detach_inside(view, &m);
 	r = gc_unmount(&m, false);
 	if (r != -EBUSY)
 		return r == -EINVAL ? 0 : r;

@@ -196,6 +196,13 @@ static int record_from_policy(const struct policy *policy, const char *id,
 		view->target = strdup(pv->target);
 		if (!view->name || !view->target)
 			goto out_free;
+		if (pv->n_pass_through &&
+		    !(view->pass_through = calloc(pv->n_pass_through, sizeof(char *))))
+			goto out_free;
+		for (size_t j = 0; j < pv->n_pass_through; j++)
+			if (!(view->pass_through[view->n_pass_through++] =
+				      strdup(pv->pass_through[j])))
+				goto out_free;
 	}
 	*ret = rec;
 	return 0;

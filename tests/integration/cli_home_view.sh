@@ -114,6 +114,8 @@ scenario() {
 		/proc/self/mountinfo
 	check "$label: actions-runner is mounted inside the home view" \
 		test "${runner_parent:-x}" = "${home_id:-y}"
+	check "$label: the record names the pass-through" \
+		grep -qx "pass_through=$H/actions-runner" "$S/jobs/$id/record"
 
 	step "$label: pnpm/action-setup wipes and recreates ~/setup-pnpm"
 	check "$label: rm -rf ~/setup-pnpm" "${as[@]}" rm -rf "$H/setup-pnpm"

@@ -192,6 +192,21 @@ CT_POLICIES+=("$CT_DIR/hpolicy.yaml")
 CT_JOBS+=(r1)
 scenario root "$H" "$CT_DIR/state" "$CT_DIR/hpolicy.yaml" r1
 
+step "SIGTERM to the daemon detaches the pass-through, then unmounts the home view"
+CT_JOBS+=(r4)
+rc=0
+HOME=$H "${JOBFS_CMD[@]}" mount --policy "$CT_DIR/hpolicy.yaml" --job r4 >"$CT_DIR/out" \
+	2>"$CT_DIR/err" || rc=$?
+expect_rc 0 "mount r4"
+check "r4: actions-runner is mounted" is_mounted "$H/actions-runner"
+daemon=$(record_field r4 pid)
+kill -TERM "$daemon" # the job's daemon, started by this test through jobfs mount
+wait_gone "$daemon" 100 || true
+check "r4: the daemon exited" test -z "$(pid_running "$daemon" && echo alive)"
+check "r4: nothing is mounted at the home" test "$(mounted_under "$H")" -eq 0
+run umount --policy "$CT_DIR/hpolicy.yaml" --job r4
+expect_rc 0 "umount r4 after its daemon stopped"
+
 step "a missing pass-through directory fails the mount, naming it"
 home_policy "$CT_DIR/missing.yaml" "$CT_DIR/state" "$H" "\${HOME}/actions-runner" "\${HOME}/nope"
 CT_POLICIES+=("$CT_DIR/missing.yaml")

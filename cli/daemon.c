@@ -128,6 +128,14 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		views[i].spec = dv;
 		if (!dv->n_pass_through)
 			continue;
+		if (geteuid() != 0 && !pass_through_user_allow_other(NULL)) {
+			snprintf(msg, sizeof(msg),
+				 "view '%s': pass_through needs 'user_allow_other' in "
+				 "/etc/fuse.conf (fusermount3 mounts inside a view only if it is "
+				 "allow_other)\n",
+				 dv->name);
+			goto out_fail;
+		}
 		views[i].pts = calloc(dv->n_pass_through, sizeof(*views[i].pts));
 		if (!views[i].pts) {
 			snprintf(msg, sizeof(msg), "out of memory\n");

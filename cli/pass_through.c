@@ -79,6 +79,26 @@ static int serve_plain(const char *path, const char *source, int upper_fd, int g
 	return 0;
 }
 
+bool pass_through_user_allow_other(const char *conf)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen(conf ? conf : "/etc/fuse.conf", "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *p = line, *end;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strcspn(p, " \t\r\n#");
+		found = end - p == 16 && memcmp(p, "user_allow_other", 16) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
 int pass_through_open(struct pass_through *pt, const char *path, const char *source,
 		      const int *close_fds, size_t n_close_fds, char *errbuf, size_t errsize)
 {

@@ -30,6 +30,9 @@ struct pass_through {
  * reason and the return is negative. */
 int pass_through_open(struct pass_through *pt, const char *path, const char *source,
 		      const int *close_fds, size_t n_close_fds, char *errbuf, size_t errsize);
+/* True when /etc/fuse.conf (or conf, for tests) allows user mounts to be allow_other, which an
+ * unprivileged view with pass-through directories needs. */
+bool pass_through_user_allow_other(const char *conf);
 /* Binds it back at its path, once the view over it is mounted and served. */
 int pass_through_attach(struct pass_through *pt, char *errbuf, size_t errsize);
 /* Detaches it lazily if attached (the daemon's shutdown; `jobfs umount` detaches it before). */

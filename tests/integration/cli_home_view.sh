@@ -238,7 +238,7 @@ if command -v setpriv >/dev/null && command -v fusermount3 >/dev/null; then
 	# state dir the user owns. Bound over the originals in this namespace only.
 	mknod -m 0666 "$CT_DIR/fuse-dev" c 10 229
 	mount --bind "$CT_DIR/fuse-dev" /dev/fuse
-	echo user_allow_other >"$CT_DIR/fuse.conf"
+	echo "# mount_max = 1000" >"$CT_DIR/fuse.conf"
 	mount --bind "$CT_DIR/fuse.conf" /etc/fuse.conf
 	chmod 0755 "$CT_DIR"
 	UH=$CT_DIR/uhome
@@ -247,7 +247,18 @@ if command -v setpriv >/dev/null && command -v fusermount3 >/dev/null; then
 	chown -R $U_UID:$U_UID "$UH" "$CT_DIR/ustate"
 	home_policy "$CT_DIR/upolicy.yaml" "$CT_DIR/ustate" "$UH" "\${HOME}/actions-runner"
 	chmod 0644 "$CT_DIR/upolicy.yaml"
-	U_JOBS+=(u1)
+	U_JOBS+=(u0 u1)
+
+	step "unprivileged: without user_allow_other the mount fails, saying so"
+	rc=0
+	as_user env HOME="$UH" "${JOBFS_CMD[@]}" mount --policy "$CT_DIR/upolicy.yaml" --job u0 \
+		>"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+	expect_rc 6 "unprivileged mount without user_allow_other"
+	expect_grep "$CT_DIR/err" "view 'home': pass_through needs 'user_allow_other' in /etc/fuse.conf" \
+		"the error says what root must set"
+	check "nothing is mounted (no user_allow_other)" test "$(mounted_under "$UH")" -eq 0
+	echo " user_allow_other  # for jobfs pass_through" >>"$CT_DIR/fuse.conf"
+
 	scenario unprivileged "$UH" "$CT_DIR/ustate" "$CT_DIR/upolicy.yaml" u1 "${AS_USER[@]}"
 	umount /etc/fuse.conf /dev/fuse
 else

@@ -288,6 +288,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 		fs->opts.open_files = true; /* the kernel must not keep pages across opens */
 		fs->opts.quota = 0;
 		fs->opts.metacopy = false;
+		fs->opts.volatile_upper = false; /* its marker would need a work dir */
 		/* others change the directory beside us: what the kernel caches goes stale */
 		if (fs->opts.entry_timeout > 1.0)
 			fs->opts.entry_timeout = 1.0;

@@ -141,6 +141,15 @@ scenario() {
 	sleep 1.2 # a plain pass-through lets the kernel cache for a second at most
 	check "$label: a file written to the real directory shows in the view" \
 		test "$(cat "$H/actions-runner/_diag/beside.log" 2>/dev/null)" = "written beside the view"
+	check "$label: delete, make and rename through the pass-through" "${as[@]}" sh -c '
+		cd "$1/actions-runner/_work" && rm repo/README && mkdir -p x/y && mv x z &&
+			rmdir z/y && echo again >repo/README' _ "$H"
+	check "$label: no whiteout made in the real runner dir" \
+		test -z "$(find "$R/actions-runner" -type c)"
+	check "$label: no overlay xattr set in the real runner dir" \
+		test -z "$(getfattr -R -h -d -m '.*overlay' "$R/actions-runner" 2>/dev/null)"
+	check "$label: the real runner dir has the result" \
+		test -d "$R/actions-runner/_work/z" -a "$(cat "$R/actions-runner/_work/repo/README")" = again
 	check "$label: no pass-through file in the job's layer" \
 		test ! -e "$S/jobs/$id/views/home/upper/actions-runner/_diag/Worker.log"
 	check "$label: the job's layer has the new ~/setup-pnpm" \
@@ -175,8 +184,9 @@ scenario() {
 	check "$label: everything outside actions-runner unchanged" \
 		test "$(manifest "$H" actions-runner)" = "$before_rest"
 	check "$label: actions-runner has the job's new files" \
-		test "$(manifest "$H/actions-runner" | grep -v -e Worker.log -e out.txt -e beside.log)" = \
-		"$before_runner"
+		test "$(manifest "$H/actions-runner" | grep -v -e Worker.log -e out.txt -e beside.log \
+			-e '^./_work/z ' -e '^./_work/repo/README ')" = \
+		"$(grep -v -e '^./_work/repo/README ' <<<"$before_runner")"
 	exec 7<&-
 	for ((n = 0; n < 50; n++)); do
 		[ -z "$(job_processes "$id")" ] && break
@@ -191,6 +201,29 @@ home_policy "$CT_DIR/hpolicy.yaml" "$CT_DIR/state" "$H" "\${HOME}/actions-runner
 CT_POLICIES+=("$CT_DIR/hpolicy.yaml")
 CT_JOBS+=(r1)
 scenario root "$H" "$CT_DIR/state" "$CT_DIR/hpolicy.yaml" r1
+
+step "a plain view serves a real directory as it is"
+P=$CT_DIR/plain
+mkdir -p "$P/real/d" "$P/mnt"
+echo data >"$P/real/f"
+mknod "$P/real/dev00" c 0 0
+setfattr -n user.overlay.opaque -v y "$P/real/d"
+echo own >"$P/real/meta"
+setfattr -n user.overlay.metacopy -v "" "$P/real/meta"
+setfattr -n user.overlay.redirect -v /f "$P/real/meta"
+"$JOBFS_FS" -o plain --upper "$P/real" "$P/mnt"
+check "plain: a 0:0 device is listed, not taken for a whiteout" test -c "$P/mnt/dev00"
+check "plain: overlay xattrs are shown, not hidden" \
+	test "$(getfattr --only-values -n user.overlay.opaque "$P/mnt/d" 2>/dev/null)" = y
+check "plain: a file marked as a metacopy reads its own data" test "$(cat "$P/mnt/meta")" = own
+check "plain: rm and mkdir over a name" sh -c 'rm "$1/f" && mkdir "$1/f" && rmdir "$1/d" && echo n >"$1/d"' _ "$P/mnt"
+check "plain: nothing of the layer format was written" \
+	test "$(find "$P/real" -type c | wc -l)" -eq 1 -a -z "$(getfattr -R -d -m '.*overlay' "$P/real/f" "$P/real/d" 2>/dev/null)"
+check "plain: the real dir has the result" test -d "$P/real/f" -a "$(cat "$P/real/d")" = n
+echo outside >"$P/real/late"
+sleep 1.2
+check "plain: a file made beside the view shows within a second" test "$(cat "$P/mnt/late")" = outside
+fusermount3 -u "$P/mnt"
 
 step "SIGTERM to the daemon detaches the pass-through, then unmounts the home view"
 CT_JOBS+=(r4)

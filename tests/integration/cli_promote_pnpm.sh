@@ -40,11 +40,18 @@ fi
 # pnpm, installed once per version; a half-done install is never the one used
 pnpm_dir=$tools/pnpm-$PNPM_VERSION
 PNPM=$pnpm_dir/node_modules/.bin/pnpm
+pnpm_install_cleanup() {
+	local st=$?
+	rm -rf "$tools_tmp"
+	(exit "$st")
+	ct_on_exit
+}
 if ! [ -x "$PNPM" ] || [ "$("$PNPM" --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
 	step "installing pnpm $PNPM_VERSION into $pnpm_dir"
 	mkdir -p "$tools"
 	tools_tmp=$(mktemp -d "$tools/.pnpm-$PNPM_VERSION.XXXXXX")
-	trap 'st=$?; rm -rf "$tools_tmp"; (exit $st); ct_on_exit' EXIT
+	chmod 755 "$tools_tmp"
+	trap pnpm_install_cleanup EXIT
 	npm install --prefix "$tools_tmp" --no-audit --no-fund --loglevel=error \
 		"pnpm@$PNPM_VERSION" >/dev/null
 	rm -rf "$pnpm_dir"
@@ -120,8 +127,11 @@ requires() {
 X_PKGS=(chalk debug minimist)
 Y_PKGS=(commander is-number kleur semver uuid)
 
-check "a job's network namespace reaches no registry" \
-	bash -c '! offline npm ping --registry "$0" >/dev/null 2>&1' "$registry"
+no_registry() {
+	! offline npm ping --registry "$registry" --fetch-retries=0 --fetch-timeout=5000 \
+		>/dev/null 2>&1
+}
+check "a job's network namespace reaches no registry" no_registry
 
 # pnpm_jobs A B: mounts A and B, installs X in A and Y in B online, unmounts both successful
 pnpm_jobs() {
@@ -218,6 +228,7 @@ project c-empty pnpm-xy
 	>"$CT_DIR/c-empty.log" 2>&1 && rc=0 || rc=$?
 check "c: the same install from an empty store fails ($(log_tail c-empty | tail -n 2))" \
 	test "$rc" -ne 0
+expect_grep "$CT_DIR/c-empty.log" "not present in local store" "c: for want of the packages"
 check "pnpm store status fails on a changed package (the check is real)" bash -c '
 	f=$0/node_modules/.pnpm/kleur@4.1.5/node_modules/kleur/index.js
 	cp "$f" "$f.orig" && echo "/* changed */" >>"$f"
@@ -228,6 +239,7 @@ step "pnpm: the job mounted before the promotes cannot do the same"
 project cold pnpm-xy
 in_job cold offline "$PNPM" install --offline --frozen-lockfile --reporter=append-only
 check "cold: offline install fails ($(log_tail cold | tail -n 3))" test "$rc" -ne 0
+expect_grep "$CT_DIR/cold.log" ERR_PNPM_NO_OFFLINE_META "cold: for want of registry metadata"
 run umount --job cold --outcome failure
 expect_rc 0 "umount cold"
 
@@ -388,6 +400,7 @@ check "nr fetched nothing into its cache" test ! -e "$(upper nr npm)/_cacache/co
 project ncold npm-pq
 in_job ncold offline npm ci --offline --no-audit --no-fund
 check "the job mounted before the promotes cannot ($(log_tail ncold | tail -n 2))" test "$rc" -ne 0
+expect_grep "$CT_DIR/ncold.log" ENOTCACHED "ncold: for want of the cache"
 for id in nr ncold; do
 	run umount --job "$id"
 	expect_rc 0 "umount $id"

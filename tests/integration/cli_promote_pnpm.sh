@@ -264,8 +264,10 @@ jmount t
 store_t=$CT_DIR/home/t/.local/share/pnpm/store/v11
 mapfile -t victims < <(cd "$store_t" && find files -type f | sort | head -n 2)
 check "the store has files to tamper with" test "${#victims[@]}" = 2
-ln "$store_t/${victims[0]}" "$store_t/hardlink"
-echo "/* tampered */" >>"$store_t/hardlink"
+# a new name in files/, where new files are promoted
+hardlink=$(dirname "${victims[0]}")/jobfs-hardlink
+ln "$store_t/${victims[0]}" "$store_t/$hardlink"
+echo "/* tampered */" >>"$store_t/$hardlink"
 rm "$store_t/${victims[1]}"
 python3 - "$store_t/index.db" <<'EOF'
 import sqlite3, sys
@@ -277,6 +279,8 @@ db.commit()
 db.close()
 EOF
 echo '{"tampered":true}' >>"$CT_DIR/home/t/.cache/pnpm/lockfile-verified.jsonl"
+mkdir -p "$CT_DIR/home/t/.cache/pnpm/dlx"
+echo junk >"$CT_DIR/home/t/.cache/pnpm/dlx/junk"
 meta=$(cd "$CT_DIR/home/t/.cache/pnpm" && find v12/metadata-full -type f | sort | head -n 1)
 echo '{}' >"$CT_DIR/home/t/.cache/pnpm/$meta"
 run umount --job t --outcome success
@@ -285,13 +289,16 @@ run promote --job t --json
 expect_rc 0 "promote t"
 VIEW=store
 check "the rewritten store file is a conflict" test "$(item action "v11/${victims[0]}")" = conflict
-check "its new name is not added" test "$(item action v11/hardlink)" = ignored
+check "its new name is not added" test "$(item action "v11/$hardlink")" = ignored
+check "because it is that file" \
+	test "$(item reason "v11/$hardlink")" = "a hard link to a base file the job changed"
 check "the deletion is ignored" test "$(item action "v11/${victims[1]}")" = ignored
 n_rows=$(sort <(echo "$keys_a") <(echo "$keys_b") | wc -l)
 check "index.db: the changed row a conflict, the deleted one not taken away" \
 	test "$(item rows v11/index.db)" = "{'added': 0, 'identical': $((n_rows - 2)), 'conflicts': 1}"
 VIEW=pnpm-cache
 check "a rewritten metadata file is a conflict" test "$(item action "$meta")" = conflict
+check "what is not metadata is ignored" test "$(item action dlx)" = ignored
 run manifest --view store
 expect_rc 0 "manifest of the store's base after"
 check "the store's files are as they were" \

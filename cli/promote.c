@@ -906,8 +906,9 @@ static int apply_file(int upper_dir, int gen_dir, const struct promote_item *ite
 	return r;
 }
 
-/* Copies the job's index file (and its -wal, for the record) into the work dir, merges it with the
- * base's into the generation, and gives the result the base's attributes. */
+/* Copies the job's index file into the work dir, merges it with the base's into the generation,
+ * and gives the result the base's attributes. The file alone: a -wal beside it in the layer that
+ * still holds rows is reported as a conflict by plan_file. */
 static int apply_merge(struct promote_view *pv, int upper_dir, int gen_dir, const char *gen_path,
 		       int work_fd, const char *work_path, struct promote_item *item, char *err,
 		       size_t errsize)

@@ -229,6 +229,18 @@ project c-x pnpm-x
 expect_job_rc 0 c-x "c: offline install of X alone"
 expect_log c-x "Lockfile passes supply-chain policies (verified" \
 	"c: A's lockfile found verified in the promoted record"
+# without a lockfile, pnpm resolves offline from the promoted metadata, to the same packages
+project c-nolock pnpm-xy
+rm "$CT_DIR/work/c-nolock/pnpm-lock.yaml"
+(cd "$CT_DIR/work/c-nolock" && HOME=$CT_DIR/home/c offline "$PNPM" install --offline \
+	--reporter=append-only) >"$CT_DIR/c-nolock.log" 2>&1 && rc=0 || rc=$?
+expect_job_rc 0 c-nolock "c: offline install of X and Y without a lockfile"
+lock_packages() { awk '/^packages:/ { p = 1; next } /^snapshots:/ { p = 0 } p && /^  [^ ]/' "$1"; }
+check "the lockfile pins 16 packages" \
+	test "$(lock_packages "$projects/pnpm-xy/pnpm-lock.yaml" | wc -l)" = 16
+check "c: resolved to the packages the lockfile pins" test \
+	"$(lock_packages "$CT_DIR/work/c-nolock/pnpm-lock.yaml" | sed 's/ *$//')" = \
+	"$(lock_packages "$projects/pnpm-xy/pnpm-lock.yaml" | sed 's/ *$//')"
 # the controls: the same install with the promoted cache but an empty store fails
 project c-empty pnpm-xy
 (cd "$CT_DIR/work/c-empty" && HOME=$CT_DIR/home/c offline "$PNPM" install --offline \

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Promotion with the real tools, online from the npm registry (skipped, exit 77, only when the
 # registry is unreachable). pnpm 12.21.0: jobs A and B install disjoint package sets X and Y from
-# pinned lockfiles into their views of the store (pnpm-store) and of pnpm's cache (pnpm-cache),
-# both mounted before either is promoted; both promoted; job C, mounted after, installs X and Y
-# together with --offline in a network namespace of its own, and `pnpm store status` finds
-# nothing modified. A job mounted before the promotes fails the same install: the warm-up is
-# what makes C pass. Then again on a fresh state dir with B's promote started while A's promote
-# holds the view's lock (A stopped inside its publish by strace). A job that rewrites a store file
-# through a hard link, deletes one and changes an index row promotes none of it. A job whose
-# pnpm died with rows only in index.db-wal gets a conflict, not a silent drop. npm: two jobs
-# `npm install` different packages (and one shared) into their ~/.npm; both promoted; a third
-# job's `npm ci --offline` of both succeeds.
+# pinned lockfiles (tests/integration/projects) into their views of the store (pnpm-store) and of
+# pnpm's cache (pnpm-cache), both mounted before either is promoted; both promoted; job C, mounted
+# after, installs X and Y together with --offline --frozen-lockfile in a network namespace of its
+# own, and `pnpm store status` finds nothing modified; without the lockfile too, resolving from
+# the promoted metadata. Controls: a job mounted before the promotes, and C's install from an
+# empty store, both fail. Then again on a fresh state dir with B's promote started while A's
+# holds the view's lock (strace delays A's renames, its publish among them). A job that rewrites
+# a store file through a hard link, deletes one and changes an index row promotes none of it. A
+# job whose pnpm died with rows only in index.db-wal gets a conflict, not a silent drop. npm: two
+# jobs `npm install` different packages (and one shared) into their ~/.npm; both promoted; a
+# third job's `npm ci --offline` of both succeeds. About a minute on an idle machine.
 #
 # pnpm is installed once per version into JOBFS_TEST_TOOLS (default /var/tmp/jobfs-test-tools).
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,7 +1,10 @@
 /* `jobfs umount --job ID`: unmounts every view of the job and waits for its daemon to exit. A busy
  * view names exactly the processes holding it; --kill ends exactly those (TERM, then KILL after the
  * timeout), and a lazy detach is the last resort. The layer stays unless --collect. --outcome
- * records how the job went (promote takes only successful jobs). */
+ * records how the job went (promote takes only successful jobs). A job mounted in a private
+ * namespace is unmounted from inside it (ns.c), where its holders are: through its daemon, or,
+ * once the daemon is gone, through a process the job left there; with neither, the namespace
+ * went and took the views with it, and only the record is left to update. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include "cli.h"
 #include "exit_codes.h"
 #include "gc.h"
+#include "ns.h"
 #include "policy.h"
 #include "procs.h"
 #include "store.h"
@@ -116,6 +120,49 @@ static bool report_holders(const struct cli_verb *verb, const char *job_id,
 	return n > 0;
 }
 
+/* True when the mount is one of the view's pass-through directories: mounted right on the view
+ * at a path the record names. */
+static bool is_pass_through(const struct store_view *view, const struct procs_mount *m,
+			    const struct procs_mount *below)
+{
+	if (below->parent_id != m->mnt_id)
+		return false;
+	for (size_t j = 0; j < view->n_pass_through; j++)
+		if (strcmp(below->mountpoint, view->pass_through[j]) == 0)
+			return true;
+	return false;
+}
+
+/* Detaches the view's pass-through directories (a runner's own directory, where its worker writes
+ * its log all through the job), newest first. Their holders are never signalled: one that is busy
+ * is detached lazily and stays usable for them. Anything else mounted inside the view is left to
+ * unmount_view (busy). Best effort: a view whose daemon died cannot be walked into; its lazy
+ * detach takes them along. */
+static void detach_pass_through(const struct store_view *view, const struct procs_mount *m)
+{
+	struct procs_mount *below;
+	size_t n;
+
+	if (!view->n_pass_through || procs_mounts_below(m->mnt_id, &below, &n) < 0)
+		return;
+	for (size_t i = n; i-- > 0;) {
+		int r;
+
+		if (!is_pass_through(view, m, &below[i]))
+			continue;
+		r = gc_unmount(&below[i], false);
+
+		if (r == -EBUSY) {
+			fprintf(stderr,
+				"jobfs: umount: view '%s': pass-through '%s' is busy, detaching it "
+				"lazily (its processes keep it)\n",
+				view->name, below[i].mountpoint);
+			gc_unmount(&below[i], true);
+		}
+	}
+	free(below);
+}
+
 /* Unmounts one view. Returns 0 (unmounted, or not mounted), 1 when busy and reported, or -errno. */
 static int unmount_view(const struct cli_verb *verb, const char *job_id,
 			const struct store_view *view, bool kill_them, long timeout)
@@ -129,6 +176,7 @@ static int unmount_view(const struct cli_verb *verb, const char *job_id,
 	 * put another job's view in its place */
 	if (procs_view_mount(job_id, view->name, &m) < 0)
 		return 0;
+	detach_pass_through(view, &m);
 	r = gc_unmount(&m, false);
 	if (r != -EBUSY)
 		return r == -EINVAL ? 0 : r;
@@ -213,6 +261,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	struct store_record *rec;
 	struct policy *policy = NULL;
 	struct cli_job job = {.job_fd = -1, .lock_fd = -1};
+	struct ns_saved saved = NS_SAVED_INIT;
 	struct store *store;
 	bool kill_them = false, collect = false, busy = false;
 	long timeout = 10;
@@ -275,6 +324,14 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 		if (cli_job_set_outcome(verb, &job, outcome) != JOBFS_EXIT_OK)
 			goto out;
 	}
+	if (rec->state != STORE_UNMOUNTED) {
+		r = ns_enter_job(rec, &saved);
+		if (r < 0 && r != -ESRCH) {
+			cli_error(verb, "cannot enter the mount namespace of job '%s': %s", job_id,
+				  strerror(-r));
+			goto out;
+		}
+	}
 	if (rec->state != STORE_UNMOUNTED && !kill_them) {
 		/* a busy view leaves every view mounted: the job stays whole until its holders go
 		 */
@@ -302,6 +359,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 			goto out;
 		}
 		wait_daemon(verb, rec, timeout);
+		ns_leave(&saved);
 		rec->state = STORE_UNMOUNTED;
 		rec->unmounted = (int64_t)time(NULL);
 		r = store_record_write(job_fd, rec);
@@ -323,6 +381,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	}
 	rc = JOBFS_EXIT_OK;
 out:
+	ns_leave(&saved);
 	cli_job_close(&job);
 	policy_free(policy);
 	return rc;

@@ -14,6 +14,9 @@ struct daemon_view {
 	const char *work;
 	const char *target;
 	uint64_t quota; /* bytes the upper may hold; 0: no limit */
+	/* real directories inside target bound back through the view once it is mounted */
+	const char *const *pass_through;
+	size_t n_pass_through;
 };
 
 struct daemon_spec {
@@ -23,6 +26,7 @@ struct daemon_spec {
 	int log_fd;	      /* stdout and stderr of the daemon; -1: keep ours (--foreground) */
 	const int *close_fds; /* descriptors the daemon must not keep (locks, the store) */
 	size_t n_close_fds;
+	bool private_ns; /* mount the views in a new mount namespace the daemon holds (ns.c) */
 };
 
 /* Forks the daemon and waits until every view is mounted and served, or until it failed. On

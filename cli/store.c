@@ -14,8 +14,10 @@
  *
  *   jobfs-record 1
  *   id=ID  state=mounting|mounted|unmounted  pid=N  pid_start=TICKS  created=UNIX
- *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT  [outcome=success|failure]
+ *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT  [namespace=private
+ *   [namespace_ino=N]]  [outcome=success|failure]
  *   then per view: view=NAME  target=PATH  target_created=N  lower=PATH (zero or more)
+ *   pass_through=PATH (zero or more)
  *   (N: how many trailing components of the target jobfs created; umount removes them if empty)
  */
 #include <dirent.h>
@@ -30,6 +32,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "ns.h"
 #include "procs.h"
 #include "store.h"
 
@@ -258,6 +261,9 @@ void store_record_free(struct store_record *record)
 		for (size_t j = 0; j < view->n_lowers; j++)
 			free(view->lowers[j]);
 		free(view->lowers);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			free(view->pass_through[j]);
+		free(view->pass_through);
 	}
 	free(record->views);
 	free(record->id);
@@ -411,6 +417,22 @@ static int parse_view(const char **p, const char *end, struct store_view *view)
 		if (!path_valid(value) || view->n_lowers > STORE_LOWERS_MAX)
 			return -EINVAL;
 	}
+	while (end - *p >= 13 && memcmp(*p, "pass_through=", 13) == 0) {
+		char **grown;
+
+		r = next_line(p, end, key, sizeof(key), &value);
+		if (r < 0)
+			return r;
+		grown = realloc(view->pass_through, sizeof(*grown) * (view->n_pass_through + 1));
+		if (!grown) {
+			free(value);
+			return -ENOMEM;
+		}
+		view->pass_through = grown;
+		view->pass_through[view->n_pass_through++] = value;
+		if (!path_valid(value) || view->n_pass_through > POLICY_PASS_THROUGH_MAX)
+			return -EINVAL;
+	}
 	return 0;
 }
 
@@ -456,6 +478,23 @@ int store_record_parse(const char *text, size_t size, struct store_record **ret_
 		goto out_free;
 	if ((r = expect_key(&p, end, "policy_source", &rec->policy_source)) < 0)
 		goto out_free;
+	/* optional: only a job mounted in a private mount namespace has it */
+	if (p < end && (size_t)(end - p) >= 10 && memcmp(p, "namespace=", 10) == 0) {
+		free(value);
+		value = NULL;
+		if ((r = expect_key(&p, end, "namespace", &value)) < 0)
+			goto out_free;
+		r = -EINVAL;
+		if (strcmp(value, "private") != 0)
+			goto out_free;
+		rec->private_ns = true;
+		free(value);
+		value = NULL;
+		if ((size_t)(end - p) >= 14 && memcmp(p, "namespace_ino=", 14) == 0 &&
+		    ((r = expect_u64(&p, end, "namespace_ino", UINT64_MAX, &rec->ns_ino)) < 0 ||
+		     (r = rec->ns_ino ? 0 : -EINVAL) < 0))
+			goto out_free;
+	}
 	/* optional: records written before outcomes existed, or before anyone said */
 	if (p < end && strncmp(p, "outcome=", 8) == 0) {
 		free(value);
@@ -511,6 +550,10 @@ int store_record_format(const struct store_record *rec, FILE *out)
 		STORE_RECORD_VERSION, rec->id, store_state_name(rec->state), (int)rec->pid,
 		rec->pid_start, rec->created, rec->unmounted, rec->policy_digest,
 		rec->policy_source);
+	if (rec->private_ns)
+		fputs("namespace=private\n", out);
+	if (rec->private_ns && rec->ns_ino)
+		fprintf(out, "namespace_ino=%" PRIu64 "\n", rec->ns_ino);
 	if (rec->outcome != STORE_OUTCOME_UNKNOWN)
 		fprintf(out, "outcome=%s\n", store_outcome_name(rec->outcome));
 	for (size_t i = 0; i < rec->n_views; i++) {
@@ -520,6 +563,8 @@ int store_record_format(const struct store_record *rec, FILE *out)
 			view->target_created);
 		for (size_t j = 0; j < view->n_lowers; j++)
 			fprintf(out, "lower=%s\n", view->lowers[j]);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			fprintf(out, "pass_through=%s\n", view->pass_through[j]);
 	}
 	return ferror(out) ? -EIO : 0;
 }
@@ -640,6 +685,8 @@ void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
 		for (size_t j = 0; j < view->n_lower; j++)
 			digest_str(state, view->lower[j]);
 		digest_str(state, view->target);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			digest_str(state, view->pass_through[j]);
 		snprintf(num, sizeof(num), "%" PRIu64 ":%d", view->quota, (int)view->promote.kind);
 		digest_str(state, num);
 		for (size_t j = 0; j < view->promote.n_ignore; j++)
@@ -658,12 +705,19 @@ enum store_state store_live_state(const struct store_record *record)
 		return STORE_UNMOUNTED;
 	if (record->state == STORE_MOUNTING)
 		return STORE_STALE; /* the lock is free, so the mount that wrote it is gone */
+	struct ns_saved saved = NS_SAVED_INIT;
+	enum store_state state = STORE_MOUNTED;
+
 	if (!procs_alive(record->pid, record->pid_start))
 		return STORE_STALE;
-	for (size_t i = 0; i < record->n_views; i++)
+	/* a private namespace's views are only seen from inside it */
+	if (ns_enter_job(record, &saved) < 0)
+		return STORE_STALE;
+	for (size_t i = 0; i < record->n_views && state == STORE_MOUNTED; i++)
 		if (!procs_view_mount_connected(record->id, record->views[i].name))
-			return STORE_STALE;
-	return STORE_MOUNTED;
+			state = STORE_STALE;
+	ns_leave(&saved);
+	return state;
 }
 
 /* --- sizes --------------------------------------------------------------------------------- */

@@ -37,6 +37,8 @@ struct store_view {
 	char **lowers; /* top first */
 	size_t n_lowers;
 	unsigned target_created; /* trailing components of target jobfs made; removed if empty */
+	char **pass_through;	 /* real directories bound back through the view (policy) */
+	size_t n_pass_through;
 };
 
 struct store_record {
@@ -49,6 +51,12 @@ struct store_record {
 	char *policy_digest; /* 16 hex digits: XXH64 of the expanded policy */
 	char *policy_source;
 	enum store_outcome outcome; /* an "outcome=" line, written only once known */
+	/* mount --namespace private: the views live in a mount namespace of their own, held by
+	 * the daemon (pid, pid_start), and are reached by entering it (ns.c) */
+	bool private_ns;
+	/* its inode (of /proc/PID/ns/mnt), once the daemon made it; 0 unknown. When the daemon is
+	 * gone, a process it left inside still holds the namespace: found by this inode */
+	uint64_t ns_ino;
 	struct store_view *views;
 	size_t n_views;
 };

@@ -33,7 +33,13 @@ static const char good[] = "jobfs-record 1\n"
 			   "target=/home/runner/.npm\n"
 			   "target_created=0\n"
 			   "lower=/srv/a\n"
-			   "lower=/srv/b\n";
+			   "lower=/srv/b\n"
+			   "view=home\n"
+			   "target=/home/runner\n"
+			   "target_created=0\n"
+			   "lower=/home/runner\n"
+			   "pass_through=/home/runner/actions-runner\n"
+			   "pass_through=/home/runner/work\n";
 
 static void test_store_record_roundtrip(void **state)
 {
@@ -49,12 +55,15 @@ static void test_store_record_roundtrip(void **state)
 	assert_int_equal(rec->pid, 1234);
 	assert_int_equal(rec->pid_start, 987654);
 	assert_int_equal(rec->created, 1700000000);
-	assert_int_equal(rec->n_views, 2);
+	assert_int_equal(rec->n_views, 3);
 	assert_string_equal(rec->views[0].name, "workspace");
 	assert_int_equal(rec->views[0].target_created, 2);
 	assert_int_equal(rec->views[0].n_lowers, 0);
 	assert_int_equal(rec->views[1].n_lowers, 2);
 	assert_string_equal(rec->views[1].lowers[1], "/srv/b");
+	assert_int_equal(rec->views[1].n_pass_through, 0);
+	assert_int_equal(rec->views[2].n_pass_through, 2);
+	assert_string_equal(rec->views[2].pass_through[1], "/home/runner/work");
 	out = open_memstream(&text, &len);
 	assert_non_null(out);
 	assert_int_equal(store_record_format(rec, out), 0);
@@ -100,6 +109,11 @@ static void test_store_record_strict(void **state)
 	expect_invalid("target=/run/jobfs", "target=/run/../jobfs");
 	expect_invalid("lower=/srv/a", "lower=srv");
 	expect_invalid("lower=/srv/a", "bogus=/srv/a");
+	expect_invalid("pass_through=/home/runner/work", "pass_through=work");
+	expect_invalid("pass_through=/home/runner/work", "pass_through=/home/runner/../work");
+	/* pass_through lines come after the view's lowers */
+	expect_invalid("lower=/home/runner\npass_through=/home/runner/actions-runner\n",
+		       "pass_through=/home/runner/actions-runner\nlower=/home/runner\n");
 	expect_invalid("unmounted=0\n", ""); /* a missing key */
 	expect_invalid("state=mounted\npid=1234\n", "pid=1234\nstate=mounted\n"); /* order */
 	/* no final newline */
@@ -136,6 +150,58 @@ static void test_store_record_strict(void **state)
 		assert_int_equal(store_record_parse(buf, len, &rec), -EINVAL);
 		free(buf);
 	}
+}
+
+/* namespace=private: after policy_source, before outcome; written back the same; nothing else */
+static void test_store_record_namespace(void **state)
+{
+	static const char src[] = "policy_source=/etc/jobfs/policy.yaml\n";
+	char buf[2048], *text = NULL;
+	const char *at = strstr(good, src) + strlen(src);
+	struct store_record *rec = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	(void)state;
+	assert_int_equal(store_record_parse(good, strlen(good), &rec), 0);
+	assert_false(rec->private_ns);
+	store_record_free(rec);
+	snprintf(buf, sizeof(buf), "%.*snamespace=private\noutcome=success\n%s", (int)(at - good),
+		 good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), 0);
+	assert_true(rec->private_ns);
+	assert_int_equal(rec->outcome, STORE_OUTCOME_SUCCESS);
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	assert_int_equal(store_record_format(rec, out), 0);
+	fclose(out);
+	assert_string_equal(text, buf);
+	free(text);
+	store_record_free(rec);
+	rec = NULL;
+	snprintf(buf, sizeof(buf), "%.*snamespace=host\n%s", (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	snprintf(buf, sizeof(buf), "%.*snamespace=\n%s", (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	snprintf(buf, sizeof(buf), "%.*snamespace=private\nnamespace_ino=4026531840\n%s",
+		 (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), 0);
+	assert_int_equal(rec->ns_ino, 4026531840ULL);
+	store_record_free(rec);
+	rec = NULL;
+	snprintf(buf, sizeof(buf), "%.*snamespace=private\nnamespace_ino=0\n%s", (int)(at - good),
+		 good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	/* an inode without a private namespace */
+	snprintf(buf, sizeof(buf), "%.*snamespace_ino=4026531840\n%s", (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	/* out of order: after outcome */
+	snprintf(buf, sizeof(buf), "%.*soutcome=success\nnamespace=private\n%s", (int)(at - good),
+		 good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	/* cut short inside the key: never read past the end */
+	snprintf(buf, sizeof(buf), "%.*snamesp", (int)(at - good), good);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
 }
 
 static void test_store_format_bytes(void **state)
@@ -221,6 +287,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_store_record_roundtrip),
 		cmocka_unit_test(test_store_record_strict),
+		cmocka_unit_test(test_store_record_namespace),
 		cmocka_unit_test(test_store_format_bytes),
 		cmocka_unit_test(test_store_format_age),
 		cmocka_unit_test(test_store_job_create_and_usage),

@@ -38,6 +38,8 @@ static const struct cli_verb verbs[] = {
 	{"verify", NULL,
 	 "--manifest FILE [--view NAME] [--json] [--threads N] [--progress] [--policy FILE]", 0, 0,
 	 0, cmd_verify, "check a view's base against a manifest: changed, missing, extra paths"},
+	{"job-key", NULL, "--github [--json]", 0, 0, 0, cmd_job_key,
+	 "print the job ID of the current CI job, derived from its environment"},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))

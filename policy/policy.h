@@ -138,6 +138,17 @@ bool policy_job_id_valid(const char *id);		     /* [A-Za-z0-9][A-Za-z0-9._-]{0,1
 bool policy_view_name_valid(const char *name);		     /* [A-Za-z0-9][A-Za-z0-9._-]{0,63} */
 bool policy_var_name_valid(const char *name, size_t length); /* [A-Za-z_][A-Za-z0-9_]* */
 
+/* A job ID made from a CI system's identifiers (job_key.c), e.g. a runner name, run ID, attempt
+ * and job name. Each part must be non-empty. Parts of [A-Za-z0-9_-] only, the first starting with
+ * a letter or digit, joined with '.' and no longer than POLICY_JOB_ID_MAX, are the ID as they are
+ * ("runner-1.123.1.build"). Otherwise each run of other bytes becomes one '_', the join is cut to
+ * leave room, and '.' and 16 hex digits of a 64-bit hash of the exact parts follow
+ * ("my_runner.123.1.build.0123456789abcdef"): deterministic, and two different inputs share an ID
+ * only if their hashes collide. Returns 0 and fills ret, -EINVAL (no parts, or an empty one) or
+ * -ENOMEM. */
+int policy_job_key(const char *const *parts, size_t n_parts,
+		   char ret[static POLICY_JOB_ID_MAX + 1]);
+
 /* Sizes: a whole number and a unit, B KiB MiB GiB TiB ("20GiB"). Durations: a whole number and a
  * unit, s m h d ("24h"). Return 0, -EINVAL (syntax) or -ERANGE (does not fit 64 bits). */
 int policy_parse_size(const char *text, uint64_t *ret_bytes);

@@ -38,7 +38,9 @@ TOP = {"policy.yaml", "other.yaml", "bad.yaml", "lower", "mnt", "mnt2", "cwd", "
 # where jobfs's defaults point, and the root; /tmp and /run are shared with other tests
 OUTSIDE = ["/", "/var/lib/jobfs", "/run/jobfs", "/etc/jobfs"]
 EXIT_CODES = range(0, 7)  # cli/exit_codes.h, docs/jobfs.1 EXIT STATUS
-ENV = dict(os.environ, JOBFS_POLICY=POLICY, LC_ALL="C")
+# job-key --github reads these; hostile but set, so it succeeds wherever the test runs
+ENV = dict(os.environ, JOBFS_POLICY=POLICY, LC_ALL="C", RUNNER_NAME="fuzz runner/\u2615",
+           GITHUB_RUN_ID="1234", GITHUB_RUN_ATTEMPT="1", GITHUB_JOB="a\tb")
 ENV.pop("POSIXLY_CORRECT", None)
 
 rng = random.Random(SEED)
@@ -111,8 +113,11 @@ VERBS = {
     "mark-ok": ({"--job": ("j", "id"), "--policy": ("p", "policy")}, (0, 0)),
     "promote": ({"--job": ("j", "id"), "--view": ("v", "viewname"), "--dry-run": ("n", None),
                  "--json": (None, None), "--policy": ("p", "policy")}, (0, 0)),
+    "job-key": ({"--github": ("g", None), "--json": (None, None)}, (0, 0)),
 }
 NEEDS_JOB = ("mount", "umount", "mark-ok", "promote")
+# the error a verb gives when its required option is missing (a None in expect["bad"])
+REQUIRED = {"job-key": b"--github is required"}
 
 
 def value(kind):
@@ -202,6 +207,8 @@ def structured():
         argv += positional
     if verb in NEEDS_JOB and job is None:
         bad_values.append(None)  # "--job ID is required"
+    if verb == "job-key" and b"--github" not in argv and b"-g" not in argv:
+        bad_values.append(None)  # "--github is required"
     expect = {"verb": verb, "bad": bad_values, "policy": policy, "job": job,
               "json": b"--json" in argv}
     return argv, expect
@@ -332,7 +339,7 @@ def given(argv):
 
 
 ARGLESS = [b"missing verb", b"--job ID is required", b"missing argument (usage:",
-           b"missing subverb"]
+           b"missing subverb", b"--github is required"]
 
 
 def names_argument(line, argv, rc):
@@ -379,7 +386,7 @@ def judge(argv, rc, out, err, expect):
     if expect["bad"]:
         if rc != 1:
             fail(argv, f"hostile value {expect['bad'][0]!r:.80}: exit {rc}, expected 1")
-        elif not any(b is None and b"--job ID is required" in lines[0]
+        elif not any(b is None and REQUIRED.get(verb, b"--job ID is required") in lines[0]
                      or b is not None and b"'" + esc(b) + b"'" in lines[0]
                      for b in expect["bad"]):
             fail(argv, f"usage error does not quote the hostile value: {lines[0][:300]!r}")
@@ -401,6 +408,10 @@ def judge(argv, rc, out, err, expect):
             json.loads(out)
         except ValueError as e:
             fail(argv, f"--json output is not JSON ({e}): {out[:200]!r}")
+    if rc == 0 and verb == "job-key":
+        key = json.loads(out)["id"].encode() if expect["json"] else out.rstrip(b"\n")
+        if not id_valid(key) or out.count(b"\n") != 1 + 3 * expect["json"]:
+            fail(argv, f"job-key printed no valid job ID: {out[:200]!r}")
 
 
 def unmount_all(argv, why):

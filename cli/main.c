@@ -14,8 +14,10 @@ static const struct cli_verb verbs[] = {
 	 "validate a policy: FILE, or the one jobfs would use"},
 	{"policy", "show", "[--job ID] [--json] [--policy FILE]", 0, 0, 0, cmd_policy_show,
 	 "print the policy in effect, for job ID if given"},
-	{"mount", NULL, "--job ID [--policy FILE] [--foreground]", 0, 0, 0, cmd_mount,
-	 "mount every view of the policy for job ID, served by one daemon"},
+	{"policy", "get", "[--job ID] [--policy FILE] KEY", 1, 1, 0, cmd_policy_get,
+	 "print one value of the policy in effect: state_dir, hooks.fail_open, views.NAME.target"},
+	{"mount", NULL, "--job ID [--context KEY=VALUE]... [--policy FILE] [--foreground]", 0, 0, 0,
+	 cmd_mount, "mount the policy's views for job ID (those whose 'when' matches its context)"},
 	{"umount", NULL,
 	 "--job ID [--kill] [--timeout SECONDS] [--collect] [--outcome success|failure] "
 	 "[--policy FILE]",

@@ -469,6 +469,15 @@ static int get_value(const struct policy *policy, const char *key)
 	return 0;
 }
 
+/* The views a "views.NAME.FIELD" key (without "views.") may name. */
+static bool view_named_in_key(const struct policy_view *view, void *userdata)
+{
+	const char *rest = userdata;
+	size_t len = strlen(view->name);
+
+	return !strncmp(rest, view->name, len) && rest[len] == '.';
+}
+
 int cmd_policy_get(const struct cli_verb *verb, int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -502,9 +511,28 @@ int cmd_policy_get(const struct cli_verb *verb, int argc, char **argv)
 	if (rc)
 		return rc;
 	key = argv[optind];
-	rc = cli_load_policy(path, job_id, &policy);
+	rc = cli_load_policy(path, NULL, &policy);
 	if (rc)
 		return rc;
+	if (job_id && !strncmp(key, "views.", 6)) {
+		/* only a view's values depend on the job, and they need only that view expanded:
+		 * another view's target may use a variable this environment lacks (a view for
+		 * other jobs), which must not stop a hook reading hooks.fail_open */
+		struct policy *some;
+
+		if (policy_select_views(policy, view_named_in_key, (void *)(key + 6), &some) < 0) {
+			cli_error(verb, "out of memory");
+			policy_free(policy);
+			return JOBFS_EXIT_SYSTEM;
+		}
+		policy_free(policy);
+		policy = some;
+		rc = cli_expand_policy(&policy, job_id);
+		if (rc) {
+			policy_free(policy);
+			return rc;
+		}
+	}
 	if (get_value(policy, key) < 0)
 		rc = cli_usage_error(verb,
 				     "unknown key '%s' in policy '%s' (see 'jobfs policy show')",

@@ -443,6 +443,8 @@ static int unescape_context_value(char *value)
 	char *in = value, *out = value;
 
 	while (*in) {
+		if ((unsigned char)*in >= 0x80)
+			return -EINVAL; /* written escaped */
 		if (*in != '\\') {
 			*out++ = *in++;
 			continue;

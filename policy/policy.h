@@ -220,8 +220,12 @@ bool policy_selector_matches(const struct policy_selector *selector,
 			     const struct policy_context *context,
 			     enum policy_context_key *ret_failed);
 bool policy_selector_present(const struct policy_selector *selector);
-/* A copy of the policy with only the views whose `when` matches the context (maybe none).
+/* A copy of the policy with only the views keep() says yes to, in their order (maybe none).
  * Returns 0 or -ENOMEM. */
+typedef bool policy_view_filter_fn(const struct policy_view *view, void *userdata);
+int policy_select_views(const struct policy *policy, policy_view_filter_fn *keep, void *userdata,
+			struct policy **ret_policy);
+/* The same with the views whose `when` matches the context. */
 int policy_select(const struct policy *policy, const struct policy_context *context,
 		  struct policy **ret_policy);
 

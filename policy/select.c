@@ -165,8 +165,8 @@ int policy_selector_copy(const struct policy_selector *from, struct policy_selec
 	return 0;
 }
 
-int policy_select(const struct policy *policy, const struct policy_context *context,
-		  struct policy **ret_policy)
+int policy_select_views(const struct policy *policy, policy_view_filter_fn *keep, void *userdata,
+			struct policy **ret_policy)
 {
 	struct policy *copy;
 	size_t kept = 0;
@@ -175,11 +175,11 @@ int policy_select(const struct policy *policy, const struct policy_context *cont
 	r = policy_copy(policy, &copy);
 	if (r < 0)
 		return r;
-	/* the views that match keep their order; the others are freed */
+	/* the views kept keep their order; the others are freed */
 	for (size_t i = 0; i < copy->n_views; i++) {
 		struct policy_view *view = &copy->views[i];
 
-		if (policy_selector_matches(&view->when, context, NULL)) {
+		if (keep(view, userdata)) {
 			if (kept != i)
 				copy->views[kept] = *view;
 			kept++;
@@ -190,4 +190,15 @@ int policy_select(const struct policy *policy, const struct policy_context *cont
 	copy->n_views = kept;
 	*ret_policy = copy;
 	return 0;
+}
+
+static bool view_matches(const struct policy_view *view, void *userdata)
+{
+	return policy_selector_matches(&view->when, userdata, NULL);
+}
+
+int policy_select(const struct policy *policy, const struct policy_context *context,
+		  struct policy **ret_policy)
+{
+	return policy_select_views(policy, view_matches, (void *)context, ret_policy);
 }

@@ -68,6 +68,13 @@ TIMEOUTS_OK = [b"0", b"1", b"2", b"86400"]
 TIMEOUTS_BAD = [b"", b"-1", b"+1", b"86401", b"1e3", b"0x10", b" 1", b"1 ", b"1s",
                 b"99999999999999999999", b"soon"]
 VIEWS_OK = [b"ws", b"tmp", b"x"]
+CONTEXT_OK = [b"repository=acme/web", b"ref=refs/heads/main", b"workflow=CI build (nightly)",
+              b"job=build", b"event=push", b"ref=", "ref=caf\u00e9/\u2615".encode(),
+              b"workflow=a=b", b"job=$(id)", b"ref=" + b"r" * 1024]
+CONTEXT_BAD = [b"", b"=", b"=x", b"ref", b"branch=main", b"Ref=main", b" ref=x", b"ref =x",
+               b"ref=a\nb", b"ref=a\tb", b"ref=\x1b[31m", b"ref=\x7f", b"ref=\xff",
+               b"ref=\xc0\xaf", b"ref=\xed\xa0\x80", "ref=\u202e".encode(),
+               "ref=\u2028".encode(), b"ref=\xc2\x85", b"ref=" + b"r" * 1025]
 
 
 def policies_bad():
@@ -101,7 +108,7 @@ VERBS = {
     "policy show": ({"--job": ("j", "id"), "--json": (None, None),
                      "--policy": ("p", "policy")}, (0, 0)),
     "mount": ({"--job": ("j", "id"), "--policy": ("p", "policy"),
-               "--foreground": ("f", None)}, (0, 0)),
+               "--foreground": ("f", None), "--context": (None, "context")}, (0, 0)),
     "umount": ({"--job": ("j", "id"), "--kill": ("k", None), "--timeout": ("t", "timeout"),
                 "--collect": ("c", None), "--policy": ("p", "policy")}, (0, 0)),
     "ls": ({"--json": (None, None), "--policy": ("p", "policy")}, (0, 0)),
@@ -143,6 +150,11 @@ def value(kind):
             return rng.choice(VIEWS_OK), True
         v = mutate(rng.choice(VIEWS_OK))
         return v, id_valid(v) and len(v) <= 64
+    if kind == "context":
+        if good:
+            return rng.choice(CONTEXT_OK), True
+        v = rng.choice(CONTEXT_BAD + [b"ref=" + h for h in HOSTILE if b"\n" in h or b"\x1b" in h])
+        return v, False
     if kind == "view":
         return (rng.choice(VIEWS_OK), True) if good else (rng.choice(HOSTILE + [b"nope"]), True)
     raise ValueError(kind)

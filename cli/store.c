@@ -522,7 +522,7 @@ int store_record_parse(const char *text, size_t size, struct store_record **ret_
 	if ((r = expect_key(&p, end, "policy_source", &rec->policy_source)) < 0)
 		goto out_free;
 	/* optional: records written before outcomes existed, or before anyone said */
-	if (p < end && strncmp(p, "outcome=", 8) == 0) {
+	if (end - p >= 8 && memcmp(p, "outcome=", 8) == 0) {
 		free(value);
 		value = NULL;
 		if ((r = expect_key(&p, end, "outcome", &value)) < 0 ||

@@ -72,6 +72,7 @@ try 'jobfs --help'" "$var empty: message"
 done
 
 # --- hostile values still make one valid ID, which the other verbs accept ------------------------
+# shellcheck disable=SC2016 # '$(id)' is a literal name
 hostile=("my runner" "../../etc" $'line\nbreak' $'\e[31mred' 'café ☕' '-rf' '.hidden' '$(id)'
 	"$(printf 'r%.0s' {1..300})")
 declare -A seen=()

@@ -176,7 +176,19 @@ expect_rc 0 "show --json"
 [ "$(json_field 'd["job"], d["views"][2]["target"]')" = "job-42 /home/runner/work/app/job-42" ] &&
 	ok || bad "show --json expansion"
 
-for name in github-actions defaults quoted units multi-lower; do
+run policy show --json --policy "$corpus/valid/selectors.yaml"
+expect_rc 0 "show --json of selectors.yaml"
+[ "$(json_field 'd["views"][0]["when"]["repository"], d["views"][0]["when"]["ref"], d["views"][0]["promote_trust"]["ref"], d["hooks"]')" = \
+	"['acme/*'] None ['refs/heads/main', 'refs/tags/v*'] {'fail_open': False, 'kill_on_umount': True}" ] &&
+	ok || bad "show --json selectors: $(cat "$tmp/out")"
+run policy show --policy "$corpus/valid/selectors.yaml"
+cp "$tmp/out" "$tmp/shown.yaml"
+run policy show --json --policy "$tmp/shown.yaml"
+[ "$(json_field 'd["views"][0]["when"], d["views"][0]["promote_trust"], d["views"][1]["when"]["job"], d["hooks"]["fail_open"]')" = \
+	"{'repository': ['acme/*'], 'ref': None, 'workflow': None, 'job': None, 'event': ['push', 'pull_request']} {'repository': ['acme/web', 'acme/api'], 'ref': ['refs/heads/main', 'refs/tags/v*'], 'workflow': ['ci', 'release *'], 'job': None, 'event': None} ['*'] False" ] &&
+	ok || bad "show of selectors.yaml keeps when, trust and hooks: $(cat "$tmp/out")"
+
+for name in github-actions defaults quoted units multi-lower selectors; do
 	for job in "" "--job job-42"; do
 		# shellcheck disable=SC2086
 		run policy show $job --policy "$corpus/valid/$name.yaml"

@@ -1,5 +1,6 @@
 /* The jobfs program: the table of verbs, the one dispatcher, and the help made from the table. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,15 @@ static const struct cli_verb verbs[] = {
 	 "print the policy in effect, for job ID if given"},
 	{"policy", "get", "[--job ID] [--policy FILE] KEY", 1, 1, 0, cmd_policy_get,
 	 "print one value of the policy in effect: state_dir, hooks.fail_open, views.NAME.target"},
-	{"mount", NULL, "--job ID [--context KEY=VALUE]... [--policy FILE] [--foreground]", 0, 0, 0,
-	 cmd_mount, "mount the policy's views for job ID (those whose 'when' matches its context)"},
+	{"mount", NULL,
+	 "--job ID [--context KEY=VALUE]... [--namespace host|private] [--policy FILE] "
+	 "[--foreground]",
+	 0, 0, 0, cmd_mount,
+	 "mount the policy's views for job ID whose 'when' matches its context, served by one "
+	 "daemon (private: in a mount namespace of the job's own)"},
+	{"exec", NULL, "--job ID [--cwd DIR] [--policy FILE] [--] CMD [ARGS...]", 1, INT_MAX, 0,
+	 cmd_exec,
+	 "run CMD where job ID's views are (inside its namespace); exits with CMD's status"},
 	{"umount", NULL,
 	 "--job ID [--kill] [--timeout SECONDS] [--collect] [--outcome success|failure] "
 	 "[--policy FILE]",

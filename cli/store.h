@@ -51,6 +51,12 @@ struct store_record {
 	enum store_outcome outcome; /* an "outcome=" line, written only once known */
 	/* what `mount --context` said, by enum policy_context_key; NULL: not said */
 	char *context[POLICY_CONTEXT_COUNT];
+	/* mount --namespace private: the views live in a mount namespace of their own, held by
+	 * the daemon (pid, pid_start), and are reached by entering it (ns.c) */
+	bool private_ns;
+	/* its inode (of /proc/PID/ns/mnt), once the daemon made it; 0 unknown. When the daemon is
+	 * gone, a process it left inside still holds the namespace: found by this inode */
+	uint64_t ns_ino;
 	struct store_view *views;
 	size_t n_views;
 };

@@ -96,6 +96,10 @@ expect_rc 5 "a second mount of nv"
 run promote --job nv
 expect_rc 0 "promote of a job without views (mounted, not marked ok)"
 expect_grep "$CT_DIR/out" "job nv has no views: nothing to promote" "promote says so"
+# shellcheck disable=SC2016 # $PWD is the command's, expanded by its shell
+run exec --job nv -- sh -c 'echo "in $PWD"'
+expect_rc 0 "exec in a job without views runs the command (on the host)"
+check "exec's output" test "$(cat "$CT_DIR/out")" = "in $PWD"
 run mark-ok --job nv
 expect_rc 0 "mark-ok nv"
 run gc --older-than 0s
@@ -114,8 +118,11 @@ run gc --older-than 0s
 expect_rc 0 "gc after umount"
 check "gc removed nv" test ! -e "$state/jobs/nv"
 CT_JOBS+=(nv2)
-run mount --job nv2
-expect_rc 0 "a job without any context matches no view here"
+run mount --job nv2 --namespace private
+expect_rc 0 "a job without any context matches no view here (a private namespace too)"
+check "nv2: no namespace recorded" test -z "$(record_field nv2 namespace)"
+run exec --job nv2 -- true
+expect_rc 0 "exec in nv2"
 run umount --job nv2 --collect
 expect_rc 0 "umount --collect nv2"
 check "nv2 collected" test ! -e "$state/jobs/nv2"

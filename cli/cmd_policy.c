@@ -203,6 +203,15 @@ static void show_yaml(const struct policy *policy)
 		}
 		printf("]\n    target: ");
 		yaml_string(view->target);
+		if (view->n_pass_through) {
+			printf("\n    pass_through: [");
+			for (j = 0; j < view->n_pass_through; j++) {
+				if (j)
+					printf(", ");
+				yaml_string(view->pass_through[j]);
+			}
+			printf("]");
+		}
 		if (view->quota)
 			printf("\n    quota: %s\n", policy_format_size(view->quota, buf));
 		else
@@ -296,6 +305,11 @@ static void show_json(const struct policy *policy)
 		json_array_end(&w);
 		json_key(&w, "target");
 		json_string(&w, view->target);
+		json_key(&w, "pass_through");
+		json_array_begin(&w);
+		for (j = 0; j < view->n_pass_through; j++)
+			json_string(&w, view->pass_through[j]);
+		json_array_end(&w);
 		json_key(&w, "quota_bytes");
 		json_uint_or_null(&w, view->quota);
 		json_key(&w, "promote");
@@ -415,6 +429,8 @@ static int get_view_field(const struct policy_view *view, const char *field)
 		printf("%s\n", view->quota ? policy_format_size(view->quota, buf) : "none");
 	else if (!strcmp(field, "promote") || !strcmp(field, "promote.kind"))
 		printf("%s\n", policy_promote_name(view->promote.kind));
+	else if (!strcmp(field, "pass_through"))
+		print_list(view->pass_through, view->n_pass_through);
 	else if (!strcmp(field, "promote.ignore"))
 		print_list(view->promote.ignore, view->promote.n_ignore);
 	else if (!strncmp(field, "promote.trust.", 14))

@@ -19,6 +19,7 @@
  *   [context_repository=V] [context_ref=V] [context_workflow=V] [context_job=V]
  *   [context_event=V]  (V escaped: '\\' and \xHH for every byte outside 0x20-0x7e)
  *   then per view: view=NAME  target=PATH  target_created=N  lower=PATH (zero or more)
+ *   pass_through=PATH (zero or more)
  *   (N: how many trailing components of the target jobfs created; umount removes them if empty)
  *   A job none of whose views matched its context has no views: state=mounted with pid=0 until
  *   umount.
@@ -264,6 +265,9 @@ void store_record_free(struct store_record *record)
 		for (size_t j = 0; j < view->n_lowers; j++)
 			free(view->lowers[j]);
 		free(view->lowers);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			free(view->pass_through[j]);
+		free(view->pass_through);
 	}
 	free(record->views);
 	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++)
@@ -417,6 +421,22 @@ static int parse_view(const char **p, const char *end, struct store_view *view)
 		view->lowers = grown;
 		view->lowers[view->n_lowers++] = value;
 		if (!path_valid(value) || view->n_lowers > STORE_LOWERS_MAX)
+			return -EINVAL;
+	}
+	while (end - *p >= 13 && memcmp(*p, "pass_through=", 13) == 0) {
+		char **grown;
+
+		r = next_line(p, end, key, sizeof(key), &value);
+		if (r < 0)
+			return r;
+		grown = realloc(view->pass_through, sizeof(*grown) * (view->n_pass_through + 1));
+		if (!grown) {
+			free(value);
+			return -ENOMEM;
+		}
+		view->pass_through = grown;
+		view->pass_through[view->n_pass_through++] = value;
+		if (!path_valid(value) || view->n_pass_through > POLICY_PASS_THROUGH_MAX)
 			return -EINVAL;
 	}
 	return 0;
@@ -629,6 +649,8 @@ int store_record_format(const struct store_record *rec, FILE *out)
 			view->target_created);
 		for (size_t j = 0; j < view->n_lowers; j++)
 			fprintf(out, "lower=%s\n", view->lowers[j]);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			fprintf(out, "pass_through=%s\n", view->pass_through[j]);
 	}
 	return ferror(out) ? -EIO : 0;
 }
@@ -762,6 +784,8 @@ void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
 		for (size_t j = 0; j < view->n_lower; j++)
 			digest_str(state, view->lower[j]);
 		digest_str(state, view->target);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			digest_str(state, view->pass_through[j]);
 		snprintf(num, sizeof(num), "%" PRIu64 ":%d", view->quota, (int)view->promote.kind);
 		digest_str(state, num);
 		for (size_t j = 0; j < view->promote.n_ignore; j++)

@@ -86,24 +86,14 @@ gc:
 EOF
 export JOBFS_POLICY=$CT_DIR/policy.yaml
 
-# The hooks derive the job key with `jobfs job-key --github` only; until that verb is in this
-# jobfs, a stand-in answers it here (RUNNER_NAME.RUN_ID.ATTEMPT.JOB, sanitised).
-if "$JOBFS" job-key --help >/dev/null 2>&1; then
-	export JOBFS=$JOBFS
-else
-	cat >"$CT_DIR/bin/jobfs" <<EOF
-#!/usr/bin/env bash
-if [ "\${1:-}" = job-key ]; then
-	for v in RUNNER_NAME GITHUB_RUN_ID GITHUB_RUN_ATTEMPT GITHUB_JOB; do
-		[ -n "\${!v:-}" ] || { echo "jobfs: job-key: \$v is not set" >&2; exit 1; }
-	done
-	printf '%s.%s.%s.%s\n' "\$RUNNER_NAME" "\$GITHUB_RUN_ID" "\$GITHUB_RUN_ATTEMPT" "\$GITHUB_JOB" | tr -c 'A-Za-z0-9._\n-' _
-	exit 0
-fi
-exec ${JOBFS_CMD[*]} "\$@"
-EOF
+# The hooks derive the job key with `jobfs job-key --github`, and so does this test. Through the
+# wrapper (valgrind under memcheck) when there is one.
+if [ -n "${JOBFS_TEST_WRAPPER:-}" ]; then
+	printf '#!/bin/sh\nexec %s "$@"\n' "${JOBFS_CMD[*]}" >"$CT_DIR/bin/jobfs"
 	chmod +x "$CT_DIR/bin/jobfs"
 	export JOBFS=$CT_DIR/bin/jobfs
+else
+	export JOBFS
 fi
 
 lower_manifest() {
@@ -383,33 +373,20 @@ step "the lowers never changed"
 check "lower dirs byte-identical" test "$(lower_manifest)" = "$lower_before"
 
 # --- canonical mode with one view over the whole $HOME (pass_through: the runners' dirs) -----------
-home_policy_ok() {
-	cat >"$CT_DIR/home-probe.yaml" <<PROBE
-version: 1
-state_dir: $CT_DIR/state
-views:
-  - name: home
-    lower: [$CT_DIR/home]
-    target: $CT_DIR/home
-    pass_through: [$CT_DIR/home/runners]
-PROBE
-	"$JOBFS" policy check "$CT_DIR/home-probe.yaml" >/dev/null 2>&1
+step "home view: two runners, one view each over the whole \$HOME, pnpm/action-setup's wipe"
+home2=$CT_DIR/home2
+mkdir -p "$home2/.local/share/pnpm" "$home2/.cache" "$home2/.npm/_cacache" "$home2/setup-pnpm" \
+	"$home2/runners"
+cp -a "$seed/store" "$home2/.local/share/pnpm/store"
+cp -a "$seed/home/.cache/pnpm" "$home2/.cache/pnpm"
+echo "base npm cache" >"$home2/.npm/_cacache/base-entry"
+echo "an earlier job's pnpm" >"$home2/setup-pnpm/old-pnpm"
+home_manifest() {
+	(cd "$home2" && find . -path ./runners -prune -o -printf '%p %y %m %s %T@ %l\n' | sort &&
+		find . -path ./runners -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum)
 }
-if home_policy_ok; then
-	step "home view: two runners, one view each over the whole \$HOME, pnpm/action-setup's wipe"
-	home2=$CT_DIR/home2
-	mkdir -p "$home2/.local/share/pnpm" "$home2/.cache" "$home2/.npm/_cacache" "$home2/setup-pnpm" \
-		"$home2/runners"
-	cp -a "$seed/store" "$home2/.local/share/pnpm/store"
-	cp -a "$seed/home/.cache/pnpm" "$home2/.cache/pnpm"
-	echo "base npm cache" >"$home2/.npm/_cacache/base-entry"
-	echo "an earlier job's pnpm" >"$home2/setup-pnpm/old-pnpm"
-	home_manifest() {
-		(cd "$home2" && find . -path ./runners -prune -o -printf '%p %y %m %s %T@ %l\n' | sort &&
-			find . -path ./runners -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum)
-	}
-	home_before=$(home_manifest)
-	cat >"$CT_DIR/home.yaml" <<HOMEPOLICY
+home_before=$(home_manifest)
+cat >"$CT_DIR/home.yaml" <<HOMEPOLICY
 version: 1
 state_dir: $CT_DIR/state
 views:
@@ -421,68 +398,65 @@ views:
 gc:
   keep_unmounted: 1h
 HOMEPOLICY
-	export JOBFS_POLICY=$CT_DIR/home.yaml
-	mode=canonical sync=$CT_DIR/sync-home run_home=$home2 runners_dir=$home2/runners
-	setup_pnpm=1 server_dir=$home2/srv # in the home view
-	mkdir -p "$sync"
-	kh1=$(key_of r1 1201) kh2=$(key_of r2 1202)
-	RG_JOBS+=("$kh1" "$kh2")
-	RUNNER_PIDS=()
-	start_runner r1 r2 1201 1 1
-	start_runner r2 r1 1202 0 1
-	p1=${RUNNER_PIDS[0]} p2=${RUNNER_PIDS[1]}
-	check "home: runner 1 ran its steps" wait_file "$sync/r1.stepped"
-	check "home: runner 2 ran its steps" wait_file "$sync/r2.stepped"
-	for r in r1 r2; do
-		check "home: $r job-started exit 0" test "$(cat "$sync/$r.job-started.rc" 2>/dev/null)" = 0
-		expect_no_grep "$sync/$r.job-started.out" "::warning" "home: $r: isolated"
-		if [ -e "$sync/$r.failed" ]; then
-			bad "home: $r: a step failed"
-			cat "$sync/$r.log" "$sync/$r.job-started.out" >&2
-		fi
-		check "home: $r's ~/setup-pnpm holds its 200 files" test "$(cat "$sync/$r.setup-count")" = 200
-	done
-	pid=${RUNNER_PIDS[0]}
-	check "home: r1's ~/setup-pnpm is r1's" test "$(cat "/proc/$p1/root$home2/setup-pnpm/owner")" = r1
-	check "home: r2's ~/setup-pnpm is r2's" test "$(cat "/proc/$p2/root$home2/setup-pnpm/owner")" = r2
-	check "home: the wiped old pnpm gone in r1's view" test ! -e "/proc/$p1/root$home2/setup-pnpm/old-pnpm"
-	check "home: ... and still in the real home" test -e "$home2/setup-pnpm/old-pnpm"
-	check "home: r1 does not see r2's npm write" test ! -e "/proc/$p1/root$home2/.npm/written-by-r2-1202"
-	check "home: r2 sees its own" test -e "/proc/$p2/root$home2/.npm/written-by-r2-1202"
-	check "home: pnpm's store at its default path" test "$(cat "$sync/r1.store-path")" = "$home2/.local/share/pnpm/store/v11"
-	check "home: the runner dir stays real (r1's db, written through the view)" \
-		test "$(sqlite3 "$home2/runners/r1/_work/app/app/test-results.db" 'select name from t')" = r1
-	srv1=$(cat "$sync/r1.server.pid") srv2=$(cat "$sync/r2.server.pid")
-	CT_PIDS+=("$srv1" "$srv2")
-	check "home: both servers run" pid_running "$srv1"
-	check "home: both servers run (2)" pid_running "$srv2"
-	d1=$(record_field "$kh1" pid) d2=$(record_field "$kh2" pid)
-	touch "$sync/r1.go"
-	check "home: job 1 completed" wait_file "$sync/r1.done"
-	check "home: r1 job-completed exit 0" test "$(cat "$sync/r1.job-completed.rc")" = 0
-	expect_no_grep "$sync/r1.job-completed.out" "::warning" "home: r1 job-completed without warnings"
-	check "home: job 1's server killed" wait_gone "$srv1" 50
-	check "home: job 2's server alive" pid_running "$srv2"
-	check "home: r2 still in its view" test -e "/proc/$p2/root$home2/setup-pnpm/owner"
-	touch "$sync/r2.go"
-	check "home: job 2 completed" wait_file "$sync/r2.done"
-	check "home: r2 job-completed exit 0" test "$(cat "$sync/r2.job-completed.rc")" = 0
-	check "home: job 2's server killed" wait_gone "$srv2" 50
-	touch "$sync/r1.exit" "$sync/r2.exit"
-	check "home: runner 1 exited" wait_gone "$p1" 100
-	check "home: runner 2 exited" wait_gone "$p2" 100
-	run gc --older-than 0s
-	expect_rc 0 "home: final gc"
-	check "home: no layer left" test -z "$(ls -A "$CT_DIR/state/jobs" 2>/dev/null)"
-	for pid in "$d1" "$d2"; do
-		check "home: daemon $pid gone" wait_gone "$pid" 50
-	done
-	check "home: the real home unchanged (outside the runners' dirs)" test "$(home_manifest)" = "$home_before"
-	export JOBFS_POLICY=$CT_DIR/policy.yaml
-	unset run_home runners_dir setup_pnpm server_dir
-else
-	echo "--- $CT_NAME: this jobfs has no pass_through: the home-view scenario is skipped"
-fi
+export JOBFS_POLICY=$CT_DIR/home.yaml
+mode=canonical sync=$CT_DIR/sync-home run_home=$home2 runners_dir=$home2/runners
+setup_pnpm=1 server_dir=$home2/srv # in the home view
+mkdir -p "$sync"
+kh1=$(key_of r1 1201) kh2=$(key_of r2 1202)
+RG_JOBS+=("$kh1" "$kh2")
+RUNNER_PIDS=()
+start_runner r1 r2 1201 1 1
+start_runner r2 r1 1202 0 1
+p1=${RUNNER_PIDS[0]} p2=${RUNNER_PIDS[1]}
+check "home: runner 1 ran its steps" wait_file "$sync/r1.stepped"
+check "home: runner 2 ran its steps" wait_file "$sync/r2.stepped"
+for r in r1 r2; do
+	check "home: $r job-started exit 0" test "$(cat "$sync/$r.job-started.rc" 2>/dev/null)" = 0
+	expect_no_grep "$sync/$r.job-started.out" "::warning" "home: $r: isolated"
+	if [ -e "$sync/$r.failed" ]; then
+		bad "home: $r: a step failed"
+		cat "$sync/$r.log" "$sync/$r.job-started.out" >&2
+	fi
+	check "home: $r's ~/setup-pnpm holds its 200 files" test "$(cat "$sync/$r.setup-count")" = 200
+done
+pid=${RUNNER_PIDS[0]}
+check "home: r1's ~/setup-pnpm is r1's" test "$(cat "/proc/$p1/root$home2/setup-pnpm/owner")" = r1
+check "home: r2's ~/setup-pnpm is r2's" test "$(cat "/proc/$p2/root$home2/setup-pnpm/owner")" = r2
+check "home: the wiped old pnpm gone in r1's view" test ! -e "/proc/$p1/root$home2/setup-pnpm/old-pnpm"
+check "home: ... and still in the real home" test -e "$home2/setup-pnpm/old-pnpm"
+check "home: r1 does not see r2's npm write" test ! -e "/proc/$p1/root$home2/.npm/written-by-r2-1202"
+check "home: r2 sees its own" test -e "/proc/$p2/root$home2/.npm/written-by-r2-1202"
+check "home: pnpm's store at its default path" test "$(cat "$sync/r1.store-path")" = "$home2/.local/share/pnpm/store/v11"
+check "home: the runner dir stays real (r1's db, written through the view)" \
+	test "$(sqlite3 "$home2/runners/r1/_work/app/app/test-results.db" 'select name from t')" = r1
+srv1=$(cat "$sync/r1.server.pid") srv2=$(cat "$sync/r2.server.pid")
+CT_PIDS+=("$srv1" "$srv2")
+check "home: both servers run" pid_running "$srv1"
+check "home: both servers run (2)" pid_running "$srv2"
+d1=$(record_field "$kh1" pid) d2=$(record_field "$kh2" pid)
+touch "$sync/r1.go"
+check "home: job 1 completed" wait_file "$sync/r1.done"
+check "home: r1 job-completed exit 0" test "$(cat "$sync/r1.job-completed.rc")" = 0
+expect_no_grep "$sync/r1.job-completed.out" "::warning" "home: r1 job-completed without warnings"
+check "home: job 1's server killed" wait_gone "$srv1" 50
+check "home: job 2's server alive" pid_running "$srv2"
+check "home: r2 still in its view" test -e "/proc/$p2/root$home2/setup-pnpm/owner"
+touch "$sync/r2.go"
+check "home: job 2 completed" wait_file "$sync/r2.done"
+check "home: r2 job-completed exit 0" test "$(cat "$sync/r2.job-completed.rc")" = 0
+check "home: job 2's server killed" wait_gone "$srv2" 50
+touch "$sync/r1.exit" "$sync/r2.exit"
+check "home: runner 1 exited" wait_gone "$p1" 100
+check "home: runner 2 exited" wait_gone "$p2" 100
+run gc --older-than 0s
+expect_rc 0 "home: final gc"
+check "home: no layer left" test -z "$(ls -A "$CT_DIR/state/jobs" 2>/dev/null)"
+for pid in "$d1" "$d2"; do
+	check "home: daemon $pid gone" wait_gone "$pid" 50
+done
+check "home: the real home unchanged (outside the runners' dirs)" test "$(home_manifest)" = "$home_before"
+export JOBFS_POLICY=$CT_DIR/policy.yaml
+unset run_home runners_dir setup_pnpm server_dir
 
 # --- the same, as the runner user: no root in the runner, views mounted through fusermount3 ------
 U_UID=65534
@@ -676,60 +650,56 @@ wait "$pe" "$pf"
 export JOBFS_POLICY=$CT_DIR/policy.yaml
 
 # --- the policy's switches and selectors (jobfs policy get, mount --context) --------------------
-if "$JOBFS" policy get --help >/dev/null 2>&1; then
-	# start_hook NAME RUN POLICY OUT [HOOK]: runs one hook of runner NAME's job RUN; sets rc
-	start_hook() {
-		rc=0
-		# shellcheck disable=SC2046
-		(cd / && env $(runner_env "$1" "$2") JOBFS_POLICY="$3" JOBFS_RUNNER_MODE=host \
-			GITHUB_EVENT_NAME=push GITHUB_WORKFLOW=ci \
-			bash -e "$hooks/${5:-job-started}.sh" >"$4" 2>&1) || rc=$?
-	}
+# start_hook NAME RUN POLICY OUT [HOOK]: runs one hook of runner NAME's job RUN; sets rc
+start_hook() {
+	rc=0
+	# shellcheck disable=SC2046
+	(cd / && env $(runner_env "$1" "$2") JOBFS_POLICY="$3" JOBFS_RUNNER_MODE=host \
+		GITHUB_EVENT_NAME=push GITHUB_WORKFLOW=ci \
+		bash -e "$hooks/${5:-job-started}.sh" >"$4" 2>&1) || rc=$?
+}
 
-	step "fail-closed: hooks.fail_open false fails the job, naming the cause"
-	{ cat "$CT_DIR/broken.yaml"; printf 'hooks:\n  fail_open: false\n'; } >"$CT_DIR/closed.yaml"
-	ke=$(key_of r6 909)
-	RG_JOBS+=("$ke")
-	start_hook r6 909 "$CT_DIR/closed.yaml" "$CT_DIR/e.out"
-	check "fail-closed: job-started exit 1" test "$rc" = 1
-	expect_grep "$CT_DIR/e.out" "::error title=jobfs::cannot mount the job's views" "an error annotation"
-	expect_grep "$CT_DIR/e.out" "no-such-lower" "names the cause"
-	check "fail-closed: nothing mounted" test -z "$(grep "jobfs:$ke/" /proc/self/mountinfo)"
+step "fail-closed: hooks.fail_open false fails the job, naming the cause"
+{ cat "$CT_DIR/broken.yaml"; printf 'hooks:\n  fail_open: false\n'; } >"$CT_DIR/closed.yaml"
+ke=$(key_of r6 909)
+RG_JOBS+=("$ke")
+start_hook r6 909 "$CT_DIR/closed.yaml" "$CT_DIR/e.out"
+check "fail-closed: job-started exit 1" test "$rc" = 1
+expect_grep "$CT_DIR/e.out" "::error title=jobfs::cannot mount the job's views" "an error annotation"
+expect_grep "$CT_DIR/e.out" "no-such-lower" "names the cause"
+check "fail-closed: nothing mounted" test -z "$(grep "jobfs:$ke/" /proc/self/mountinfo)"
 
-	step "selectors: a job of a repository no view is for costs a no-op"
-	sed "s|^views:|views:|; s|    target: \\\${GITHUB_WORKSPACE}|    target: \\\${GITHUB_WORKSPACE}\n    when: {repository: [other/*]}|" \
-		"$CT_DIR/policy.yaml" | awk '/^  - name:/ { print; if ($3 != "workspace") print "    when: {repository: [other/*]}"; next } { print }' >"$CT_DIR/other.yaml"
-	check "every view is for other/*" test "$(grep -c 'when: {repository: \[other/\*\]}' "$CT_DIR/other.yaml")" = 4
-	kf=$(key_of r7 1001)
-	RG_JOBS+=("$kf")
-	start_hook r7 1001 "$CT_DIR/other.yaml" "$CT_DIR/f.out"
-	check "no-view job: job-started exit 0" test "$rc" = 0
-	expect_no_grep "$CT_DIR/f.out" "::warning" "no-view job: no warning"
-	check "no-view job: nothing mounted" test -z "$(grep "jobfs:$kf/" /proc/self/mountinfo)"
-	check "no-view job: the home dir untouched" test "$(ls "$home/.npm")" = host-file
-	start_hook r7 1001 "$CT_DIR/other.yaml" "$CT_DIR/f2.out" job-completed
-	check "no-view job: job-completed exit 0" test "$rc" = 0
-	expect_no_grep "$CT_DIR/f2.out" "::warning" "no-view job: job-completed quiet"
+step "selectors: a job of a repository no view is for costs a no-op"
+sed "s|^views:|views:|; s|    target: \\\${GITHUB_WORKSPACE}|    target: \\\${GITHUB_WORKSPACE}\n    when: {repository: [other/*]}|" \
+	"$CT_DIR/policy.yaml" | awk '/^  - name:/ { print; if ($3 != "workspace") print "    when: {repository: [other/*]}"; next } { print }' >"$CT_DIR/other.yaml"
+check "every view is for other/*" test "$(grep -c 'when: {repository: \[other/\*\]}' "$CT_DIR/other.yaml")" = 4
+kf=$(key_of r7 1001)
+RG_JOBS+=("$kf")
+start_hook r7 1001 "$CT_DIR/other.yaml" "$CT_DIR/f.out"
+check "no-view job: job-started exit 0" test "$rc" = 0
+expect_no_grep "$CT_DIR/f.out" "::warning" "no-view job: no warning"
+check "no-view job: nothing mounted" test -z "$(grep "jobfs:$kf/" /proc/self/mountinfo)"
+check "no-view job: the home dir untouched" test "$(ls "$home/.npm")" = host-file
+start_hook r7 1001 "$CT_DIR/other.yaml" "$CT_DIR/f2.out" job-completed
+check "no-view job: job-completed exit 0" test "$rc" = 0
+expect_no_grep "$CT_DIR/f2.out" "::warning" "no-view job: job-completed quiet"
 
-	step "trust: a marked-ok job of an untrusted ref is not promoted, and says why"
-	awk '{ print } /promote: add-only/ { }' "$CT_DIR/policy.yaml" |
-		sed 's|    promote: add-only|    promote: {kind: add-only, trust: {ref: [refs/heads/release]}}|' >"$CT_DIR/trust.yaml"
-	check "the trust policy is valid" "$JOBFS" policy check "$CT_DIR/trust.yaml"
-	kg=$(key_of r8 1101)
-	RG_JOBS+=("$kg")
-	start_hook r8 1101 "$CT_DIR/trust.yaml" "$CT_DIR/g.out"
-	check "trust: job-started exit 0" test "$rc" = 0
-	echo "from an untrusted ref" >"$CT_DIR/runners/r8/_work/_jobfs/home/.npm/untrusted-r8"
-	JOBFS_POLICY=$CT_DIR/trust.yaml "$JOBFS" mark-ok --job "$kg"
-	start_hook r8 1101 "$CT_DIR/trust.yaml" "$CT_DIR/g2.out" job-completed
-	check "trust: job-completed exit 0" test "$rc" = 0
-	expect_grep "$CT_DIR/g2.out" "not promoted" "says it was not promoted"
-	expect_grep "$CT_DIR/g2.out" "trust" "names the trust rule"
-	check "trust: nothing promoted" test -z "$(gen_files npm-cache | grep -x untrusted-r8)"
-	JOBFS_POLICY=$CT_DIR/trust.yaml "$JOBFS" gc --older-than 0s >/dev/null
-else
-	echo "--- $CT_NAME: this jobfs has no 'policy get': fail-closed, selectors and trust skipped"
-fi
+step "trust: a marked-ok job of an untrusted ref is not promoted, and says why"
+awk '{ print } /promote: add-only/ { }' "$CT_DIR/policy.yaml" |
+	sed 's|    promote: add-only|    promote: {kind: add-only, trust: {ref: [refs/heads/release]}}|' >"$CT_DIR/trust.yaml"
+check "the trust policy is valid" "$JOBFS" policy check "$CT_DIR/trust.yaml"
+kg=$(key_of r8 1101)
+RG_JOBS+=("$kg")
+start_hook r8 1101 "$CT_DIR/trust.yaml" "$CT_DIR/g.out"
+check "trust: job-started exit 0" test "$rc" = 0
+echo "from an untrusted ref" >"$CT_DIR/runners/r8/_work/_jobfs/home/.npm/untrusted-r8"
+JOBFS_POLICY=$CT_DIR/trust.yaml "$JOBFS" mark-ok --job "$kg"
+start_hook r8 1101 "$CT_DIR/trust.yaml" "$CT_DIR/g2.out" job-completed
+check "trust: job-completed exit 0" test "$rc" = 0
+expect_grep "$CT_DIR/g2.out" "not promoted" "says it was not promoted"
+expect_grep "$CT_DIR/g2.out" "trust" "names the trust rule"
+check "trust: nothing promoted" test -z "$(gen_files npm-cache | grep -x untrusted-r8)"
+JOBFS_POLICY=$CT_DIR/trust.yaml "$JOBFS" gc --older-than 0s >/dev/null
 
 step "the lowers never changed, after everything"
 check "lower dirs byte-identical (2)" test "$(lower_manifest)" = "$lower_before"

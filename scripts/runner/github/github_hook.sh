@@ -46,9 +46,6 @@ jfs() {
 	return "$rc"
 }
 
-# Whether jobfs knows VERB [SUBVERB] (features merged later: job-key, policy get, --context).
-jfs_has() { "$JOBFS" "$@" --help >/dev/null 2>&1; }
-
 # hook_job_key: sets job_key from `jobfs job-key --github`, the one derivation of it.
 hook_job_key() {
 	job_key=""
@@ -59,13 +56,10 @@ hook_job_key() {
 	[ -n "$job_key" ]
 }
 
-# hook_policy_bool KEY DEFAULT: true or false, from `jobfs policy get KEY` when jobfs has it.
+# hook_policy_bool KEY DEFAULT: true or false, from `jobfs policy get KEY`; DEFAULT when the
+# policy cannot be read (mount then says why).
 hook_policy_bool() {
 	local value
-	if ! jfs_has policy get; then
-		echo "$2"
-		return
-	fi
 	value=$(timeout "$hook_timeout" "$JOBFS" policy get "$1" 2>/dev/null) || value=$2
 	case $value in
 	true | false) echo "$value" ;;

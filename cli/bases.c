@@ -313,6 +313,10 @@ int bases_next_name(struct bases_view *bases, const struct bases_stack *stack,
 
 int bases_clean_tmp(struct bases_view *bases)
 {
+	/* a stack.tmp is left by a crash between its write and its rename: never read, but
+	 * nothing else would ever remove it */
+	if (unlinkat(bases->dir_fd, "stack.tmp", 0) < 0 && errno != ENOENT)
+		return -errno;
 	return gc_empty_dir(bases->tmp_fd);
 }
 

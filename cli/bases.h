@@ -51,7 +51,8 @@ bool bases_name_valid(const char *name);
 /* The next generation's name: one past the highest in gens/ and the stack. */
 int bases_next_name(struct bases_view *bases, const struct bases_stack *stack,
 		    char ret_name[static BASES_NAME_MAX]);
-/* Deletes whatever an interrupted promote or flatten left in tmp/. */
+/* Deletes whatever an interrupted promote or flatten left: tmp/'s entries, a stack.tmp. The
+ * caller holds the lock. */
 int bases_clean_tmp(struct bases_view *bases);
 /* Publishes tmp/TMP_NAME as generation name: syncs the filesystem, renames it into gens/, fsyncs
  * gens/, then writes the new stack (name on top of stack). The caller holds the lock. */

@@ -39,7 +39,8 @@ int bases_lock(struct bases_view *bases, bool wait);
 
 /* Reads the stack; a view without one has an empty stack. -EINVAL for a malformed stack. */
 int bases_stack_read(struct bases_view *bases, struct bases_stack *ret_stack);
-/* Replaces the stack: stack.tmp written, fsynced, renamed over stack, the dir fsynced. */
+/* Replaces the stack: stack.tmp written, fsynced, renamed over stack, the dir fsynced. -EINVAL
+ * for an invalid or repeated name, -E2BIG past BASES_STACK_MAX. */
 int bases_stack_write(struct bases_view *bases, const struct bases_stack *stack);
 void bases_stack_free(struct bases_stack *stack);
 /* Puts name on top of the stack. */

@@ -598,31 +598,53 @@ static int plan_dir(struct plan *p, int upper_fd, const char *prefix, const int 
 	return r;
 }
 
-/* A new name of a file the job also has at a base path (changed through a hard link, say), or of
- * a metacopy, carries base data: none of its names is added. */
-static void drop_tainted_links(struct promote_view *pv)
+static bool carries_base_data(const struct promote_item *item)
 {
-	for (size_t i = 0; i < pv->n_items; i++) {
-		struct promote_item *added = &pv->items[i];
+	return item->action == PROMOTE_CONFLICT || item->action == PROMOTE_IDENTICAL ||
+	       item->action == PROMOTE_MERGED || item->reason == metacopy_reason;
+}
 
-		if (added->action != PROMOTE_ADDED || added->nlink < 2 || !S_ISREG(added->mode))
-			continue;
-		for (size_t j = 0; j < pv->n_items; j++) {
-			const struct promote_item *other = &pv->items[j];
+static int compare_inodes(const void *a, const void *b)
+{
+	const struct promote_item *x = *(const struct promote_item *const *)a;
+	const struct promote_item *y = *(const struct promote_item *const *)b;
 
-			bool base_data = other->action == PROMOTE_CONFLICT ||
-					 other->action == PROMOTE_IDENTICAL ||
-					 other->action == PROMOTE_MERGED ||
-					 other->reason == metacopy_reason;
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return 0;
+}
 
-			if (j == i || other->ino != added->ino || other->dev != added->dev ||
-			    !S_ISREG(other->mode) || !base_data)
-				continue;
-			added->action = PROMOTE_IGNORED;
-			added->reason = "a hard link to a base file the job changed";
-			break;
-		}
+/* A new name of a file the job also has at a base path (changed through a hard link, say), or of
+ * a metacopy, carries base data: none of its names is added. The linked files are sorted by
+ * inode, so a job of many hard links costs n log n, not n squared. */
+static int drop_tainted_links(struct promote_view *pv)
+{
+	struct promote_item **linked;
+	size_t n = 0;
+
+	linked = malloc(sizeof(*linked) * (pv->n_items ? pv->n_items : 1));
+	if (!linked)
+		return -ENOMEM;
+	for (size_t i = 0; i < pv->n_items; i++)
+		if (S_ISREG(pv->items[i].mode) && pv->items[i].nlink >= 2)
+			linked[n++] = &pv->items[i];
+	if (n > 1)
+		qsort(linked, n, sizeof(*linked), compare_inodes);
+	for (size_t i = 0, end; i < n; i = end) {
+		bool tainted = false;
+
+		for (end = i; end < n && compare_inodes(&linked[i], &linked[end]) == 0; end++)
+			tainted = tainted || carries_base_data(linked[end]);
+		for (size_t j = i; tainted && j < end; j++)
+			if (linked[j]->action == PROMOTE_ADDED) {
+				linked[j]->action = PROMOTE_IGNORED;
+				linked[j]->reason = "a hard link to a base file the job changed";
+			}
 	}
+	free(linked);
+	return 0;
 }
 
 int promote_plan(struct promote_view *pv, char *err, size_t errsize)
@@ -637,7 +659,11 @@ int promote_plan(struct promote_view *pv, char *err, size_t errsize)
 			snprintf(err, errsize, "%s", strerror(-r));
 		return r;
 	}
-	drop_tainted_links(pv);
+	r = drop_tainted_links(pv);
+	if (r < 0) {
+		snprintf(err, errsize, "%s", strerror(-r));
+		return r;
+	}
 	memset(pv->count, 0, sizeof(pv->count));
 	memset(pv->bytes, 0, sizeof(pv->bytes));
 	for (size_t i = 0; i < pv->n_items; i++) {

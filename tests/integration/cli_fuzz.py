@@ -110,7 +110,8 @@ VERBS = {
            (0, 0)),
     "mark-ok": ({"--job": ("j", "id"), "--policy": ("p", "policy")}, (0, 0)),
     "promote": ({"--job": ("j", "id"), "--view": ("v", "viewname"), "--dry-run": ("n", None),
-                 "--json": (None, None), "--policy": ("p", "policy")}, (0, 0)),
+                 "--json": (None, None), "--progress": (None, None),
+                 "--policy": ("p", "policy")}, (0, 0)),
 }
 NEEDS_JOB = ("mount", "umount", "mark-ok", "promote")
 

@@ -146,6 +146,7 @@ t0=$(now_ms)
 run promote --job w --json
 promote_ms=$(($(now_ms) - t0))
 expect_rc 0 "promote w"
+expect_no_grep "$CT_DIR/err" "jobfs: promote: view" "no progress without --progress or a tty"
 check "w: every file added" test "$(json 'd["views"][0]["totals"]["added"]["count"]')" = \
 	$((N_SMALL + N_LARGE + 1))
 add_to_ref w
@@ -217,9 +218,13 @@ for phase in "${!phases[@]}"; do echo "    ${phases[$phase]} kill(s): $phase"; d
 check "kills landed while the generation was being built" test "${phases[building (or syncing) the generation in tmp/]:-0}" -gt 0
 
 step "gc leaves nothing of the killed promotes"
+# what a kill between writing stack.tmp and renaming it leaves (too short a window to hit)
+stack_now=$(cat "$bases/stack")
+printf 'jobfs-stack 1\nG999999\n' >"$bases/stack.tmp"
 run gc --json
 expect_rc 0 "gc"
 clean_after_gc "after the killed promotes"
+check "stack.tmp was never read" test "$(cat "$bases/stack")" = "$stack_now"
 verify_base "$CT_DIR/before.m" "after gc"
 
 step "the next promote lands everything, with progress on stderr and JSON on stdout"
@@ -230,7 +235,9 @@ check "every file added" test "$(json 'd["views"][0]["totals"]["added"]["count"]
 	$((N_SMALL + N_LARGE + 1))
 check "nothing in conflict" test "$(json 'd["views"][0]["totals"]["conflict"]["count"]')" = 0
 expect_grep "$CT_DIR/err" "jobfs: promote: view cache:" "progress lines on stderr"
-expect_grep "$CT_DIR/err" "files copied" "the last progress line says what was copied"
+expect_grep "$CT_DIR/err" "syncing generation G" "progress: the sync is announced"
+expect_grep "$CT_DIR/err" "published: $((N_SMALL + N_LARGE + 1 + N_SMALL / 100 + 2)) entries planned, $((N_SMALL + N_LARGE + 1)) files copied" \
+	"the last progress line says what was done"
 check "tmp/ empty" test -z "$(ls -A "$bases/tmp")"
 verify_base "$CT_DIR/after.m" "after the last promote"
 

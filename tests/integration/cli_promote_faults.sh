@@ -301,6 +301,19 @@ verify_base "$CT_DIR/before.m" "after the last gc"
 expect_manifest "$CT_DIR/expected.m"
 check "the base is the plain copy" cmp -s "$CT_DIR/before.m" "$CT_DIR/expected.m"
 
+step "on a terminal, progress is one line rewritten in place"
+jmount tty
+echo "from a terminal" >"$m/tty/cache/tty.txt"
+run umount --job tty --outcome success
+expect_rc 0 "umount tty"
+# script(1) gives the promote a terminal for stdout and stderr
+script -qec "$JOBFS promote --job tty --dry-run" /dev/null >"$CT_DIR/tty.out" 2>&1 && rc=0 || rc=$?
+expect_rc 0 "promote --dry-run on a terminal"
+expect_grep "$CT_DIR/tty.out" $'\r\e[Kjobfs: promote: view cache: dry run: 1 entries planned' \
+	"the last progress line rewrites the line in place"
+run umount --job tty --collect
+expect_rc 0 "collect tty"
+
 step "the job mounted before all this still sees its own generation"
 check "early: w's file" test "$(sha256sum <"$m/early/cache/w/large0")" = "$early_large"
 check "early: w's pkg file" test "$(cat "$m/early/cache/pkg/w.txt")" = "w was here"

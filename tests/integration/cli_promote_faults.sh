@@ -201,6 +201,8 @@ for ((k = 0; (k < kills && (k < min_kills || SECONDS < deadline)) ||
 		phase="published, stack not written"
 	elif [ -n "$(comm -13 <(echo "$tmp_before") <(tmp_ids))" ]; then
 		phase=$building
+	elif [ "$(find "$bases/tmp" | wc -l)" != "$tmp_files" ] && [ -z "$(ls -A "$bases/tmp")" ]; then
+		phase="planning (the last attempt's tmp/ cleaned)"
 	elif [ "$(find "$bases/tmp" | wc -l)" != "$tmp_files" ]; then
 		phase="cleaning the last attempt's tmp/"
 	else

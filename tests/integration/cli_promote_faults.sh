@@ -176,22 +176,28 @@ expect_manifest "$CT_DIR/after.m"
 span=$((promote_ms * 115 / 100)) # past the end too: a kill after the last rename is a case
 declare -A phases=()
 victim=v
-deadline=$((SECONDS + budget))
 building="building (or syncing) the generation in tmp/"
-# and go on (8 more at most) until one kill landed while the generation was being built
-for ((k = 0; (k < kills && (k < min_kills || SECONDS < deadline)) ||
-	(${phases[$building]:-0} == 0 && k < kills + 8); k++)); do
+# kill_promote K [DELAY]: starts a promote of $victim and kills it after DELAY ms or, without
+# one, as soon as its generation appears in tmp/; then checks the base
+kill_promote() {
+	local k=$1 delay=${2:-} stack_before top top_before n_gens tmp_before tmp_files pid prc phase when
 	stack_before=$(stack)
 	top=$bases/gens/${stack_before%% *} # the previous generation, byte for byte
 	top_before=$(tree "$top")
 	n_gens=$(n_gens)
 	tmp_before=$(tmp_ids)
 	tmp_files=$(find "$bases/tmp" | wc -l)
-	rand_below "$span"
-	delay=$R
-	bg "$JOBFS" promote --job "$victim" >"$CT_DIR/bg.out" 2>&1
+	bg "${JOBFS_CMD[@]}" promote --job "$victim" >"$CT_DIR/bg.out" 2>&1
 	pid=$BG_PID
-	msleep "$delay"
+	if [ -n "$delay" ]; then
+		msleep "$delay"
+		when="after $delay ms"
+	else
+		while pid_running "$pid" && [ -z "$(comm -13 <(echo "$tmp_before") <(tmp_ids))" ]; do
+			sleep 0.01
+		done
+		when="once its generation appeared in tmp/"
+	fi
 	kill -KILL "$pid" 2>/dev/null || true # the promote this test started
 	wait "$pid" 2>/dev/null && prc=0 || prc=$?
 	unset 'CT_PIDS[-1]' # waited for: its PID may be reused, never signal it again
@@ -209,7 +215,7 @@ for ((k = 0; (k < kills && (k < min_kills || SECONDS < deadline)) ||
 		phase="starting or planning"
 	fi
 	phases[$phase]=$((${phases[$phase]:-0} + 1))
-	echo "    kill $k after ${delay} ms: $phase (exit $prc)"
+	echo "    kill $k $when: $phase (exit $prc)"
 	if [ "$phase" = completed ]; then
 		check "kill $k: completed: exit 0 or killed" test "$prc" = 0 -o "$prc" = 137
 		check "kill $k: one generation more" test "$(stack)" = "$(sed -n 2p "$bases/stack") $stack_before"
@@ -224,15 +230,22 @@ for ((k = 0; (k < kills && (k < min_kills || SECONDS < deadline)) ||
 		expect_rc 0 "manifest before $victim"
 		add_to_ref "$victim"
 		expect_manifest "$CT_DIR/after.m"
-		continue
+		return
 	fi
 	check "kill $k: killed (exit $prc)" test "$prc" = 137
 	check "kill $k: the previous generation unchanged" test "$(tree "$top")" = "$top_before"
 	verify_base "$CT_DIR/before.m" "kill $k"
+}
+deadline=$((SECONDS + budget))
+for ((k = 0; k < kills && (k < min_kills || SECONDS < deadline); k++)); do
+	rand_below "$span"
+	kill_promote "$k" "$R"
 done
-echo "    $k kills in $((SECONDS - deadline + budget)) s:"
+echo "    $k kills in $((SECONDS - deadline + budget)) s"
+# one more, sure to land while the generation is being built, whatever the timing did
+kill_promote "$k"
 for phase in "${!phases[@]}"; do echo "    ${phases[$phase]} kill(s): $phase"; done
-check "kills landed while the generation was being built" test "${phases[$building]:-0}" -gt 0
+check "a kill landed while the generation was being built" test "${phases[$building]:-0}" -gt 0
 
 step "gc leaves nothing of the killed promotes"
 # what a kill between writing stack.tmp and renaming it leaves (too short a window to hit)
@@ -246,7 +259,7 @@ verify_base "$CT_DIR/before.m" "after gc"
 
 step "the next promote lands everything, with progress on stderr and JSON on stdout"
 rc=0
-"$JOBFS" promote --job "$victim" --json --progress >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+"${JOBFS_CMD[@]}" promote --job "$victim" --json --progress >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
 expect_rc 0 "promote $victim"
 check "every file added" test "$(json 'd["views"][0]["totals"]["added"]["count"]')" = \
 	$((N_SMALL + N_LARGE + 1))
@@ -291,7 +304,7 @@ for ((k = 0; k < flatten_kills && (k < min_kills || SECONDS < deadline); k++)); 
 	named_before=$(listing "${gens_before[@]}")
 	rand_below "$span"
 	delay=$R
-	bg "$JOBFS" gc --policy "$CT_DIR/flat.yaml" >"$CT_DIR/bg.out" 2>&1
+	bg "${JOBFS_CMD[@]}" gc --policy "$CT_DIR/flat.yaml" >"$CT_DIR/bg.out" 2>&1
 	pid=$BG_PID
 	msleep "$delay"
 	kill -KILL "$pid" 2>/dev/null || true # the gc this test started

@@ -296,7 +296,8 @@ static void test_promote_pnpm_store(void **state)
 	put(f->upper_fd, "v10/index.db", "the job's");
 	put(f->base_fds[0], "v9/index.db", "the same");
 	put(f->upper_fd, "v9/index.db", "the same");
-	put(f->upper_fd, "v11/index.db-wal", "wal");
+	put(f->upper_fd, "v11/index.db-wal", "rows never checkpointed");
+	put(f->upper_fd, "v10/index.db-wal", "");
 	put(f->upper_fd, "v11/index.db-shm", "shm");
 	put(f->upper_fd, "v11/projects/p1/x", "per install");
 	put(f->upper_fd, "v11/tmp/t", "tmp");
@@ -313,7 +314,9 @@ static void test_promote_pnpm_store(void **state)
 	expect(f, "v10/index.db", PROMOTE_MERGED, NULL); /* with the lower's */
 	assert_int_equal(item_of(f, "v10/index.db")->base_layer, 1);
 	expect(f, "v9/index.db", PROMOTE_IDENTICAL, NULL);
-	expect(f, "v11/index.db-wal", PROMOTE_IGNORED, "SQLite side file");
+	/* rows only in a write-ahead log would be lost by the merge: said, not dropped */
+	expect(f, "v11/index.db-wal", PROMOTE_CONFLICT, "write-ahead log");
+	expect(f, "v10/index.db-wal", PROMOTE_IGNORED, "SQLite side file");
 	expect(f, "v11/index.db-shm", PROMOTE_IGNORED, "SQLite side file");
 	expect(f, "v11/projects", PROMOTE_IGNORED, "projects/");
 	assert_null(item_of(f, "v11/projects/p1/x"));
@@ -344,6 +347,22 @@ static void test_promote_npm_cache(void **state)
 	expect(f, "_logs", PROMOTE_IGNORED, "not part of the cache");
 	expect(f, "content-v2/sha1/dd", PROMOTE_ADDED, NULL);
 	expect(f, "index-v5/ab/cd/ef", PROMOTE_MERGED, NULL);
+}
+
+static void test_promote_pnpm_cache(void **state)
+{
+	struct fixture *f = *state;
+
+	f->promote.kind = POLICY_PROMOTE_PNPM_CACHE;
+	put(f->upper_fd, "v12/metadata/registry.npmjs.org/left-pad.json", "{}");
+	put(f->upper_fd, "v12/metadata-full/registry.npmjs.org/left-pad.json", "{}");
+	put(f->upper_fd, "v12/lockfile-verified.jsonl", "{}\n");
+	put(f->upper_fd, "v12/dlx/x", "per run");
+	plan(f);
+	expect(f, "v12/metadata/registry.npmjs.org/left-pad.json", PROMOTE_ADDED, NULL);
+	expect(f, "v12/metadata-full/registry.npmjs.org/left-pad.json", PROMOTE_ADDED, NULL);
+	expect(f, "v12/lockfile-verified.jsonl", PROMOTE_MERGED, NULL);
+	expect(f, "v12/dlx", PROMOTE_IGNORED, "not registry metadata");
 }
 
 static void test_promote_ignore_globs(void **state)
@@ -510,6 +529,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_promote_hard_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_promote_pnpm_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_promote_npm_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_promote_pnpm_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_promote_ignore_globs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_promote_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_promote_copy_file_strips_setid, setup,

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "procs.h"
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. -EINVAL when the unescaped text
@@ -91,15 +93,27 @@ int procs_mountinfo_parse(const char *line, struct procs_mount *ret_mount)
 	return 0;
 }
 
+/* The state dir this process works on (procs_set_state_dir): two state dirs may hold jobs with
+ * the same ID (two runner users, or two test runs), and each must find only its own views. */
+static char state_tag[9];
+
+void procs_set_state_dir(dev_t dev, ino_t ino)
+{
+	uint64_t key[2] = {(uint64_t)dev, (uint64_t)ino};
+
+	snprintf(state_tag, sizeof(state_tag), "%08x", (unsigned)XXH32(key, sizeof(key), 0));
+}
+
 void procs_view_source(const char *job_id, const char *view, char *buf, size_t size)
 {
-	snprintf(buf, size, "jobfs:%s/%s", job_id, view);
+	snprintf(buf, size, "jobfs:%s/%s%s%s", job_id, view, state_tag[0] ? "@" : "", state_tag);
 }
 
 void procs_pass_through_source(const char *job_id, const char *view, size_t index, char *buf,
 			       size_t size)
 {
-	snprintf(buf, size, "jobfs:%s/%s/pass_through/%zu", job_id, view, index);
+	snprintf(buf, size, "jobfs:%s/%s/pass_through/%zu%s%s", job_id, view, index,
+		 state_tag[0] ? "@" : "", state_tag);
 }
 
 int procs_view_mount(const char *job_id, const char *view, struct procs_mount *ret_mount)

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PROCS_SOURCE_MAX 320 /* "jobfs:" JOB "/" VIEW */
+#define PROCS_SOURCE_MAX 320 /* "jobfs:" JOB "/" VIEW "@" TAG */
 
 struct procs_mount {
 	uint64_t mnt_id;    /* mountinfo field 1, the same as statx's stx_mnt_id */
@@ -28,11 +28,15 @@ int procs_mount_at(const char *path, struct procs_mount *ret_mount);
 /* True when path is a mount of a jobfs view that answers (not ENOTCONN). */
 bool procs_view_connected(const char *path);
 
-/* A job's view is mounted with the source "jobfs:JOB/VIEW": found by it, not by its target path,
- * which the job's user may have moved or replaced with a symlink to another job's view. */
+/* A job's view is mounted with the source "jobfs:JOB/VIEW@TAG": found by it, not by its target
+ * path, which the job's user may have moved or replaced with a symlink to another job's view. TAG
+ * names the state dir (a hash of its device and inode, set by store_open through
+ * procs_set_state_dir), so that jobs of the same ID in two state dirs never take each other's
+ * views; without one (no state dir opened) the source is "jobfs:JOB/VIEW". */
+void procs_set_state_dir(dev_t dev, ino_t ino);
 void procs_view_source(const char *job_id, const char *view, char *buf, size_t size);
 /* A view's pass-through number index, when it is a plain jobfs view (not root): mounted with the
- * source "jobfs:JOB/VIEW/pass_through/INDEX". */
+ * source "jobfs:JOB/VIEW/pass_through/INDEX@TAG". */
 void procs_pass_through_source(const char *job_id, const char *view, size_t index, char *buf,
 			       size_t size);
 /* The topmost jobfs mount with that source made by this user (root: user_id=0); -ENOENT if none. */

@@ -137,6 +137,14 @@ int store_open(const char *state_dir, bool create, struct store **ret_store)
 		r = -errno;
 		goto out_free;
 	}
+	{
+		struct stat st;
+		if (fstat(store->dir_fd, &st) < 0) {
+			r = -errno;
+			goto out_free;
+		}
+		procs_set_state_dir(st.st_dev, st.st_ino);
+	}
 	r = open_subdir(store->dir_fd, "jobs", create, &store->jobs_fd);
 	if (r < 0)
 		goto out_free;

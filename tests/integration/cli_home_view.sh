@@ -110,7 +110,7 @@ scenario() {
 	expect_rc 0 "$label: mount"
 	read -r home_id _ <<<"$(mount_of "$H")"
 	read -r _ runner_parent <<<"$(mount_of "$H/actions-runner")"
-	check "$label: the home view is mounted" grep -q " $H .* fuse.jobfs jobfs:$id/home " \
+	check "$label: the home view is mounted" grep -q " $H .* fuse.jobfs jobfs:$id/home@" \
 		/proc/self/mountinfo
 	check "$label: actions-runner is mounted inside the home view" \
 		test "${runner_parent:-x}" = "${home_id:-y}"

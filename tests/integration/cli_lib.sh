@@ -122,9 +122,16 @@ ct_on_exit() {
 	local status=$? pid id policy mnt
 	set +e
 	cd /
+	# only our children not yet reaped: a PID the test already waited for may be another's now
+	local live
+	live=" $(jobs -p | tr '\n' ' ') "
 	for pid in "${CT_PIDS[@]}"; do
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+		case $live in
+		*" $pid "*)
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			;;
+		esac
 	done
 	for ((i = ${#CT_JOBS[@]} - 1; i >= 0; i--)); do
 		for policy in "${CT_POLICIES[@]}"; do

@@ -503,7 +503,7 @@ if command -v setpriv >/dev/null && command -v fusermount3 >/dev/null; then
 		check "user: $r's shared-name is its own" test "$(cat "$usync/$r.shared-name")" = "$r"
 	done
 	check "user: r1's views mounted by the user (fusermount3)" \
-		grep -q "jobfs:$ku1/npm-cache .*user_id=$U_UID" "/proc/${UPIDS[0]}/mountinfo"
+		grep -q "jobfs:$ku1/npm-cache@[0-9a-f]* .*user_id=$U_UID" "/proc/${UPIDS[0]}/mountinfo"
 	check "user: the host's ~/.npm untouched" test "$(ls "$uhome/.npm")" = host-file
 	usrv1=$(cat "$usync/r1.server.pid") usrv2=$(cat "$usync/r2.server.pid")
 	ud1=$(sed -n 's/^pid=//p' "$ustate/jobs/$ku1/record") ud2=$(sed -n 's/^pid=//p' "$ustate/jobs/$ku2/record")

@@ -165,3 +165,26 @@ check "ls says stale" test "$(json '[j["state"] for j in d if j["id"] == "t1"]')
 run umount --job t1
 expect_rc 0 "umount after the daemon stopped"
 check "t1 unmounted" test "$(record_field t1 state)" = unmounted
+
+step "two state dirs, one job ID: each umount and gc works on its own job's views only"
+write_policy "$CT_DIR/other.yaml" "$CT_DIR/state-other" "  - name: ws
+    lower: [$CT_DIR/lower]
+    target: $CT_DIR/mnt-other/\${JOB_ID}/ws"
+# the other first: by source alone, the newer mount (ours) is the one a lookup finds
+jmount dup --policy "$CT_DIR/other.yaml"
+jmount dup
+echo mine >"$CT_DIR/mnt/dup/ws/which"
+echo other >"$CT_DIR/mnt-other/dup/ws/which"
+run umount --job dup --policy "$CT_DIR/other.yaml"
+expect_rc 0 "umount dup in the other state dir"
+check "the other's view is gone" bash -c "! grep -q ' $CT_DIR/mnt-other/dup/ws ' /proc/self/mountinfo"
+check "ours is still mounted and ours" test "$(cat "$CT_DIR/mnt/dup/ws/which")" = mine
+run ls --json
+check "ls still says mounted" test "$(json '[j["state"] for j in d if j["id"] == "dup"]')" = "['mounted']"
+run gc --older-than 0s --policy "$CT_DIR/other.yaml"
+expect_rc 0 "gc of the other state dir"
+run gc --older-than 0s
+expect_rc 0 "gc of ours"
+check "ours survived both gcs" test "$(cat "$CT_DIR/mnt/dup/ws/which")" = mine
+run umount --job dup
+expect_rc 0 "umount dup"

@@ -12,11 +12,9 @@ install(FILES ${JOBFS_HOST_DIR}/jobfs.bash DESTINATION share/bash-completion/com
 # The documented example (README, docs/policy.md); the policy tests keep it valid.
 set(JOBFS_POLICY_EXAMPLE ${PROJECT_SOURCE_DIR}/tests/policy/valid/github-actions.yaml)
 install(FILES ${JOBFS_POLICY_EXAMPLE} DESTINATION share/jobfs RENAME policy.yaml.example)
-# scripts/runner/ (the CI runner hooks), when the tree has it
-if(EXISTS ${PROJECT_SOURCE_DIR}/scripts/runner)
-	install(DIRECTORY ${PROJECT_SOURCE_DIR}/scripts/runner DESTINATION share/jobfs
-		USE_SOURCE_PERMISSIONS)
-endif()
+# scripts/runner/ (the CI runner hooks), when the tree has it: looked at when installing
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/scripts/runner DESTINATION share/jobfs
+	USE_SOURCE_PERMISSIONS OPTIONAL)
 
 # Resolved when installing, not when configuring: `cmake --install --prefix P` and CPack's /usr
 # both give units whose ExecStart names the jobfs they were installed with.

@@ -112,7 +112,10 @@ static void make_index(const char *path, const char *schema, const char *rows)
 {
 	sqlite3 *db;
 
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	/* through the same lazily loaded library as the code under test (cli/sqlite_lazy.c) */
+	assert_int_equal(
+		sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+		SQLITE_OK);
 	exec_sql(db, "PRAGMA journal_mode = WAL");
 	exec_sql(db, schema);
 	if (rows)

@@ -1,7 +1,9 @@
 # The Debian package, built by `cd build && cpack -G DEB`: jobfs_VERSION_ARCH.deb, installing under
 # /usr with the example policy in /etc/jobfs. The library dependencies come from dpkg-shlibdeps
-# over what the two programs link (libfuse3-3, libyaml-0-2, libxxhash0, libsqlite3-0, libc6);
-# fuse3 is added for fusermount3, which unprivileged mounts and unmounts go through.
+# over what the two programs link (libfuse3-3, libyaml-0-2, libxxhash0, libc6). Added by hand:
+# fuse3 for fusermount3, which unprivileged mounts and unmounts go through, and libsqlite3-0,
+# which jobfs opens with dlopen (cli/sqlite_lazy.c: libsqlite3.so.0, 3.37 or later) when promote
+# merges a pnpm index.
 set(CPACK_PACKAGE_NAME jobfs)
 set(CPACK_PACKAGE_VENDOR "jobfs")
 set(CPACK_PACKAGE_CONTACT "jobfs maintainers <jobfs@localhost>")
@@ -19,7 +21,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "fuse3")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "fuse3, libsqlite3-0 (>= 3.37.0)")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "systemd")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/scripts/host/deb/conffiles

@@ -227,8 +227,14 @@ expect_same "$(field Package)" jobfs "Package"
 expect_same "$(field Version)" "$version" "Version"
 expect_same "$(field Architecture)" "$(dpkg --print-architecture)" "Architecture"
 depends=$(field Depends)
-# every shared library the two programs link comes from a package named in Depends
-for lib in $(objdump -p "$prefix/bin/jobfs" "$prefix/bin/jobfs-fs" | awk '/NEEDED/ { print $2 }' | sort -u); do
+# every shared library the two programs link, or name for dlopen (libsqlite3.so.0), comes from a
+# package named in Depends
+libs=$({
+	objdump -p "$prefix/bin/jobfs" "$prefix/bin/jobfs-fs" | awk '/NEEDED/ { print $2 }'
+	strings "$prefix/bin/jobfs" "$prefix/bin/jobfs-fs" | grep -E '^lib[A-Za-z0-9_.+-]+\.so\.[0-9]+$'
+} | sort -u)
+check "the programs need libsqlite3.so.0 (linked or opened)" grep -qx libsqlite3.so.0 <<<"$libs"
+for lib in $libs; do
 	# (awk reads to the end: an early exit would fail the pipeline with SIGPIPE)
 	path=$(ldconfig -p | awk -v l="$lib" '$1 == l && !p { p = $NF } END { print p }')
 	# merged /usr: a package may have registered it under /lib or /usr/lib

@@ -660,6 +660,11 @@ enum store_state store_live_state(const struct store_record *record)
 		return STORE_STALE; /* the lock is free, so the mount that wrote it is gone */
 	if (!procs_alive(record->pid, record->pid_start))
 		return STORE_STALE;
+	/* A live daemon in another mount namespace (a runner's private mounts) serves views this
+	 * process cannot see: they are not stale, and gc must not stop that daemon. One whose
+	 * namespace cannot be read is given the same benefit of the doubt. */
+	if (procs_mount_ns_other(record->pid) != 0)
+		return STORE_MOUNTED;
 	for (size_t i = 0; i < record->n_views; i++)
 		if (!procs_view_mount_connected(record->id, record->views[i].name))
 			return STORE_STALE;

@@ -167,13 +167,37 @@ step "the units' command recovers crashed and rebooted jobs, with the units' cap
 # run_unit UNIT: the unit's ExecStart under its CapabilityBoundingSet and NoNewPrivileges
 run_unit() {
 	local unit=$prefix/lib/systemd/system/$1 caps cmd
-	caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+	caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr '[:upper:]' '[:lower:]' | sed 's/cap_/+/g; s/ /,/g')
 	read -r -a cmd <<<"$(sed -n 's/^ExecStart=//p' "$unit")"
 	grep -qx NoNewPrivileges=yes "$unit" || bad "$1: no NoNewPrivileges=yes"
 	rc=0
 	setpriv --no-new-privs --inh-caps=-all --bounding-set="-all,$caps" -- "${cmd[@]}" --json \
 		>"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
 }
+# a job mounted in a runner's private mount namespace: its views are invisible here, yet it lives
+CT_JOBS+=(ns1)
+rc=0
+unshare --mount --propagation private "${JOBFS_CMD[@]}" mount --job ns1 >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+expect_rc 0 "mount ns1 in a private mount namespace"
+ns_daemon=$(record_field ns1 pid)
+CT_PIDS+=("$ns_daemon") # the trap ends it, and its namespace with it, if the test stops early
+check "ns1's views are not in this namespace" bash -c "! grep -q ' $CT_DIR/mnt/ns1/' /proc/self/mountinfo"
+run ls --json
+check "ls calls ns1 mounted, not stale" test "$(json '[x["state"] for x in d if x["id"] == "ns1"][0]')" = mounted
+run_unit jobfs-gc.service
+expect_rc 0 "jobfs-gc.service's command with ns1 mounted elsewhere"
+check "gc skipped ns1 as mounted" test "$(json '[x["reason"] for x in d["skipped"] if x["id"] == "ns1"]')" = "['mounted']"
+check "gc detached nothing of ns1" test "$(json '[x for x in d["detached"] if x["id"] == "ns1"]')" = "[]"
+sleep 0.5
+check "ns1's daemon lives" pid_running "$ns_daemon"
+check "ns1's view still serves in its namespace" test \
+	"$(nsenter --mount="/proc/$ns_daemon/ns/mnt" cat "$CT_DIR/mnt/ns1/ws/file")" = "lower file"
+check "ns1's record says mounted" test "$(record_field ns1 state)" = mounted
+rc=0
+nsenter --mount="/proc/$ns_daemon/ns/mnt" "${JOBFS_CMD[@]}" umount --job ns1 >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+expect_rc 0 "umount ns1 inside its namespace"
+check "ns1's daemon exited" wait_gone "$ns_daemon" 50
+
 jmount crash1
 daemon=$(record_field crash1 pid)
 kill -KILL "$daemon" # the job's daemon, started by this test through jobfs mount

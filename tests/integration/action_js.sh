@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The JavaScript action (.github/actions/jobfs) run with node the way a runner runs it: inputs as
 # INPUT_* variables, GITHUB_ENV/GITHUB_OUTPUT/GITHUB_STATE as temp files, the saved state given
-# back to post.js as STATE_*. main.js mounts the job's views (checked in /proc/self/mountinfo and
-# through the view) and writes the job ID, targets and variables to the files; post.js unmounts
+# back to post.js as STATE_*. main.js detaches a crashed job's stale views and mounts the job's
+# views (checked in /proc/self/mountinfo and through the view) and writes the job ID, targets and variables to the files; post.js unmounts
 # with --kill (a process holding a view is ended, the daemon exits, nothing stays mounted) and
 # records JOBFS_OUTCOME; fail-open turns a failure into a ::warning:: and exit 0, fail-closed
 # into ::error:: and exit 1; the mark-ok composite action's script marks the job successful.
@@ -118,11 +118,18 @@ deps=$(grep -hoE "require\('[^']*'\)" "$action"/*.js | sort -u | tr '\n' ' ')
 check "no dependency beyond Node's standard library: $deps" test \
 	"$deps" = "require('./lib.js') require('child_process') require('crypto') require('fs') "
 
-step "main.js mounts the job's views and exports the targets"
+step "main.js recovers a crashed job's stale views, mounts the job's views, exports the targets"
+jmount crashed # an earlier job on this host whose daemon died with its runner
+crashed_daemon=$(record_field crashed pid)
+kill -KILL "$crashed_daemon" # started by this test through jobfs mount
+check "the crashed job's daemon died" wait_gone "$crashed_daemon" 50
 run_id=1001
 new_runner_files 1
 node_step main.js INPUT_VIEWS="ws=JOBFS_WS, tmp=JOBFS_TMP"
 expect_rc 0 "main.js"
+expect_grep "$CT_DIR/out" "jobfs: recovered job crashed, left stale by a crashed job" "recovery is logged"
+check "the crashed job is unmounted" test "$(record_field crashed state)" = unmounted
+check "its views are detached" bash -c "! grep -q ' $CT_DIR/mnt/crashed/' /proc/self/mountinfo"
 job=$(gh_file "$gh/output" job-id) || job=""
 check "main.js gives the job ID as an output" test -n "$job"
 expected_job=$(env RUNNER_NAME=runner-a GITHUB_RUN_ID=1001 GITHUB_RUN_ATTEMPT=1 GITHUB_JOB=build \

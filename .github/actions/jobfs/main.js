@@ -1,6 +1,6 @@
-// The action's main step: derives the job ID (`jobfs job-key --github`), mounts the job's views
-// (`jobfs mount --job ID`, with the job's context when this jobfs takes --context), exports the
-// targets, and saves what post.js needs. Fail-open: when the views cannot be mounted, a warning
+// The action's main step: derives the job ID (`jobfs job-key --github`), detaches what crashed
+// jobs left stale, mounts the job's views (`jobfs mount --job ID`, with the job's context when
+// this jobfs takes --context), exports the targets, and saves what post.js needs. Fail-open: when the views cannot be mounted, a warning
 // annotation and the job runs without them; fail-closed fails the step instead.
 'use strict';
 
@@ -59,6 +59,29 @@ function contextArgs(program) {
 	return args;
 }
 
+// What an earlier job that crashed left: a job whose daemon died, or whose views no longer answer,
+// still holds its targets. `jobfs umount` detaches them (the layer stays for gc). A job mounted
+// in another runner's private mount namespace counts as mounted, never stale, and is left alone.
+function recoverStale(program, policy) {
+	const ls = lib.runJobfs(program, ['ls', '--json', ...lib.policyArgs(policy)]);
+	let jobs = [];
+	if (ls.status !== 0)
+		return;
+	try {
+		jobs = JSON.parse(ls.stdout);
+	} catch (e) {
+		lib.warning(`cannot read 'jobfs ls --json': ${e.message}`);
+		return;
+	}
+	for (const job of jobs.filter((j) => j && j.state === 'stale')) {
+		const r = lib.runJobfs(program, ['umount', '--job', job.id, ...lib.policyArgs(policy)]);
+		if (r.status === 0)
+			console.log(`jobfs: recovered job ${job.id}, left stale by a crashed job`);
+		else
+			lib.warning(`cannot recover stale job ${job.id}: ${lib.reason(r)}`);
+	}
+}
+
 // `jobfs mount` prints "NAME<TAB>TARGET" per view.
 function parseTargets(stdout) {
 	const targets = {};
@@ -87,6 +110,7 @@ function main() {
 		lib.saveState('fail_open', String(open));
 		lib.setOutput('job-id', job);
 
+		recoverStale(program, policy);
 		const mount = lib.runJobfs(program, ['mount', '--job', job, ...lib.policyArgs(policy),
 						     ...contextArgs(program)]);
 		if (mount.status !== 0)

@@ -5,6 +5,8 @@
 #include <getopt.h>
 #include <stdbool.h>
 
+#include "store.h"
+
 struct cli_verb {
 	const char *name;    /* "policy" */
 	const char *subverb; /* "check", or NULL for a verb without subverbs */
@@ -49,6 +51,11 @@ struct cli_job {
 int cli_job_open(const struct cli_verb *verb, const struct policy *policy, const char *job_id,
 		 struct cli_job *ret);
 void cli_job_close(struct cli_job *job);
+/* Records the job's outcome in its record. A success is what promote trusts, so its layers are
+ * flushed to disk first and the record after them: after a power cut a job is either not marked
+ * ok or marked ok with its data whole. Reports errors; JOBFS_EXIT_OK or JOBFS_EXIT_SYSTEM. */
+int cli_job_set_outcome(const struct cli_verb *verb, struct cli_job *job,
+			enum store_outcome outcome);
 
 /* The policy from --policy FILE or the usual places, expanded for job_id unless it is NULL.
  * Reports errors; returns JOBFS_EXIT_OK or the exit code. (cmd_policy.c) */

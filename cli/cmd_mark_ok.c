@@ -20,7 +20,7 @@ int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv)
 	const char *job_id = NULL, *path = NULL;
 	struct policy *policy = NULL;
 	struct cli_job job;
-	int c, r, rc;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, ":j:p:h", options, NULL)) != -1) {
 		switch (c) {
@@ -48,12 +48,7 @@ int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_job_open(verb, policy, job_id, &job);
 	if (rc)
 		goto out;
-	job.rec->outcome = STORE_OUTCOME_SUCCESS;
-	r = store_record_write(job.job_fd, job.rec);
-	if (r < 0) {
-		cli_error(verb, "cannot record job '%s': %s", job_id, strerror(-r));
-		rc = JOBFS_EXIT_SYSTEM;
-	}
+	rc = cli_job_set_outcome(verb, &job, STORE_OUTCOME_SUCCESS);
 	cli_job_close(&job);
 out:
 	policy_free(policy);

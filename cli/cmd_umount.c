@@ -272,12 +272,8 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	rc = JOBFS_EXIT_SYSTEM;
 	if (outcome != STORE_OUTCOME_UNKNOWN) {
 		/* recorded first: a job that cannot be unmounted now still gets its verdict */
-		rec->outcome = outcome;
-		r = store_record_write(job_fd, rec);
-		if (r < 0) {
-			cli_error(verb, "cannot record job '%s': %s", job_id, strerror(-r));
+		if (cli_job_set_outcome(verb, &job, outcome) != JOBFS_EXIT_OK)
 			goto out;
-		}
 	}
 	if (rec->state != STORE_UNMOUNTED && !kill_them) {
 		/* a busy view leaves every view mounted: the job stays whole until its holders go

@@ -62,3 +62,25 @@ void cli_job_close(struct cli_job *job)
 	store_close(job->store);
 	*job = (struct cli_job){.job_fd = -1, .lock_fd = -1};
 }
+
+int cli_job_set_outcome(const struct cli_verb *verb, struct cli_job *job,
+			enum store_outcome outcome)
+{
+	int r = 0;
+
+	/* the layers (under the job's dir) reach the disk before a record that vouches for them;
+	 * even a volatile view's: syncfs flushes what its daemon never synced */
+	if (outcome == STORE_OUTCOME_SUCCESS && syncfs(job->job_fd) < 0)
+		r = -errno;
+	job->rec->outcome = outcome;
+	if (r == 0)
+		r = store_record_write(job->job_fd, job->rec);
+	if (r == 0 && outcome == STORE_OUTCOME_SUCCESS && syncfs(job->job_fd) < 0)
+		r = -errno;
+	if (r < 0) {
+		cli_error(verb, "cannot record the outcome of job '%s': %s", job->rec->id,
+			  strerror(-r));
+		return JOBFS_EXIT_SYSTEM;
+	}
+	return JOBFS_EXIT_OK;
+}

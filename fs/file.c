@@ -312,7 +312,9 @@ void jfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	struct jfs_file *file = fi ? fi_file(fi) : NULL;
 	int r;
 
-	if (file)
+	if (jfs_req_fs(req)->opts.volatile_upper)
+		r = 0; /* volatile: nothing is synced (volatile.c) */
+	else if (file)
 		r = (datasync ? fdatasync(file->fd) : fsync(file->fd)) < 0 ? -errno : 0;
 	else
 		r = sync_inode(jfs_req_fs(req), jfs_inode_from_id(jfs_req_fs(req), ino), datasync);

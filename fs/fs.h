@@ -10,6 +10,8 @@ struct jfs_options {
 	bool user_xattr;      /* overlay xattrs in user.overlay.* (unprivileged daemons) */
 	bool allow_other;     /* let users other than the mounter in (root default) */
 	bool fsync_copy_up;   /* fsync copied-up data before it becomes visible (default on) */
+	bool volatile_upper;  /* sync nothing, not even on fsync; a marker keeps the layer from
+			       * being served after the machine restarts (volatile.c) */
 	bool metacopy;	      /* link/chmod/chown/utimes/xattrs/rename of a lower file copy up
 			       * its metadata only; data follows on the first write (default on) */
 	bool open_files;      /* track each open file (one request per open and close); off, a
@@ -65,5 +67,10 @@ bool jfs_is_whiteout(const struct stat *st);
 /* Removes name below dirfd and everything under it without following symlinks or crossing mount
  * points (returns -EXDEV after removing the rest if it met one); a missing name is not an error. */
 int jfs_remove_tree_at(int dirfd, const char *name);
+/* Whether a layer whose work dir is workdir_fd may be used: 0 yes (never served volatile, or
+ * flushed since); 1 yes, a volatile daemon was killed on this boot and left it in the page cache;
+ * -EUCLEAN no, it was served volatile before the machine restarted (why says so, for a message);
+ * another -errno if the marker could not be read. */
+int jfs_volatile_check(int workdir_fd, char *why, size_t whysize);
 
 #endif

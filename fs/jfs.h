@@ -90,6 +90,8 @@
 #define JFS_LOCK_STRIPES 64
 #define JFS_TRIM_MIN_INODES 4096 /* forgetting fewer is not worth a malloc_trim */
 #define JFS_WORK_SUBDIR "work"	 /* same name kernel overlayfs uses inside its workdir */
+#define JFS_INCOMPAT_DIR                                                                           \
+	"incompat" /* in it, kept across starts: the volatile marker (volatile.c) */
 
 struct jfs_layer {
 	char *path;
@@ -455,6 +457,10 @@ int jfs_quota_fallocate_begin(struct jfs_fs *fs, struct jfs_inode *inode, int mo
 			      off_t len, struct jfs_quota_op *op);
 void jfs_quota_end(struct jfs_fs *fs, struct jfs_inode *inode, int fd, struct jfs_quota_op *op);
 void jfs_quota_statfs(struct jfs_fs *fs, struct statvfs *sv);
+
+/* volatile.c */
+int jfs_volatile_begin(struct jfs_fs *fs, char *why, size_t whysize);
+int jfs_volatile_end(struct jfs_fs *fs);
 
 /* super.c */
 void jfs_op_statfs(fuse_req_t req, fuse_ino_t ino);

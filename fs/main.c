@@ -26,6 +26,8 @@ static void usage(FILE *out)
 	      "  -d, --debug           log every FUSE request (implies --foreground)\n"
 	      "  -o OPT[,OPT...]       jobfs options: userxattr (user.overlay.* xattrs),\n"
 	      "                        trustedxattr, timeout=SECONDS, nofsync, threads=N,\n"
+	      "                        volatile (sync nothing, not even on fsync; after a\n"
+	      "                        restart of the machine the layer is refused),\n"
 	      "                        max_fds=N (descriptors cached for inodes),\n"
 	      "                        nometacopy (metadata changes copy data up too),\n"
 	      "                        open_files (a request per open and close; the default\n"
@@ -55,6 +57,9 @@ static int parse_opts(char *list, struct jfs_config *cfg, char *fuse_opts, size_
 		} else if (!strcmp(opt, "metacopy")) {
 			cfg->opts.metacopy = true;
 		} else if (!strcmp(opt, "nofsync")) {
+			cfg->opts.fsync_copy_up = false;
+		} else if (!strcmp(opt, "volatile")) {
+			cfg->opts.volatile_upper = true;
 			cfg->opts.fsync_copy_up = false;
 		} else if (!strcmp(opt, "open_files")) {
 			cfg->opts.open_files = true;

@@ -443,7 +443,8 @@ void jfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	if (idx == JFS_UPPER && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
+	if (idx == JFS_UPPER && !fs->opts.volatile_upper &&
+	    (datasync ? fdatasync(fd) : fsync(fd)) < 0)
 		r = errno;
 	close(fd);
 	fuse_reply_err(req, r);

@@ -226,7 +226,8 @@ static int clean_work_dir(struct jfs_fs *fs)
 		return r;
 	}
 	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !strcmp(de->d_name, JFS_INCOMPAT_DIR))
 			continue;
 		int rr = jfs_remove_tree_at(fs->work_fd, de->d_name);
 		if (rr < 0 && r == 0)
@@ -337,6 +338,15 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	if (r < 0) {
 		set_error(err, r, "cannot clean work dir '%s': %s", cfg->work, strerror(-r));
 		goto out_free;
+	}
+	{
+		char why[256] = "";
+		r = jfs_volatile_begin(fs, why, sizeof(why));
+		if (r < 0) {
+			set_error(err, r, "cannot serve upper '%s': %s", cfg->upper,
+				  why[0] ? why : strerror(-r));
+			goto out_free;
+		}
 	}
 
 	if (stat(cfg->mountpoint, &mst) < 0) {
@@ -511,6 +521,13 @@ void jfs_view_close(struct jfs_view *view)
 		fuse_session_unmount(view->se);
 	if (view->se)
 		fuse_session_destroy(view->se);
+	if (view->fs) {
+		int r = jfs_volatile_end(view->fs);
+		/* the marker stays: the layer is refused after a restart, never served torn */
+		if (r < 0)
+			fprintf(stderr, "jobfs-fs: cannot flush the volatile upper '%s': %s\n",
+				view->fs->layers[JFS_UPPER].path, strerror(-r));
+	}
 	fs_free(view->fs);
 	free(view);
 }

@@ -1,12 +1,13 @@
 # What `cmake --install` puts on a runner host, besides the two programs (cli/, fs/): the man
-# page, bash completion, the example policy, the runner hook scripts and the systemd units.
+# pages, bash completion, the example policy, the runner hook scripts and the systemd units.
 # Paths below are relative to the install prefix, except the example policy: jobfs reads
 # /etc/jobfs/policy.yaml, so a system prefix (/usr, /usr/local) puts the example in /etc/jobfs and
 # any other prefix (a test's temp dir) in PREFIX/etc/jobfs.
 
 set(JOBFS_HOST_DIR ${PROJECT_SOURCE_DIR}/scripts/host)
 
-install(FILES ${PROJECT_SOURCE_DIR}/docs/jobfs.1 DESTINATION share/man/man1)
+install(FILES ${PROJECT_SOURCE_DIR}/docs/jobfs.1 ${PROJECT_SOURCE_DIR}/docs/jobfs-fs.1
+	DESTINATION share/man/man1)
 install(FILES ${JOBFS_HOST_DIR}/jobfs.bash DESTINATION share/bash-completion/completions
 	RENAME jobfs)
 # The documented example (README, docs/policy.md); the policy tests keep it valid.

@@ -20,6 +20,7 @@ expected_tree() { # PREFIX ETC
 	local p=$1 etc=$2
 	{
 		printf '%s\n' "$p/bin/jobfs" "$p/bin/jobfs-fs" "$p/share/man/man1/jobfs.1" \
+			"$p/share/man/man1/jobfs-fs.1" \
 			"$p/share/bash-completion/completions/jobfs" \
 			"$p/share/jobfs/policy.yaml.example" "$etc/jobfs/policy.yaml.example" \
 			"$p/lib/systemd/system/jobfs-gc.service" \
@@ -65,7 +66,7 @@ expect_same "$(files_under "$prefix")" "$(expected_tree "" etc)" "installed tree
 for f in bin/jobfs bin/jobfs-fs; do
 	check "$f is 0755" test "$(stat -c %a "$prefix/$f")" = 755
 done
-for f in share/man/man1/jobfs.1 share/bash-completion/completions/jobfs etc/jobfs/policy.yaml.example \
+for f in share/man/man1/jobfs.1 share/man/man1/jobfs-fs.1 share/bash-completion/completions/jobfs etc/jobfs/policy.yaml.example \
 	lib/systemd/system/jobfs-gc.service lib/systemd/system/jobfs-gc.timer; do
 	check "$f is 0644" test "$(stat -c %a "$prefix/$f")" = 644
 done
@@ -99,6 +100,19 @@ rc=0
 MANPATH=$prefix/share/man MANWIDTH=100 man jobfs 2>"$CT_DIR/err" >"$CT_DIR/out" </dev/null || rc=$?
 expect_rc 0 "man jobfs"
 expect_grep "$CT_DIR/out" "jobfs umount --job ID" "the page renders"
+rc=0
+MANPATH=$prefix/share/man MANWIDTH=100 man jobfs-fs 2>"$CT_DIR/err" >"$CT_DIR/out.fs" </dev/null || rc=$?
+expect_rc 0 "man jobfs-fs"
+# every -o option jobfs-fs --help lists is described in jobfs-fs(1)
+for opt in $("$prefix/bin/jobfs-fs" --help | python3 -c '
+import re, sys
+t = sys.stdin.read()
+seg = " ".join(t[t.index("jobfs options:") + 14:t.index("; anything else")].split())
+while "(" in seg:
+    seg = re.sub(r"\([^()]*\)", "", seg)
+print(" ".join(x.strip() for x in seg.split(",")))'); do
+	check "jobfs-fs(1) describes -o $opt" grep -qE "^ {7}$opt\$" "$CT_DIR/out.fs"
+done
 jmount inst1
 check "the installed jobfs mounted a view" is_mounted "$CT_DIR/mnt/inst1/ws"
 check "the view shows the lower" test "$(cat "$CT_DIR/mnt/inst1/ws/file")" = "lower file"

@@ -247,8 +247,8 @@ run_id=1007
 new_runner_files 7
 node_step main.js "INPUT_VIEWS=nosuch=X" "INPUT_FAIL-OPEN=false"
 expect_rc 1 "a view the job lacks"
-expect_grep "$CT_DIR/out" "input 'views': job " "names the input"
-expect_grep "$CT_DIR/out" "has no view 'nosuch' (it has: ws, tmp)" "names the view"
+expect_grep "$CT_DIR/out" "input 'views': the policy" "names the input"
+expect_grep "$CT_DIR/out" "the policy has no view 'nosuch' (it has: ws, tmp)" "names the view"
 job7=$(gh_file "$gh/output" job-id)
 CT_JOBS+=("$job7")
 node_step post.js
@@ -270,6 +270,32 @@ if "$JOBFS" --help | grep -q '^  policy get '; then
 	CT_JOBS+=("$job9")
 	node_step post.js
 	expect_rc 0 "post.js, job 9"
+
+	# a view the policy's selectors leave out of this job: a notice, the variable unset
+	cp "$CT_DIR/policy.yaml" "$CT_DIR/when.yaml"
+	cat >>"$CT_DIR/when.yaml" <<EOF
+  - name: release
+    lower: []
+    target: $CT_DIR/mnt/\${JOB_ID}/release
+    when: {ref: [refs/tags/*]}
+EOF
+	sed -i '/^gc:/,/keep_unmounted/d' "$CT_DIR/when.yaml"
+	CT_POLICIES+=("$CT_DIR/when.yaml")
+	run policy check "$CT_DIR/when.yaml"
+	expect_rc 0 "the policy with a selector is valid"
+	run_id=1011
+	new_runner_files 11
+	node_step main.js INPUT_POLICY="$CT_DIR/when.yaml" "INPUT_VIEWS=ws=JOBFS_WS,release=JOBFS_RELEASE" \
+		"INPUT_FAIL-OPEN=false"
+	expect_rc 0 "main.js with a view its selector leaves out"
+	job11=$(gh_file "$gh/output" job-id)
+	CT_JOBS+=("$job11")
+	expect_grep "$CT_DIR/out" "::notice title=jobfs::view 'release' is not mounted for job $job11; JOBFS_RELEASE not set" "a notice"
+	check "JOBFS_WS is set" test "$(gh_file "$gh/env" JOBFS_WS)" = "$CT_DIR/mnt/$job11/ws"
+	check "JOBFS_RELEASE is not" bash -c "! grep -q '^JOBFS_RELEASE' '$gh/env'"
+	check "release is not mounted" test ! -e "$CT_DIR/mnt/$job11/release"
+	node_step post.js
+	expect_rc 0 "post.js, job 11"
 fi
 
 step "post.js fail-closed when umount fails: ::error:: and exit 1"

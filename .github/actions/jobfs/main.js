@@ -82,6 +82,14 @@ function recoverStale(program, policy) {
 	}
 }
 
+// The names of every view of the policy, mounted for this job or not.
+function policyViews(program, policy) {
+	const r = lib.runJobfs(program, ['policy', 'show', '--json', ...lib.policyArgs(policy)]);
+	if (r.status !== 0)
+		throw new Error(`cannot read the policy: ${lib.reason(r)}`);
+	return (JSON.parse(r.stdout).views || []).map((v) => v.name);
+}
+
 // `jobfs mount` prints "NAME<TAB>TARGET" per view.
 function parseTargets(stdout) {
 	const targets = {};
@@ -125,11 +133,20 @@ function main() {
 			lib.setOutput(`target-${name}`, target);
 		}
 		lib.setOutput('targets', JSON.stringify(targets));
+		let known = null;
 		for (const {view, variable} of views) {
-			if (!(view in targets))
-				throw new Error(`input 'views': job ${job} has no view '${view}' (it has: ${
-					Object.keys(targets).join(', ') || 'none'})`);
-			lib.setEnv(variable, targets[view]);
+			if (view in targets) {
+				lib.setEnv(variable, targets[view]);
+				continue;
+			}
+			known = known || policyViews(program, policy);
+			// a view of the policy whose selectors ('when') leave this job out
+			if (known.includes(view)) {
+				lib.notice(`view '${view}' is not mounted for job ${job}; ${variable} not set`);
+				continue;
+			}
+			throw new Error(`input 'views': the policy has no view '${view}' (it has: ${
+				known.join(', ') || 'none'})`);
 		}
 		console.log(`jobfs: job ${job} mounted ${Object.keys(targets).length} view(s)`);
 	} catch (e) {

@@ -19,6 +19,7 @@
 #include "exit_codes.h"
 #include "gc.h"
 #include "json.h"
+#include "ns.h"
 #include "policy.h"
 #include "procs.h"
 #include "store.h"
@@ -119,6 +120,17 @@ static void remove_job(struct gc_run *run, const char *id, const char *reason)
  * the job as unmounted now. */
 static int detach_stale(struct gc_run *run, int job_fd, struct store_record *rec)
 {
+	struct ns_saved saved = NS_SAVED_INIT;
+	int r;
+
+	/* a private namespace that is gone (-ESRCH) took its views with it: nothing to detach */
+	r = ns_enter_job(rec, &saved);
+	if (r < 0 && r != -ESRCH) {
+		cli_error(run->verb, "cannot enter the mount namespace of job '%s': %s", rec->id,
+			  strerror(-r));
+		run->errors++;
+		return r;
+	}
 	for (size_t i = 0; i < rec->n_views; i++) {
 		const struct store_view *view = &rec->views[i];
 		struct procs_mount m;
@@ -126,17 +138,19 @@ static int detach_stale(struct gc_run *run, int job_fd, struct store_record *rec
 		if (procs_view_mount(rec->id, view->name, &m) < 0)
 			continue;
 		if (!run->dry_run) {
-			int r = gc_unmount(&m, true);
+			r = gc_unmount(&m, true);
 			if (r < 0 && r != -EINVAL) {
 				cli_error(run->verb,
 					  "cannot detach view '%s' of job '%s' at '%s': %s",
 					  view->name, rec->id, view->target, strerror(-r));
 				run->errors++;
+				ns_leave(&saved);
 				return r;
 			}
 		}
 		list_add(&run->detached, rec->id, view->target, view->name, 0);
 	}
+	ns_leave(&saved);
 	if (run->dry_run)
 		return 0;
 	if (procs_alive(rec->pid, rec->pid_start))

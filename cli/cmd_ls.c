@@ -119,6 +119,11 @@ static void print_json(const struct ls_row *rows, size_t n)
 			json_int(&w, row->rec->pid);
 		else
 			json_null(&w);
+		json_key(&w, "namespace");
+		if (row->rec)
+			json_string(&w, row->rec->private_ns ? "private" : "host");
+		else
+			json_null(&w);
 		json_key(&w, "upper_bytes");
 		json_uint(&w, row->bytes);
 		json_key(&w, "files");

@@ -1,5 +1,7 @@
 /* `jobfs mount --job ID`: creates the job's layers, starts its daemon, returns once every view is
- * live at its target, and records the job. Any failure rolls back what it created. */
+ * live at its target, and records the job. Any failure rolls back what it created. With
+ * --namespace private the daemon mounts the views in a mount namespace of its own (ns.c), which
+ * only `jobfs exec` enters: the host never sees them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +19,7 @@
 #include "daemon.h"
 #include "exit_codes.h"
 #include "gc.h"
+#include "ns.h"
 #include "policy.h"
 #include "procs.h"
 #include "store.h"
@@ -231,21 +234,19 @@ static void stop_daemon(pid_t pid)
 int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"job", required_argument, NULL, 'j'},
-		{"policy", required_argument, NULL, 'p'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{"job", required_argument, NULL, 'j'},	{"policy", required_argument, NULL, 'p'},
+		{"foreground", no_argument, NULL, 'f'}, {"namespace", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},	{0},
 	};
 	const char *job_id = NULL, *path = NULL;
-	struct made_dirs made = {0};
+	struct made_dirs made = {0}, kept = {0};
 	struct store_record *rec = NULL;
 	struct daemon_view *dviews = NULL;
 	struct policy *policy = NULL;
 	struct store *store = NULL;
 	char(*uppers)[PATH_MAX] = NULL, (*works)[PATH_MAX] = NULL;
 	char err[1400];
-	bool foreground = false, job_made = false;
+	bool foreground = false, job_made = false, private_ns = false;
 	int c, r, rc, job_fd = -1, lock_fd = -1, log_fd = -1;
 	pid_t pid = 0;
 
@@ -259,6 +260,17 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 			break;
 		case 'f':
 			foreground = true;
+			break;
+		case 'n':
+			if (strcmp(optarg, "private") == 0)
+				private_ns = true;
+			else if (strcmp(optarg, "host") == 0)
+				private_ns = false;
+			else
+				return cli_usage_error(verb,
+						       "invalid namespace '%s' (expected host or "
+						       "private)",
+						       optarg);
 			break;
 		case 'h':
 			return cli_verb_help(verb);
@@ -299,6 +311,8 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 			  strerror(-r));
 		goto out_rollback;
 	}
+	if (rec)
+		rec->private_ns = private_ns;
 	dviews = calloc(policy->n_views + 1, sizeof(*dviews));
 	uppers = calloc(policy->n_views + 1, sizeof(*uppers));
 	works = calloc(policy->n_views + 1, sizeof(*works));
@@ -321,7 +335,13 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 				  pv->target);
 			goto out_rollback;
 		}
-		r = make_target(pv->target, &made, &rec->views[i].target_created);
+		r = make_target(pv->target, private_ns ? &kept : &made,
+				&rec->views[i].target_created);
+		/* A private job's targets stay: other jobs may mount their own views at the same
+		 * canonical path in their namespaces, and removing a directory detaches every mount
+		 * on it in every namespace (the kernel does that since 3.18). */
+		if (private_ns)
+			rec->views[i].target_created = 0;
 		if (r < 0) {
 			cli_error(verb, "view '%s': cannot create target '%s': %s", pv->name,
 				  pv->target, strerror(-r));
@@ -365,6 +385,7 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 			.log_fd = log_fd,
 			.close_fds = close_fds,
 			.n_close_fds = sizeof(close_fds) / sizeof(close_fds[0]),
+			.private_ns = private_ns,
 		};
 
 		r = daemon_start(&spec, &pid, err, sizeof(err));
@@ -379,6 +400,8 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 	rec->pid = pid;
 	rec->state = STORE_MOUNTED;
 	r = procs_start_time(pid, &rec->pid_start);
+	if (r == 0 && private_ns)
+		r = ns_inode(pid, &rec->ns_ino);
 	if (r == 0)
 		r = store_record_write(job_fd, rec);
 	if (r < 0) {
@@ -419,6 +442,7 @@ out:
 	if (job_fd >= 0)
 		close(job_fd);
 	made_dirs_free(&made);
+	made_dirs_free(&kept);
 	free(dviews);
 	free(uppers);
 	free(works);

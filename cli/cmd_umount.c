@@ -1,7 +1,10 @@
 /* `jobfs umount --job ID`: unmounts every view of the job and waits for its daemon to exit. A busy
  * view names exactly the processes holding it; --kill ends exactly those (TERM, then KILL after the
  * timeout), and a lazy detach is the last resort. The layer stays unless --collect. --outcome
- * records how the job went (promote takes only successful jobs). */
+ * records how the job went (promote takes only successful jobs). A job mounted in a private
+ * namespace is unmounted from inside it (ns.c), where its holders are: through its daemon, or,
+ * once the daemon is gone, through a process the job left there; with neither, the namespace
+ * went and took the views with it, and only the record is left to update. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include "cli.h"
 #include "exit_codes.h"
 #include "gc.h"
+#include "ns.h"
 #include "policy.h"
 #include "procs.h"
 #include "store.h"
@@ -213,6 +217,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	struct store_record *rec;
 	struct policy *policy = NULL;
 	struct cli_job job = {.job_fd = -1, .lock_fd = -1};
+	struct ns_saved saved = NS_SAVED_INIT;
 	struct store *store;
 	bool kill_them = false, collect = false, busy = false;
 	long timeout = 10;
@@ -275,6 +280,14 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 		if (cli_job_set_outcome(verb, &job, outcome) != JOBFS_EXIT_OK)
 			goto out;
 	}
+	if (rec->state != STORE_UNMOUNTED) {
+		r = ns_enter_job(rec, &saved);
+		if (r < 0 && r != -ESRCH) {
+			cli_error(verb, "cannot enter the mount namespace of job '%s': %s", job_id,
+				  strerror(-r));
+			goto out;
+		}
+	}
 	if (rec->state != STORE_UNMOUNTED && !kill_them) {
 		/* a busy view leaves every view mounted: the job stays whole until its holders go
 		 */
@@ -302,6 +315,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 			goto out;
 		}
 		wait_daemon(verb, rec, timeout);
+		ns_leave(&saved);
 		rec->state = STORE_UNMOUNTED;
 		rec->unmounted = (int64_t)time(NULL);
 		r = store_record_write(job_fd, rec);
@@ -323,6 +337,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 	}
 	rc = JOBFS_EXIT_OK;
 out:
+	ns_leave(&saved);
 	cli_job_close(&job);
 	policy_free(policy);
 	return rc;

@@ -17,6 +17,7 @@
 
 #include "daemon.h"
 #include "fs.h"
+#include "ns.h"
 #include "procs.h"
 
 struct served_view {
@@ -248,6 +249,19 @@ int daemon_start(const struct daemon_spec *spec, pid_t *ret_pid, char *errbuf, s
 		close_range(4, ~0U, 0);
 		if (chdir("/") < 0)
 			_exit(1);
+		if (spec->private_ns) {
+			int r = ns_create_private();
+
+			if (r < 0) {
+				char msg[256];
+
+				snprintf(msg, sizeof(msg),
+					 "cannot create a private mount namespace: %s%s\n",
+					 strerror(-r), r == -EPERM ? " (it needs root)" : "");
+				report(3, msg);
+				_exit(1);
+			}
+		}
 		_exit(daemon_main(spec, 3));
 	}
 	close(pipefd[1]);

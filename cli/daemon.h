@@ -23,6 +23,7 @@ struct daemon_spec {
 	int log_fd;	      /* stdout and stderr of the daemon; -1: keep ours (--foreground) */
 	const int *close_fds; /* descriptors the daemon must not keep (locks, the store) */
 	size_t n_close_fds;
+	bool private_ns; /* mount the views in a new mount namespace the daemon holds (ns.c) */
 };
 
 /* Forks the daemon and waits until every view is mounted and served, or until it failed. On

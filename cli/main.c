@@ -1,5 +1,6 @@
 /* The jobfs program: the table of verbs, the one dispatcher, and the help made from the table. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,13 @@ static const struct cli_verb verbs[] = {
 	 "validate a policy: FILE, or the one jobfs would use"},
 	{"policy", "show", "[--job ID] [--json] [--policy FILE]", 0, 0, 0, cmd_policy_show,
 	 "print the policy in effect, for job ID if given"},
-	{"mount", NULL, "--job ID [--policy FILE] [--foreground]", 0, 0, 0, cmd_mount,
-	 "mount every view of the policy for job ID, served by one daemon"},
+	{"mount", NULL, "--job ID [--namespace host|private] [--policy FILE] [--foreground]", 0, 0,
+	 0, cmd_mount,
+	 "mount every view of the policy for job ID, served by one daemon (private: in a mount "
+	 "namespace of the job's own)"},
+	{"exec", NULL, "--job ID [--cwd DIR] [--policy FILE] [--] CMD [ARGS...]", 1, INT_MAX, 0,
+	 cmd_exec,
+	 "run CMD where job ID's views are (inside its namespace); exits with CMD's status"},
 	{"umount", NULL,
 	 "--job ID [--kill] [--timeout SECONDS] [--collect] [--outcome success|failure] "
 	 "[--policy FILE]",

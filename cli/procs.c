@@ -296,21 +296,6 @@ bool procs_alive(pid_t pid, uint64_t start_ticks)
 	return start_ticks == 0 || ticks == start_ticks;
 }
 
-int procs_mount_ns_other(pid_t pid)
-{
-	char path[64];
-	struct stat theirs, ours;
-
-	if (pid <= 0)
-		return -ENOENT;
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
-	if (stat(path, &theirs) < 0)
-		return -errno;
-	if (stat("/proc/self/ns/mnt", &ours) < 0)
-		return -errno;
-	return theirs.st_dev != ours.st_dev || theirs.st_ino != ours.st_ino;
-}
-
 void procs_cmdline_format(const char *raw, size_t len, char *buf, size_t size)
 {
 	size_t o = 0;

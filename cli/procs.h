@@ -44,10 +44,6 @@ int procs_stat_parse_start(const char *text, uint64_t *ret_ticks);
 int procs_start_time(pid_t pid, uint64_t *ret_ticks);
 /* True when pid exists, is not a zombie, and started at start_ticks (0: any). */
 bool procs_alive(pid_t pid, uint64_t start_ticks);
-/* 1 when pid lives in another mount namespace than this process (a runner's private mounts),
- * 0 in the same one, -errno when it cannot be told (-EACCES: another user's process, without
- * CAP_SYS_PTRACE; -ENOENT: no such process). */
-int procs_mount_ns_other(pid_t pid);
 
 /* The command line of pid, arguments joined by spaces, control characters as '?'. */
 void procs_cmdline(pid_t pid, char *buf, size_t size);

@@ -14,7 +14,8 @@
  *
  *   jobfs-record 1
  *   id=ID  state=mounting|mounted|unmounted  pid=N  pid_start=TICKS  created=UNIX
- *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT  [outcome=success|failure]
+ *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT  [namespace=private
+ *   [namespace_ino=N]]  [outcome=success|failure]
  *   then per view: view=NAME  target=PATH  target_created=N  lower=PATH (zero or more)
  *   (N: how many trailing components of the target jobfs created; umount removes them if empty)
  */
@@ -30,6 +31,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "ns.h"
 #include "procs.h"
 #include "store.h"
 
@@ -456,6 +458,23 @@ int store_record_parse(const char *text, size_t size, struct store_record **ret_
 		goto out_free;
 	if ((r = expect_key(&p, end, "policy_source", &rec->policy_source)) < 0)
 		goto out_free;
+	/* optional: only a job mounted in a private mount namespace has it */
+	if (p < end && (size_t)(end - p) >= 10 && memcmp(p, "namespace=", 10) == 0) {
+		free(value);
+		value = NULL;
+		if ((r = expect_key(&p, end, "namespace", &value)) < 0)
+			goto out_free;
+		r = -EINVAL;
+		if (strcmp(value, "private") != 0)
+			goto out_free;
+		rec->private_ns = true;
+		free(value);
+		value = NULL;
+		if ((size_t)(end - p) >= 14 && memcmp(p, "namespace_ino=", 14) == 0 &&
+		    ((r = expect_u64(&p, end, "namespace_ino", UINT64_MAX, &rec->ns_ino)) < 0 ||
+		     (r = rec->ns_ino ? 0 : -EINVAL) < 0))
+			goto out_free;
+	}
 	/* optional: records written before outcomes existed, or before anyone said */
 	if (p < end && strncmp(p, "outcome=", 8) == 0) {
 		free(value);
@@ -511,6 +530,10 @@ int store_record_format(const struct store_record *rec, FILE *out)
 		STORE_RECORD_VERSION, rec->id, store_state_name(rec->state), (int)rec->pid,
 		rec->pid_start, rec->created, rec->unmounted, rec->policy_digest,
 		rec->policy_source);
+	if (rec->private_ns)
+		fputs("namespace=private\n", out);
+	if (rec->private_ns && rec->ns_ino)
+		fprintf(out, "namespace_ino=%" PRIu64 "\n", rec->ns_ino);
 	if (rec->outcome != STORE_OUTCOME_UNKNOWN)
 		fprintf(out, "outcome=%s\n", store_outcome_name(rec->outcome));
 	for (size_t i = 0; i < rec->n_views; i++) {
@@ -652,23 +675,43 @@ void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
 	XXH64_freeState(state);
 }
 
+/* True unless pid is known to be in this process's mount namespace. */
+static bool daemon_elsewhere(pid_t pid)
+{
+	uint64_t theirs, ours;
+
+	if (ns_inode(pid, &theirs) < 0 || ns_inode(getpid(), &ours) < 0)
+		return true;
+	return theirs != ours;
+}
+
 enum store_state store_live_state(const struct store_record *record)
 {
 	if (record->state == STORE_UNMOUNTED)
 		return STORE_UNMOUNTED;
 	if (record->state == STORE_MOUNTING)
 		return STORE_STALE; /* the lock is free, so the mount that wrote it is gone */
+	struct ns_saved saved = NS_SAVED_INIT;
+	enum store_state state = STORE_MOUNTED;
+	int r;
+
 	if (!procs_alive(record->pid, record->pid_start))
 		return STORE_STALE;
-	/* A live daemon in another mount namespace (a runner's private mounts) serves views this
-	 * process cannot see: they are not stale, and gc must not stop that daemon. One whose
-	 * namespace cannot be read is given the same benefit of the doubt. */
-	if (procs_mount_ns_other(record->pid) != 0)
+	/* a private namespace's views are only seen from inside it */
+	r = ns_enter_job(record, &saved);
+	if (r < 0)
+		return STORE_STALE;
+	/* A live daemon in another mount namespace that is not the job's own (a runner's private
+	 * mounts, systemd's PrivateMounts=) serves views this process cannot see: they are not
+	 * stale, and gc must not stop that daemon. One whose namespace cannot be read is given the
+	 * same benefit of the doubt. */
+	if (r == 0 && daemon_elsewhere(record->pid))
 		return STORE_MOUNTED;
-	for (size_t i = 0; i < record->n_views; i++)
+	for (size_t i = 0; i < record->n_views && state == STORE_MOUNTED; i++)
 		if (!procs_view_mount_connected(record->id, record->views[i].name))
-			return STORE_STALE;
-	return STORE_MOUNTED;
+			state = STORE_STALE;
+	ns_leave(&saved);
+	return state;
 }
 
 /* --- sizes --------------------------------------------------------------------------------- */

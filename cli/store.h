@@ -49,6 +49,12 @@ struct store_record {
 	char *policy_digest; /* 16 hex digits: XXH64 of the expanded policy */
 	char *policy_source;
 	enum store_outcome outcome; /* an "outcome=" line, written only once known */
+	/* mount --namespace private: the views live in a mount namespace of their own, held by
+	 * the daemon (pid, pid_start), and are reached by entering it (ns.c) */
+	bool private_ns;
+	/* its inode (of /proc/PID/ns/mnt), once the daemon made it; 0 unknown. When the daemon is
+	 * gone, a process it left inside still holds the namespace: found by this inode */
+	uint64_t ns_ino;
 	struct store_view *views;
 	size_t n_views;
 };

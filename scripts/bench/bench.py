@@ -48,15 +48,34 @@ CELLS = [
     ("randw_cold", "random 4 KiB writes into a lower file, cold", "s"),
     ("jobs4", "four jobs at once (mount, pnpm install of a 75-package project, unmount + gc)",
      "s"),
-]
+    ("promote", "jobfs promote of a job's pnpm install of new packages (pnpm-store view), cold",
+     "s"),
+    ("promote_cp", "the same job's layer copied with cp -a, then synced: no comparison, no index "
+     "merge, cold", "s"),
+] + [(f"depth{n}_{t}", f"find with sizes over a store of {n} generation{'s' if n > 1 else ''}, "
+      f"{t}", "s") for t in ("cold", "warm") for n in data.DEPTHS]
 # Measured, not timed.
 FIGURES = [
     ("upper_pnpm", "bytes pnpm install (cold) added to the job's layer", "bytes"),
     ("rss_peak", "daemon peak RSS", "bytes"),
     ("rss_inode", "daemon RSS per cached inode, after a cold stat storm of the whole view", "B"),
     ("rss_forget", "daemon RSS after the kernel forgot its inodes, as a share of the storm's", "%"),
+    ("promote_rows", "rows that promote merged into the store's index.db (package_index and "
+     "package_index_alias)", "count"),
+    ("promote_files", "content files that promote added to the new generation", "count"),
+    ("promote_bytes", "bytes of the new generation (added files and the merged index.db)",
+     "bytes"),
 ]
 QUICK_SKIP = {"mount_10x"}
+PROMOTE_CELLS = {"promote", "promote_cp", "promote_rows", "promote_files", "promote_bytes"}
+DEPTH_CELLS = {f"depth{n}_{t}" for t in ("cold", "warm") for n in data.DEPTHS}
+MAIN_CELLS = {k for k, _, _ in CELLS + FIGURES} - PROMOTE_CELLS - DEPTH_CELLS
+# --only takes these names for their groups of cells.
+GROUPS = {"promotion": [k for k, _, _ in CELLS + FIGURES if k in PROMOTE_CELLS],
+          "depth": [k for k, _, _ in CELLS + FIGURES if k in DEPTH_CELLS]}
+# Cells shown with their ratio to another cell of the same contender and run.
+REFS = {"promote": "promote_cp",
+        **{f"depth{n}_{t}": f"depth1_{t}" for t in ("cold", "warm") for n in data.DEPTHS[1:]}}
 
 
 def log(msg):
@@ -139,6 +158,19 @@ class Bench:
         self.add(c, cell, time.perf_counter() - t0)
         return r
 
+    def invalidate(self, c, cell, err):
+        """The last sample of cell was timed, but what it did turned out wrong: a failure."""
+        samples = self.samples.get(c.name, {}).get(cell)
+        if samples:
+            samples.pop()
+        self.fail(c, cell, err)
+
+    def measures(self, c):
+        """Whether contender c has a wanted cell to measure."""
+        wanted = set(self.wanted)
+        return bool(wanted & MAIN_CELLS or (c.can_promote and wanted & PROMOTE_CELLS)
+                    or (c.can_stack and wanted & DEPTH_CELLS))
+
     def step(self, c, cell, fn, view, cold=False):
         if not self.want(cell):
             return
@@ -148,6 +180,15 @@ class Bench:
             pass
 
     def one_run(self, c):
+        wanted = set(self.wanted)
+        if wanted & MAIN_CELLS:
+            self.main_cells(c)
+        if c.can_promote and wanted & PROMOTE_CELLS:
+            self.promote_cells(c)
+        if c.can_stack and wanted & DEPTH_CELLS:
+            self.depth_cells(c)
+
+    def main_cells(self, c):
         base = os.path.join(self.set_dir, "base")
         # View 1: everything cold first, then its warm repeat.
         c.prepare(0, base)
@@ -205,6 +246,113 @@ class Bench:
         if self.want("jobs4"):
             self.four_jobs(c, base)
 
+    def promote_cells(self, c):
+        """A job mounts a pnpm-store view over the set's store, adds the packages of
+        project-promote, is marked ok and unmounted; its layer is copied (promote_cp), then
+        promoted (promote). A job mounted after the promote installs those packages offline from
+        the new generation: if that fails, so does the promote cell."""
+        store = os.path.join(self.set_dir, "base", "store")
+        errors = (wl.WorkloadError, contenders.ContenderError, OSError)
+        contenders.remove_tree(c.promote_state_dir())
+        try:
+            try:
+                view = c.mount_promote("promote", store)
+                try:
+                    wl.add_packages(self, view)
+                    c.mark_ok("promote")
+                finally:
+                    c.unmount("promote", collect=False)
+            except errors as e:
+                for cell in ("promote", "promote_cp"):
+                    if self.want(cell):
+                        self.fail(c, cell, f"the job: {e}")
+                return
+            layer = c.promote_layer("promote")
+            if self.want("promote_cp"):
+                copy = os.path.join(self.work, "promote-cp")
+                contenders.remove_tree(copy)
+                try:
+                    self.timed(c, "promote_cp", copy_synced, layer, copy, cold=True)
+                except errors:
+                    pass
+                contenders.remove_tree(copy)
+            try:
+                report = self.timed(c, "promote", c.promote, "promote", cold=True)
+            except errors:
+                return
+            try:
+                totals, index = promote_summary(report)
+            except contenders.ContenderError as e:
+                self.invalidate(c, "promote", e)
+                return
+            bad = []
+            if totals.get("conflict", {}).get("count"):
+                bad.append(f"{totals['conflict']['count']} conflicts")
+            if not totals.get("added", {}).get("count"):
+                bad.append("nothing added")
+            if not index.get("rows", {}).get("added"):
+                bad.append("no index rows merged")
+            if bad:
+                self.invalidate(c, "promote", "jobfs promote: " + ", ".join(bad))
+                return
+            if self.want("promote_rows"):
+                self.add(c, "promote_rows", index["rows"]["added"])
+            if self.want("promote_files"):
+                self.add(c, "promote_files", totals["added"]["count"])
+            if self.want("promote_bytes"):
+                self.add(c, "promote_bytes", totals["added"]["bytes"] +
+                         totals.get("merged", {}).get("bytes", 0))
+            try:
+                view = c.mount_promote("check", store)
+                try:
+                    wl.pnpm_install_promoted(self, view)
+                finally:
+                    c.unmount("check")
+            except errors as e:
+                self.invalidate(c, "promote", f"the next job's offline install failed: {e}")
+        finally:
+            contenders.remove_tree(c.promote_state_dir())
+
+    def depth_cells(self, c):
+        """find with sizes, cold then warm, over a view of the set's store split into 1, 8 and 32
+        layers; each listing must name what the store holds, with the same file sizes."""
+        errors = (wl.WorkloadError, contenders.ContenderError, OSError)
+        listing = os.path.join(self.work, f"listing-{c.name}")
+        for depth in data.DEPTHS:
+            cells = [k for k in (f"depth{depth}_cold", f"depth{depth}_warm") if self.want(k)]
+            if not cells:
+                continue
+            c.prepare(0, data.depth_layers(self.depth_dir, depth)[-1])
+            drop_caches()
+            try:
+                view = c.mount_depth(0, self.depth_dir, depth)
+            except errors as e:
+                for k in cells:
+                    self.fail(c, k, e)
+                continue
+            try:
+                if not self.want(f"depth{depth}_cold"):
+                    try:
+                        wl.find_listing(self, view, listing)  # warm means after the cold find
+                    except errors as e:
+                        for k in cells:
+                            self.fail(c, k, e)
+                        continue
+                for k in cells:
+                    try:
+                        self.timed(c, k, wl.find_listing, self, view, listing,
+                                   cold=k.endswith("_cold"))
+                    except errors:
+                        continue
+                    diff = wl.listing_differs(listing, self.depth_want)
+                    if diff:
+                        self.invalidate(c, k, f"the view lists other entries than the store: "
+                                        f"{diff}")
+            finally:
+                if os.path.exists(listing):
+                    os.unlink(listing)
+                c.unmount(0)
+
     def memory_after_storm(self, c, pid, rss_mounted, rss_storm):
         """What the daemon holds per inode the kernel caches, and what it gives back once the
         kernel forgets them (dropping the kernel's caches sends the forgets)."""
@@ -259,11 +407,24 @@ class Bench:
         args = self.args
         self.set_dir = data.ensure(self.data, "quick" if args.quick else "full", HERE)
         self.small_tar = os.path.join(self.set_dir, "small.tar")
-        self.entries = data.describe(self.set_dir)["view_entries"]
+        described = data.describe(self.set_dir)
+        self.entries = described["view_entries"]
         os.makedirs(self.work, exist_ok=True)
         chosen = [cls(self) for cls in contenders.ALL
                   if (not args.contenders or cls.name in args.contenders)
                   and (cls is not contenders.JobfsBaseline or args.baseline_jobfs)]
+        chosen = [c for c in chosen if self.measures(c)]
+        if any(c.can_promote for c in chosen) and set(self.wanted) & PROMOTE_CELLS:
+            self.promote_dir = data.ensure_promote(self.data, self.set_dir, HERE)
+            described["promote"] = data.describe_promote(self.promote_dir)
+        if any(c.can_stack for c in chosen) and set(self.wanted) & DEPTH_CELLS:
+            self.depth_dir = data.ensure_depth(self.set_dir)
+            listing = os.path.join(self.work, "listing-store")
+            wl.find_listing(self, os.path.join(self.depth_dir, "lower1"), listing)
+            self.depth_want = set(wl.listing_lines(listing))
+            os.unlink(listing)
+            described["depth"] = dict(depths=list(data.DEPTHS), shares=data.DEPTH_SHARES,
+                                      entries=len(self.depth_want))
         active = []
         skipped = {}
         for c in chosen:
@@ -289,11 +450,11 @@ class Bench:
             runs=args.runs,
             machine=machine(self.data),
             versions=versions(self),
-            data=data.describe(self.set_dir),
+            data=described,
             workloads=dict(random_writes=wl.RANDOM_WRITES,
                            **{k: v for k, v in data.SETS["quick" if args.quick else "full"].items()
                               if k != "project"}),
-            cells=[dict(key=k, label=lbl, unit=u) for k, lbl, u in CELLS + FIGURES
+            cells=[dict(key=k, label=lbl, unit=u, ref=REFS.get(k)) for k, lbl, u in CELLS + FIGURES
                    if self.want(k)],
             contenders=[dict(key=c.name, label=c.label, has_mount=c.has_mount) for c in active],
             skipped=skipped,
@@ -313,6 +474,23 @@ class Bench:
             report.publish(out, os.path.dirname(os.path.dirname(HERE)))
         bad = [k for k, v in self.base_check.items() if v != "unchanged"]
         return 1 if bad else 0
+
+
+def copy_synced(src, dst):
+    """cp -a of a job's layer, then a sync of the filesystem, as promote syncs its generation."""
+    contenders.run(["cp", "-a", src, dst])
+    contenders.run(["sync", "-f", dst])
+
+
+def promote_summary(report):
+    """The totals by action of the one view of a `jobfs promote --json` report, and its item for
+    the store's index."""
+    try:
+        view = report["views"][0]
+        index = next((i for i in view.get("items", []) if i.get("path") == "v11/index.db"), {})
+        return dict(view["totals"]), index
+    except (KeyError, IndexError, TypeError, AttributeError) as e:
+        raise contenders.ContenderError(f"jobfs promote --json: unexpected report ({e!r})")
 
 
 def cleanup_on_signal(active):
@@ -384,7 +562,8 @@ def parse_args(argv):
                         ",".join(c.name for c in contenders.ALL))
     p.add_argument("--only", type=lambda s: s.split(","),
                    help="comma-separated subset of cells: " +
-                        ",".join(k for k, _, _ in CELLS + FIGURES))
+                        ",".join(k for k, _, _ in CELLS + FIGURES) + "; or " +
+                        " and ".join(GROUPS) + " for all the cells of that group")
     p.add_argument("-v", "--verbose", action="store_true", help="print every sample as it comes")
     p.add_argument("--baseline-jobfs", metavar="BIN",
                    help="another jobfs binary to measure beside this one (e.g. the previous "
@@ -402,6 +581,8 @@ def parse_args(argv):
         if n not in names:
             p.error(f"--contenders: unknown contender '{n}'")
     keys = {k for k, _, _ in CELLS + FIGURES}
+    if a.only:
+        a.only = [k for n in a.only for k in GROUPS.get(n, [n])]
     for n in a.only or []:
         if n not in keys:
             p.error(f"--only: unknown cell '{n}'")

@@ -3,6 +3,8 @@
 Every contender has the same shape: prepare() does untimed set-up, mount() returns the view's root
 (the benchmark times it), unmount() takes the view down and removes what the job wrote (timed as
 "unmount + gc"), and upper()/daemon_pid() let the benchmark weigh the job's writes and the daemon.
+Overlays also mount a stack of layers (mount_depth(), for lookup cost against stack depth); jobfs
+alone promotes (mount_promote(), mark_ok(), promote()).
 """
 
 import json
@@ -10,6 +12,8 @@ import os
 import shutil
 import subprocess
 import time
+
+import data
 
 
 class ContenderError(Exception):
@@ -47,6 +51,8 @@ class Contender:
     name = ""          # short key, used in file names and --contenders
     label = ""         # column heading
     has_mount = True   # False: mount/unmount are not part of what it costs (the plain directory)
+    can_stack = False  # mounts several lower layers (mount_depth)
+    can_promote = False
 
     def __init__(self, bench):
         self.bench = bench
@@ -64,6 +70,13 @@ class Contender:
         os.makedirs(d)
 
     def mount(self, slot, base):
+        raise NotImplementedError
+
+    def mount_depth(self, slot, depth_dir, depth):
+        """A view of the stack of depth layers in depth_dir (data.depth_layers: top first)."""
+        return self.mount_layers(slot, data.depth_layers(depth_dir, depth))
+
+    def mount_layers(self, slot, layers):
         raise NotImplementedError
 
     def unmount(self, slot):
@@ -127,7 +140,7 @@ class CopyAll(Contender):
 
 
 class KernelOverlay(Contender):
-    name, label = "overlay", "kernel overlayfs"
+    name, label, can_stack = "overlay", "kernel overlayfs", True
 
     def available(self):
         with open("/proc/filesystems") as f:
@@ -137,12 +150,15 @@ class KernelOverlay(Contender):
             return None if "overlay" in f.read() else "the kernel has no overlay filesystem"
 
     def mount(self, slot, base):
+        return self.mount_layers(slot, [base])
+
+    def mount_layers(self, slot, layers):
         d = self.slot_dir(slot)
         for sub in ("upper", "work", "mnt"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         mnt = os.path.join(d, "mnt")
         run(["mount", "-t", "overlay", "overlay", "-o",
-             f"lowerdir={base},upperdir={d}/upper,workdir={d}/work", mnt])
+             f"lowerdir={':'.join(layers)},upperdir={d}/upper,workdir={d}/work", mnt])
         return mnt
 
     def unmount(self, slot):
@@ -158,21 +174,25 @@ class KernelOverlay(Contender):
 
 class FuseDaemon(Contender):
     """A FUSE overlay started in the foreground by us, so we know its PID and can wait for it."""
+    can_stack = True
 
     def __init__(self, bench):
         super().__init__(bench)
         self.procs = {}
 
-    def command(self, base, upper, work, mnt):
+    def command(self, layers, upper, work, mnt):
         raise NotImplementedError
 
     def mount(self, slot, base):
+        return self.mount_layers(slot, [base])
+
+    def mount_layers(self, slot, layers):
         d = self.slot_dir(slot)
         for sub in ("upper", "work", "mnt"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         mnt = os.path.join(d, "mnt")
         log = open(os.path.join(d, "daemon.log"), "w")
-        p = subprocess.Popen(self.command(base, f"{d}/upper", f"{d}/work", mnt),
+        p = subprocess.Popen(self.command(layers, f"{d}/upper", f"{d}/work", mnt),
                              stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.procs[str(slot)] = p
@@ -222,9 +242,9 @@ class FuseOverlayfs(FuseDaemon):
     def available(self):
         return None if shutil.which("fuse-overlayfs") else "fuse-overlayfs is not installed"
 
-    def command(self, base, upper, work, mnt):
-        return ["fuse-overlayfs", "-f", "-o", f"lowerdir={base},upperdir={upper},workdir={work}",
-                mnt]
+    def command(self, layers, upper, work, mnt):
+        return ["fuse-overlayfs", "-f", "-o",
+                f"lowerdir={':'.join(layers)},upperdir={upper},workdir={work}", mnt]
 
 
 class UnionfsFuse(FuseDaemon):
@@ -233,13 +253,14 @@ class UnionfsFuse(FuseDaemon):
     def available(self):
         return None if shutil.which("unionfs") else "unionfs-fuse is not installed"
 
-    def command(self, base, upper, work, mnt):
-        return ["unionfs", "-f", "-o", "cow,use_ino", f"{upper}=RW:{base}=RO", mnt]
+    def command(self, layers, upper, work, mnt):
+        branches = ":".join([f"{upper}=RW"] + [f"{x}=RO" for x in layers])
+        return ["unionfs", "-f", "-o", "cow,use_ino", branches, mnt]
 
 
 class Jobfs(Contender):
     """jobfs through its CLI, as a runner's hook uses it: `jobfs mount` / `jobfs umount --collect`."""
-    name, label = "jobfs", "jobfs"
+    name, label, can_stack, can_promote = "jobfs", "jobfs", True, True
 
     def __init__(self, bench):
         super().__init__(bench)
@@ -252,38 +273,75 @@ class Jobfs(Contender):
     def state_dir(self):
         return os.path.join(self.jobs_dir, "state")
 
+    def promote_state_dir(self):
+        """The promote cells' own state: their generations must not sit under the main view."""
+        return os.path.join(self.jobs_dir, "promote-state")
+
     def job_id(self, slot):
         return f"bench-{slot}"
 
-    def policy_for(self, base):
-        if base not in self.policies:
+    def policy_for(self, base, state=None, view="base", promote=None):
+        """A policy with one view over base (the main cells' unless told otherwise)."""
+        key = (base, state, view, promote)
+        if key not in self.policies:
             path = os.path.join(self.jobs_dir, f"policy-{len(self.policies)}.yaml")
             os.makedirs(self.jobs_dir, exist_ok=True)
             with open(path, "w") as f:
                 f.write("version: 1\n"
-                        f"state_dir: {self.state_dir()}\n"
+                        f"state_dir: {state or self.state_dir()}\n"
                         "views:\n"
-                        "  - name: base\n"
+                        f"  - name: {view}\n"
                         f"    lower: [{base}]\n"
-                        f"    target: {self.jobs_dir}/mnt/${{JOB_ID}}\n")
-            self.policies[base] = path
-        return self.policies[base]
+                        f"    target: {self.jobs_dir}/mnt/${{JOB_ID}}\n" +
+                        (f"    promote: {promote}\n" if promote else ""))
+            self.policies[key] = path
+        return self.policies[key]
 
     def prepare(self, slot, base):
         self.policy_for(base)
 
-    def mount(self, slot, base):
-        self.current_policy = self.policy_for(base)
-        run([self.binary, "mount", "--job", self.job_id(slot), "--policy",
-             self.current_policy])
+    def mount_with(self, slot, policy):
+        self.current_policy = policy
+        run([self.binary, "mount", "--job", self.job_id(slot), "--policy", policy])
         return os.path.join(self.jobs_dir, "mnt", self.job_id(slot))
 
-    def unmount(self, slot):
+    def mount(self, slot, base):
+        return self.mount_with(slot, self.policy_for(base))
+
+    def mount_depth(self, slot, depth_dir, depth):
+        """The view dN of the depth data's state dir: its stack of N-1 generations over lowerN."""
+        return self.mount_with(slot, self.policy_for(os.path.join(depth_dir, f"lower{depth}"),
+                                                     os.path.join(depth_dir, "state"),
+                                                     f"d{depth}"))
+
+    def mount_promote(self, slot, store):
+        """A pnpm-store view over store, in the promote cells' state dir."""
+        return self.mount_with(slot, self.policy_for(store, self.promote_state_dir(), "store",
+                                                     "pnpm-store"))
+
+    def promote_layer(self, slot):
+        return os.path.join(self.promote_state_dir(), "jobs", self.job_id(slot), "views",
+                            "store", "upper")
+
+    def mark_ok(self, slot):
+        run([self.binary, "mark-ok", "--job", self.job_id(slot), "--policy",
+             self.current_policy])
+
+    def promote(self, slot):
+        """`jobfs promote --json` of an unmounted job of mount_promote(): its report."""
+        out = run([self.binary, "promote", "--job", self.job_id(slot), "--json", "--policy",
+                   self.current_policy])
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise ContenderError(f"jobfs promote --json printed no JSON: {e}")
+
+    def unmount(self, slot, collect=True):
         policy = getattr(self, "current_policy", None)
         if policy is None:
             return
-        run([self.binary, "umount", "--job", self.job_id(slot), "--collect", "--policy",
-             policy])
+        run([self.binary, "umount", "--job", self.job_id(slot), "--policy", policy] +
+            (["--collect"] if collect else []))
 
     def upper(self, slot):
         return os.path.join(self.state_dir(), "jobs", self.job_id(slot), "views", "base", "upper")
@@ -310,6 +368,7 @@ class Jobfs(Contender):
                                 "--collect", "--policy", policy],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         remove_tree(self.jobs_dir)
+        self.policies = {}  # their files went with jobs_dir
 
 
 class JobfsBaseline(Jobfs):

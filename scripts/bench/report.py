@@ -14,6 +14,9 @@ SHORT = {
     "pnpm_cold": "pnpm cold", "pnpm_second": "pnpm 2nd project", "extract": "extract",
     "delete": "delete", "append_cold": "append cold", "append_warm": "append warm",
     "randw_cold": "4K writes cold", "randw_warm": "4K writes warm", "jobs4": "4 jobs",
+    "promote": "promote", "promote_cp": "cp -a of the layer",
+    **{f"depth{n}_{t}": f"{n} gen{'s' if n > 1 else ''} {t}" for n in (1, 8, 32)
+       for t in ("cold", "warm")},
 }
 README_BEGIN = "<!-- bench:begin -->"
 README_END = "<!-- bench:end -->"
@@ -31,6 +34,8 @@ def medians(result):
 
 
 def fmt_value(v, unit):
+    if unit == "count":
+        return f"{v:.0f}"
     if unit == "B":
         return f"{v:.0f} B"
     if unit == "%":
@@ -72,7 +77,14 @@ def table(result):
             if v is None:
                 row.append("failed")
                 continue
-            text = f"{fmt_value(v, unit)}<br>{fmt_ratio(v, kern)} · {fmt_ratio(v, fuse)}"
+            text = fmt_value(v, unit)
+            if kern or fuse:
+                text += f"<br>{fmt_ratio(v, kern)} · {fmt_ratio(v, fuse)}"
+            ref = cell.get("ref")
+            if ref:
+                ref_v = median_of(result["samples"].get(c["key"], {}).get(ref))
+                if ref_v:
+                    text += f"<br>{fmt_ratio(v, ref_v)} {SHORT.get(ref, ref)}"
             if failed:
                 text += f"<br>({failed} of {len(samples)} failed)"
             row.append(text)
@@ -100,9 +112,24 @@ def header(result):
         f"a 10x base of {d['base10x_entries']} entries for mount latency.",
         "",
         "Each cell: the median, then its ratio to kernel overlayfs · to fuse-overlayfs measured in "
-        "the same run (lower is faster). Versions: " +
+        "the same run (lower is faster); the promote and stack-depth rows also give their ratio "
+        "to the row named after it, for the same contender. Versions: " +
         ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".",
     ]
+    if "promote" in d:
+        p = d["promote"]
+        out += ["", f"Promotion: a job mounts a pnpm-store view of that store and adds what "
+                f"`pnpm install` of `scripts/bench/project-promote` ({p['lockfile_packages']} "
+                f"packages, {p['new_packages']} of them new to the store) wrote to a copy of it: "
+                f"{p['files']} new files and the grown "
+                f"index.db, {p['bytes'] / (1 << 20):.1f} MiB; `jobfs promote` of that job, "
+                "then a job that installs the same packages offline from the new generation."]
+    if "depth" in d:
+        s = d["depth"]
+        out += ["", f"Stack depth: the store ({s['entries']} entries) split into "
+                f"{', '.join(map(str, s['depths']))} layers, each generation holding "
+                f"1/{s['shares']} of the content files and the index, the bottom layer the rest; "
+                "the same layers for every contender."]
     checks = result["base_check"]
     if checks:
         bad = {k: val for k, val in checks.items() if val != "unchanged"}

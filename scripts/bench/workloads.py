@@ -124,3 +124,50 @@ def job(bench, view):
     """The work of one job in the concurrency workload: an offline install of a smaller project
     (seed-jobs) from the same store, so that four at once fit the time of the full run."""
     pnpm_install(bench, view, "seed-jobs")
+
+
+def add_packages(bench, view):
+    """The promote cells' job: what `pnpm install` of scripts/bench/project-promote writes into
+    the store (its new content files and the grown index.db), replayed from the data set into the
+    store's view, offline."""
+    check(["cp", "-a", os.path.join(bench.promote_dir, "delta") + "/.", view])
+
+
+def pnpm_install_promoted(bench, view):
+    """After a promote: an offline install of project-promote from a store view that mounts the
+    new generation. pnpm fails if the promoted index names files the store lacks."""
+    work = os.path.join(bench.work, "promote-check")
+    check(["rm", "-rf", work])
+    os.makedirs(work)
+    project, home = os.path.join(work, "project"), os.path.join(work, "home")
+    check(["cp", "-a", os.path.join(bench.promote_dir, "seed"), project])
+    # pnpm's metadata cache from the online install: --offline resolves from it
+    check(["cp", "-a", os.path.join(bench.promote_dir, "home"), home])
+    check([bench.pnpm, "install", "--offline", "--frozen-lockfile", "--store-dir", view,
+           "--reporter=silent"], cwd=project, env=pnpm_env(home))
+    installed = os.listdir(os.path.join(project, "node_modules", ".pnpm"))
+    check(["rm", "-rf", work])
+    if not any(x.startswith("mocha@") for x in installed):
+        raise WorkloadError("pnpm install from the promoted store installed no mocha")
+
+
+def find_listing(bench, view, out):
+    """find with sizes, as find_stat, its listing kept in out (type, size, path in the view)."""
+    shell(f'find "{view}" -printf "%y %s %P\\n" > "{out}"')
+
+
+def listing_differs(path, want):
+    """None if the listing in path names the entries of want (a set of lines as find_listing
+    writes them), with the same types and file sizes; else the first difference. A directory's
+    size is left out: it depends on how the entries are spread over the layers."""
+    have = set(listing_lines(path))
+    for line in sorted(have ^ want):
+        return f"{'extra' if line in have else 'missing'}: {line}"
+    return None
+
+
+def listing_lines(path):
+    with open(path, errors="surrogateescape") as f:
+        for line in f:
+            kind, size, rel = line.rstrip("\n").split(" ", 2)
+            yield f"{kind} {'-' if kind == 'd' else size} {rel}"

@@ -37,7 +37,7 @@ TOP = {"policy.yaml", "other.yaml", "bad.yaml", "lower", "mnt", "mnt2", "cwd", "
        "state2", "out", "err", "umount.out", "umount.err"}
 # where jobfs's defaults point, and the root; /tmp and /run are shared with other tests
 OUTSIDE = ["/", "/var/lib/jobfs", "/run/jobfs", "/etc/jobfs"]
-EXIT_CODES = range(0, 7)  # cli/exit_codes.h, docs/jobfs.1 EXIT STATUS
+EXIT_CODES = set(range(0, 7)) | {10}  # cli/exit_codes.h, docs/jobfs.1 EXIT STATUS (10: exec)
 ENV = dict(os.environ, JOBFS_POLICY=POLICY, LC_ALL="C")
 ENV.pop("POSIXLY_CORRECT", None)
 
@@ -111,8 +111,12 @@ VERBS = {
     "mark-ok": ({"--job": ("j", "id"), "--policy": ("p", "policy")}, (0, 0)),
     "promote": ({"--job": ("j", "id"), "--view": ("v", "viewname"), "--dry-run": ("n", None),
                  "--json": (None, None), "--policy": ("p", "policy")}, (0, 0)),
+    # structured only, its CMD always `true`: chaos would run whatever word came next
+    "exec": ({"--job": ("j", "id"), "--cwd": (None, "cwd"), "--policy": ("p", "policy")},
+             (1, 1 << 30)),
 }
-NEEDS_JOB = ("mount", "umount", "mark-ok", "promote")
+NEEDS_JOB = ("mount", "umount", "mark-ok", "promote", "exec")
+CHAOS_VERBS = [v for v in VERBS if v != "exec"]
 
 
 def value(kind):
@@ -138,6 +142,9 @@ def value(kind):
             return rng.choice(VIEWS_OK), True
         v = mutate(rng.choice(VIEWS_OK))
         return v, id_valid(v) and len(v) <= 64
+    if kind == "cwd":  # not looked at before the job is; only an empty one is refused
+        v = rng.choice([b"/", CWD.encode(), b"rel/dir"]) if good else rng.choice(HOSTILE)
+        return v, v != b""
     if kind == "view":
         return (rng.choice(VIEWS_OK), True) if good else (rng.choice(HOSTILE + [b"nope"]), True)
     raise ValueError(kind)
@@ -192,6 +199,9 @@ def structured():
         v, ok = value("policy")
         positional.append(v)
         policy = (v, ok)
+    elif verb == "exec":
+        # CMD's own arguments, hostile or not, are CMD's
+        positional += [b"true"] + [rng.choice(HOSTILE) for _ in range(rng.randint(0, 3))]
     argv = [w.encode() for w in verb.split()]
     for g in groups:
         argv += g
@@ -208,7 +218,7 @@ def structured():
 
 
 def chaos():
-    words = [w.encode() for v in VERBS for w in v.split()] + [b"bogus", b"policy", b""]
+    words = [w.encode() for v in CHAOS_VERBS for w in v.split()] + [b"bogus", b"policy", b""]
     opts = []
     for options, _ in VERBS.values():
         for name, (short, kind) in options.items():
@@ -222,7 +232,7 @@ def chaos():
               + [valid_id() for _ in range(3)])
     argv = []
     if rng.random() < 0.85:
-        verb = rng.choice(list(VERBS))
+        verb = rng.choice(CHAOS_VERBS)
         argv += [w.encode() for w in verb.split()]
         if verb.startswith("policy") and rng.random() < 0.2:
             argv = argv[:1]
@@ -392,8 +402,9 @@ def judge(argv, rc, out, err, expect):
             fail(argv, f"policy error does not name {path[:40]!r}: {lines[0][:300]!r}")
         return
     # promote: 3 no such job (or view), 5 still mounted, 9 not marked successful
+    # exec: 3 no such job, 10 not mounted (nothing stays mounted between vectors)
     allowed = {"mount": {0, 5}, "umount": {0, 3}, "inspect": {0, 3}, "mark-ok": {0, 3},
-               "promote": {0, 3, 5, 9}}.get(verb, {0})
+               "promote": {0, 3, 5, 9}, "exec": {3, 10}}.get(verb, {0})
     if rc not in allowed:
         fail(argv, f"{verb}: exit {rc}, expected one of {sorted(allowed)}; {err[:300]!r}")
     if rc == 0 and expect["json"]:

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -121,23 +120,6 @@ static void test_procs_alive_self(void **state)
 	assert_false(procs_alive(0, 0));
 }
 
-static void test_procs_mount_ns_self(void **state)
-{
-	pid_t child;
-	int status;
-
-	(void)state;
-	assert_int_equal(procs_mount_ns_other(getpid()), 0);
-	assert_int_equal(procs_mount_ns_other(0), -ENOENT);
-	/* a child that has exited and been reaped: its PID names no process now */
-	child = fork();
-	assert_true(child >= 0);
-	if (child == 0)
-		_exit(0);
-	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_int_equal(procs_mount_ns_other(child), -ENOENT);
-}
-
 static void test_procs_mount_at_root(void **state)
 {
 	struct procs_mount m;
@@ -158,7 +140,6 @@ int main(void)
 		cmocka_unit_test(test_procs_stat_parse_start),
 		cmocka_unit_test(test_procs_cmdline_format),
 		cmocka_unit_test(test_procs_alive_self),
-		cmocka_unit_test(test_procs_mount_ns_self),
 		cmocka_unit_test(test_procs_mount_at_root),
 	};
 

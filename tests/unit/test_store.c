@@ -138,6 +138,58 @@ static void test_store_record_strict(void **state)
 	}
 }
 
+/* namespace=private: after policy_source, before outcome; written back the same; nothing else */
+static void test_store_record_namespace(void **state)
+{
+	static const char src[] = "policy_source=/etc/jobfs/policy.yaml\n";
+	char buf[2048], *text = NULL;
+	const char *at = strstr(good, src) + strlen(src);
+	struct store_record *rec = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	(void)state;
+	assert_int_equal(store_record_parse(good, strlen(good), &rec), 0);
+	assert_false(rec->private_ns);
+	store_record_free(rec);
+	snprintf(buf, sizeof(buf), "%.*snamespace=private\noutcome=success\n%s", (int)(at - good),
+		 good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), 0);
+	assert_true(rec->private_ns);
+	assert_int_equal(rec->outcome, STORE_OUTCOME_SUCCESS);
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	assert_int_equal(store_record_format(rec, out), 0);
+	fclose(out);
+	assert_string_equal(text, buf);
+	free(text);
+	store_record_free(rec);
+	rec = NULL;
+	snprintf(buf, sizeof(buf), "%.*snamespace=host\n%s", (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	snprintf(buf, sizeof(buf), "%.*snamespace=\n%s", (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	snprintf(buf, sizeof(buf), "%.*snamespace=private\nnamespace_ino=4026531840\n%s",
+		 (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), 0);
+	assert_int_equal(rec->ns_ino, 4026531840ULL);
+	store_record_free(rec);
+	rec = NULL;
+	snprintf(buf, sizeof(buf), "%.*snamespace=private\nnamespace_ino=0\n%s", (int)(at - good),
+		 good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	/* an inode without a private namespace */
+	snprintf(buf, sizeof(buf), "%.*snamespace_ino=4026531840\n%s", (int)(at - good), good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	/* out of order: after outcome */
+	snprintf(buf, sizeof(buf), "%.*soutcome=success\nnamespace=private\n%s", (int)(at - good),
+		 good, at);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+	/* cut short inside the key: never read past the end */
+	snprintf(buf, sizeof(buf), "%.*snamesp", (int)(at - good), good);
+	assert_int_equal(store_record_parse(buf, strlen(buf), &rec), -EINVAL);
+}
+
 static void test_store_format_bytes(void **state)
 {
 	char buf[32];
@@ -221,6 +273,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_store_record_roundtrip),
 		cmocka_unit_test(test_store_record_strict),
+		cmocka_unit_test(test_store_record_namespace),
 		cmocka_unit_test(test_store_format_bytes),
 		cmocka_unit_test(test_store_format_age),
 		cmocka_unit_test(test_store_job_create_and_usage),

@@ -199,6 +199,13 @@ static int record_from_policy(const struct policy *policy, const char *id,
 		view->target = strdup(pv->target);
 		if (!view->name || !view->target)
 			goto out_free;
+		if (pv->n_pass_through &&
+		    !(view->pass_through = calloc(pv->n_pass_through, sizeof(char *))))
+			goto out_free;
+		for (size_t j = 0; j < pv->n_pass_through; j++)
+			if (!(view->pass_through[view->n_pass_through++] =
+				      strdup(pv->pass_through[j])))
+				goto out_free;
 	}
 	*ret = rec;
 	return 0;
@@ -359,6 +366,8 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 			.work = works[i],
 			.target = pv->target,
 			.quota = pv->quota,
+			.pass_through = (const char *const *)pv->pass_through,
+			.n_pass_through = pv->n_pass_through,
 		};
 	}
 	r = store_record_write(job_fd, rec);

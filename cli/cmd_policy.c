@@ -170,6 +170,15 @@ static void show_yaml(const struct policy *policy)
 		}
 		printf("]\n    target: ");
 		yaml_string(view->target);
+		if (view->n_pass_through) {
+			printf("\n    pass_through: [");
+			for (j = 0; j < view->n_pass_through; j++) {
+				if (j)
+					printf(", ");
+				yaml_string(view->pass_through[j]);
+			}
+			printf("]");
+		}
 		if (view->quota)
 			printf("\n    quota: %s\n", policy_format_size(view->quota, buf));
 		else
@@ -238,6 +247,11 @@ static void show_json(const struct policy *policy)
 		json_array_end(&w);
 		json_key(&w, "target");
 		json_string(&w, view->target);
+		json_key(&w, "pass_through");
+		json_array_begin(&w);
+		for (j = 0; j < view->n_pass_through; j++)
+			json_string(&w, view->pass_through[j]);
+		json_array_end(&w);
 		json_key(&w, "quota_bytes");
 		json_uint_or_null(&w, view->quota);
 		json_key(&w, "promote");

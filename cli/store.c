@@ -17,6 +17,7 @@
  *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT  [namespace=private
  *   [namespace_ino=N]]  [outcome=success|failure]
  *   then per view: view=NAME  target=PATH  target_created=N  lower=PATH (zero or more)
+ *   pass_through=PATH (zero or more)
  *   (N: how many trailing components of the target jobfs created; umount removes them if empty)
  */
 #include <dirent.h>
@@ -260,6 +261,9 @@ void store_record_free(struct store_record *record)
 		for (size_t j = 0; j < view->n_lowers; j++)
 			free(view->lowers[j]);
 		free(view->lowers);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			free(view->pass_through[j]);
+		free(view->pass_through);
 	}
 	free(record->views);
 	free(record->id);
@@ -413,6 +417,22 @@ static int parse_view(const char **p, const char *end, struct store_view *view)
 		if (!path_valid(value) || view->n_lowers > STORE_LOWERS_MAX)
 			return -EINVAL;
 	}
+	while (end - *p >= 13 && memcmp(*p, "pass_through=", 13) == 0) {
+		char **grown;
+
+		r = next_line(p, end, key, sizeof(key), &value);
+		if (r < 0)
+			return r;
+		grown = realloc(view->pass_through, sizeof(*grown) * (view->n_pass_through + 1));
+		if (!grown) {
+			free(value);
+			return -ENOMEM;
+		}
+		view->pass_through = grown;
+		view->pass_through[view->n_pass_through++] = value;
+		if (!path_valid(value) || view->n_pass_through > POLICY_PASS_THROUGH_MAX)
+			return -EINVAL;
+	}
 	return 0;
 }
 
@@ -543,6 +563,8 @@ int store_record_format(const struct store_record *rec, FILE *out)
 			view->target_created);
 		for (size_t j = 0; j < view->n_lowers; j++)
 			fprintf(out, "lower=%s\n", view->lowers[j]);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			fprintf(out, "pass_through=%s\n", view->pass_through[j]);
 	}
 	return ferror(out) ? -EIO : 0;
 }
@@ -663,6 +685,8 @@ void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
 		for (size_t j = 0; j < view->n_lower; j++)
 			digest_str(state, view->lower[j]);
 		digest_str(state, view->target);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			digest_str(state, view->pass_through[j]);
 		snprintf(num, sizeof(num), "%" PRIu64 ":%d", view->quota, (int)view->promote.kind);
 		digest_str(state, num);
 		for (size_t j = 0; j < view->promote.n_ignore; j++)

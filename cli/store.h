@@ -37,6 +37,8 @@ struct store_view {
 	char **lowers; /* top first */
 	size_t n_lowers;
 	unsigned target_created; /* trailing components of target jobfs made; removed if empty */
+	char **pass_through;	 /* real directories bound back through the view (policy) */
+	size_t n_pass_through;
 };
 
 struct store_record {

@@ -588,25 +588,25 @@ static int parse_lower(struct parse *p, const struct ynode *node, const char *pa
 	return 0;
 }
 
-static int parse_target(struct parse *p, const struct ynode *node, const char *path,
-			struct policy_view *view)
+/* A path that may hold ${VAR} (a target, a pass_through path): a literal one is normalised now, a
+ * template checked for syntax and in full once expanded. */
+static int parse_template_path(struct parse *p, const struct ynode *node, const char *field,
+			       char **ret)
 {
-	char field[sizeof(p->err->field)], quoted[POLICY_QUOTE_MAX], reason[256];
+	char quoted[POLICY_QUOTE_MAX], reason[256];
 	const char *s = NULL, *why;
 	int r;
 
-	field_join(field, sizeof(field), path, "target");
 	r = get_string(p, node, field, &s);
 	if (r < 0)
 		return r;
-	view->target_mark = node->mark;
 	r = policy_expand_string(s, NULL, NULL, NULL, NULL, reason, sizeof(reason));
 	if (r == -ENOMEM)
 		return fail_nomem(p);
 	if (r < 0)
 		return fail(p, &node->mark, field, "%s", reason);
 	if (!strstr(s, "${")) {
-		r = policy_path_normalize(s, &view->target, &why);
+		r = policy_path_normalize(s, ret, &why);
 		if (r == -ENOMEM)
 			return fail_nomem(p);
 		if (r < 0)
@@ -618,7 +618,48 @@ static int parse_target(struct parse *p, const struct ynode *node, const char *p
 	if (s[0] != '/' && strncmp(s, "${", 2) != 0)
 		return fail(p, &node->mark, field, "%s: not an absolute path",
 			    policy_quote(s, quoted));
-	return dup_string(p, s, &view->target);
+	return dup_string(p, s, ret);
+}
+
+static int parse_target(struct parse *p, const struct ynode *node, const char *path,
+			struct policy_view *view)
+{
+	char field[sizeof(p->err->field)];
+
+	field_join(field, sizeof(field), path, "target");
+	view->target_mark = node->mark;
+	return parse_template_path(p, node, field, &view->target);
+}
+
+static int parse_pass_through(struct parse *p, const struct ynode *node, const char *path,
+			      struct policy_view *view)
+{
+	char field[sizeof(p->err->field)];
+	int r;
+
+	field_join(field, sizeof(field), path, "pass_through");
+	r = expect_kind(p, node, field, YNODE_SEQUENCE);
+	if (r < 0)
+		return r;
+	if (node->n_items > POLICY_PASS_THROUGH_MAX)
+		return fail(p, &node->mark, field, "more than %d paths", POLICY_PASS_THROUGH_MAX);
+	if (node->n_items) {
+		view->pass_through = calloc(node->n_items, sizeof(*view->pass_through));
+		view->pass_through_marks = calloc(node->n_items, sizeof(*view->pass_through_marks));
+		if (!view->pass_through || !view->pass_through_marks)
+			return fail_nomem(p);
+	}
+	for (size_t i = 0; i < node->n_items; i++) {
+		char item[sizeof(p->err->field) + 24];
+
+		snprintf(item, sizeof(item), "%s[%zu]", field, i);
+		view->pass_through_marks[i] = node->items[i]->mark;
+		r = parse_template_path(p, node->items[i], item, &view->pass_through[i]);
+		if (r < 0)
+			return r;
+		view->n_pass_through++;
+	}
+	return 0;
 }
 
 static int parse_promote_kind(struct parse *p, const struct ynode *node, const char *field,
@@ -722,8 +763,9 @@ static int parse_promote(struct parse *p, const struct ynode *node, const char *
 static int parse_view(struct parse *p, const struct ynode *node, size_t index,
 		      struct policy *policy)
 {
-	enum { NAME, LOWER, TARGET, QUOTA, PROMOTE, N_KEYS };
-	static const char *const names[N_KEYS] = {"name", "lower", "target", "quota", "promote"};
+	enum { NAME, LOWER, TARGET, QUOTA, PROMOTE, PASS_THROUGH, N_KEYS };
+	static const char *const names[N_KEYS] = {"name",  "lower",   "target",
+						  "quota", "promote", "pass_through"};
 	struct policy_view *view = &policy->views[index];
 	const struct ynode *values[N_KEYS];
 	char path[32], field[sizeof(p->err->field)], quoted[POLICY_QUOTE_MAX];
@@ -776,6 +818,11 @@ static int parse_view(struct parse *p, const struct ynode *node, size_t index,
 	}
 	if (values[PROMOTE]) {
 		r = parse_promote(p, values[PROMOTE], path, &view->promote);
+		if (r < 0)
+			return r;
+	}
+	if (values[PASS_THROUGH]) {
+		r = parse_pass_through(p, values[PASS_THROUGH], path, view);
 		if (r < 0)
 			return r;
 	}
@@ -897,9 +944,53 @@ static int parse_root(struct parse *p, const struct ynode *root, struct policy *
 	return policy_check_targets(policy, true, p->err);
 }
 
+/* True when inner lies strictly below outer (both normalised, outer not "/"). */
+static bool path_inside(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	return strncmp(inner, outer, n) == 0 && inner[n] == '/';
+}
+
+/* Each pass_through path of view i strictly inside its target and apart from the others. (It
+ * cannot overlap the state dir: its target does not.) */
+static int check_pass_through(const struct policy *policy, size_t i, bool literal_only,
+			      struct policy_error *err)
+{
+	const struct policy_view *view = &policy->views[i];
+	char quoted[POLICY_QUOTE_MAX], other[POLICY_QUOTE_MAX];
+
+	for (size_t j = 0; j < view->n_pass_through; j++) {
+		const char *path = view->pass_through[j];
+		const struct policy_mark *mark = &view->pass_through_marks[j];
+		char field[64];
+
+		if (literal_only && strstr(path, "${"))
+			continue;
+		snprintf(field, sizeof(field), "views[%zu].pass_through[%zu]", i, j);
+		if (!path_inside(path, view->target))
+			return policy_error_set(err, policy->source, mark, field,
+						"%s does not lie strictly inside the target %s",
+						policy_quote(path, quoted),
+						policy_quote(view->target, other));
+		for (size_t k = 0; k < j; k++) {
+			if (literal_only && strstr(view->pass_through[k], "${"))
+				continue;
+			if (policy_path_overlaps(path, view->pass_through[k]))
+				return policy_error_set(err, policy->source, mark, field,
+							"%s overlaps %s, pass_through[%zu]",
+							policy_quote(path, quoted),
+							policy_quote(view->pass_through[k], other),
+							k);
+		}
+	}
+	return 0;
+}
+
 int policy_check_targets(const struct policy *policy, bool literal_only, struct policy_error *err)
 {
 	size_t i, j;
+	int r;
 
 	for (i = 0; i < policy->n_views; i++) {
 		const struct policy_view *view = &policy->views[i];
@@ -933,6 +1024,9 @@ int policy_check_targets(const struct policy *policy, bool literal_only, struct 
 					policy_quote(view->target, quoted),
 					policy_quote(earlier->target, other), earlier->name);
 		}
+		r = check_pass_through(policy, i, literal_only, err);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -1087,6 +1181,10 @@ void policy_free(struct policy *policy)
 		for (j = 0; j < view->promote.n_ignore; j++)
 			free(view->promote.ignore[j]);
 		free(view->promote.ignore);
+		for (j = 0; j < view->n_pass_through; j++)
+			free(view->pass_through[j]);
+		free(view->pass_through);
+		free(view->pass_through_marks);
 	}
 	free(policy->views);
 	free(policy->state_dir);

@@ -20,9 +20,10 @@
 #define POLICY_FILE_MAX (1024 * 1024) /* bytes a policy file may have */
 #define POLICY_VIEWS_MAX 256
 #define POLICY_LOWERS_MAX 64
-#define POLICY_JOB_ID_MAX 128 /* characters, see policy_job_id_valid() */
-#define POLICY_NAME_MAX 64    /* characters of a view name */
-#define POLICY_FORMAT_MAX 32  /* buffer for policy_format_size() and policy_format_duration() */
+#define POLICY_PASS_THROUGH_MAX 16 /* pass_through paths of one view */
+#define POLICY_JOB_ID_MAX 128	   /* characters, see policy_job_id_valid() */
+#define POLICY_NAME_MAX 64	   /* characters of a view name */
+#define POLICY_FORMAT_MAX 32 /* buffer for policy_format_size() and policy_format_duration() */
 
 /* Where a parsed policy came from; policy_load() searches them in this order. */
 enum policy_origin {
@@ -67,8 +68,15 @@ struct policy_view {
 	char *target;	/* a template that may hold ${VAR} until expanded, then absolute */
 	uint64_t quota; /* bytes the job's upper layer may hold; 0: no limit */
 	struct policy_promote promote;
-	struct policy_mark mark;	/* the view's entry in the source */
-	struct policy_mark target_mark; /* its target, for errors found at expansion */
+	/* directories strictly inside target that stay the real directory at the same path: after
+	 * the view is mounted each is bound back through it, so reads and writes there go straight
+	 * to the real directory, never to the job's layer. Templates like target until expanded,
+	 * then absolute and normalised. */
+	char **pass_through;
+	size_t n_pass_through;
+	struct policy_mark *pass_through_marks; /* each one's position, for errors at expansion */
+	struct policy_mark mark;		/* the view's entry in the source */
+	struct policy_mark target_mark;		/* its target, for errors found at expansion */
 };
 
 struct policy_gc {
@@ -119,9 +127,10 @@ typedef const char *policy_lookup_fn(const char *name, void *userdata);
 /* policy_lookup_fn over an environ-style array: userdata is a NULL-terminated char **. */
 const char *policy_lookup_environ(const char *name, void *userdata);
 
-/* Expand every target for one job: ${VAR} and ${VAR:-default} from lookup, ${JOB_ID} always
- * job_id. Then every target must be absolute, and no two may overlap. On success set *ret_policy
- * to a new policy (free it with policy_free); the input is not changed. */
+/* Expand every target and pass_through path for one job: ${VAR} and ${VAR:-default} from lookup,
+ * ${JOB_ID} always job_id. Then every target must be absolute, and no two may overlap; every
+ * pass_through path must lie strictly inside its view's target and overlap no other. On success set
+ * *ret_policy to a new policy (free it with policy_free); the input is not changed. */
 int policy_expand(const struct policy *policy, const char *job_id, policy_lookup_fn *lookup,
 		  void *userdata, struct policy **ret_policy, struct policy_error *err);
 

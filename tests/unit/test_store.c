@@ -33,7 +33,13 @@ static const char good[] = "jobfs-record 1\n"
 			   "target=/home/runner/.npm\n"
 			   "target_created=0\n"
 			   "lower=/srv/a\n"
-			   "lower=/srv/b\n";
+			   "lower=/srv/b\n"
+			   "view=home\n"
+			   "target=/home/runner\n"
+			   "target_created=0\n"
+			   "lower=/home/runner\n"
+			   "pass_through=/home/runner/actions-runner\n"
+			   "pass_through=/home/runner/work\n";
 
 static void test_store_record_roundtrip(void **state)
 {
@@ -49,12 +55,15 @@ static void test_store_record_roundtrip(void **state)
 	assert_int_equal(rec->pid, 1234);
 	assert_int_equal(rec->pid_start, 987654);
 	assert_int_equal(rec->created, 1700000000);
-	assert_int_equal(rec->n_views, 2);
+	assert_int_equal(rec->n_views, 3);
 	assert_string_equal(rec->views[0].name, "workspace");
 	assert_int_equal(rec->views[0].target_created, 2);
 	assert_int_equal(rec->views[0].n_lowers, 0);
 	assert_int_equal(rec->views[1].n_lowers, 2);
 	assert_string_equal(rec->views[1].lowers[1], "/srv/b");
+	assert_int_equal(rec->views[1].n_pass_through, 0);
+	assert_int_equal(rec->views[2].n_pass_through, 2);
+	assert_string_equal(rec->views[2].pass_through[1], "/home/runner/work");
 	out = open_memstream(&text, &len);
 	assert_non_null(out);
 	assert_int_equal(store_record_format(rec, out), 0);
@@ -100,6 +109,11 @@ static void test_store_record_strict(void **state)
 	expect_invalid("target=/run/jobfs", "target=/run/../jobfs");
 	expect_invalid("lower=/srv/a", "lower=srv");
 	expect_invalid("lower=/srv/a", "bogus=/srv/a");
+	expect_invalid("pass_through=/home/runner/work", "pass_through=work");
+	expect_invalid("pass_through=/home/runner/work", "pass_through=/home/runner/../work");
+	/* pass_through lines come after the view's lowers */
+	expect_invalid("lower=/home/runner\npass_through=/home/runner/actions-runner\n",
+		       "pass_through=/home/runner/actions-runner\nlower=/home/runner\n");
 	expect_invalid("unmounted=0\n", ""); /* a missing key */
 	expect_invalid("state=mounted\npid=1234\n", "pid=1234\nstate=mounted\n"); /* order */
 	/* no final newline */

@@ -43,6 +43,7 @@ enum policy_promote_kind {
 	POLICY_PROMOTE_ADD_ONLY,
 	POLICY_PROMOTE_PNPM_STORE, /* files add-only, index.db merged, projects and tmp ignored */
 	POLICY_PROMOTE_NPM_CACHE,  /* content-v2 add-only, index-v5 merged, tmp ignored */
+	POLICY_PROMOTE_PNPM_CACHE, /* metadata add-only, lockfile-verified.jsonl merged */
 	POLICY_PROMOTE_KIND_COUNT, /* not a kind: how many there are */
 };
 
@@ -166,6 +167,6 @@ bool policy_path_overlaps(const char *a, const char *b);
 
 const char *policy_origin_name(enum policy_origin origin);
 const char *policy_promote_name(enum policy_promote_kind kind);
-/* "none, add-only, pnpm-store or npm-cache", for messages. */
+/* "none, add-only, pnpm-store, npm-cache or pnpm-cache", for messages. */
 const char *policy_promote_names(void);
 int policy_promote_from_name(const char *name, enum policy_promote_kind *ret_kind);

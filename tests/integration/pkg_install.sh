@@ -111,7 +111,7 @@ seg = " ".join(t[t.index("jobfs options:") + 14:t.index("; anything else")].spli
 while "(" in seg:
     seg = re.sub(r"\([^()]*\)", "", seg)
 print(" ".join(x.strip() for x in seg.split(",")))'); do
-	check "jobfs-fs(1) describes -o $opt" grep -qE "^ {7}$opt\$" "$CT_DIR/out.fs"
+	check "jobfs-fs(1) describes -o $opt" grep -qE "^ {7}$opt( |\$)" "$CT_DIR/out.fs"
 done
 jmount inst1
 check "the installed jobfs mounted a view" is_mounted "$CT_DIR/mnt/inst1/ws"

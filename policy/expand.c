@@ -171,8 +171,7 @@ static int strdup_to(char **ret, const char *s)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* A deep copy; the copy's strings are its own. */
-static int policy_copy(const struct policy *policy, struct policy **ret)
+int policy_copy(const struct policy *policy, struct policy **ret)
 {
 	struct policy *copy;
 	size_t i, j;
@@ -184,6 +183,7 @@ static int policy_copy(const struct policy *policy, struct policy **ret)
 	copy->origin = policy->origin;
 	copy->version = policy->version;
 	copy->gc = policy->gc;
+	copy->hooks = policy->hooks;
 	if (strdup_to(&copy->source, policy->source) < 0 ||
 	    strdup_to(&copy->state_dir, policy->state_dir) < 0 ||
 	    strdup_to(&copy->job_id, policy->job_id) < 0)
@@ -238,6 +238,9 @@ static int policy_copy(const struct policy *policy, struct policy **ret)
 			if (strdup_to(&to->promote.ignore[j], from->promote.ignore[j]) < 0)
 				goto out_free;
 		}
+		if (policy_selector_copy(&from->promote.trust, &to->promote.trust) < 0 ||
+		    policy_selector_copy(&from->when, &to->when) < 0)
+			goto out_free;
 	}
 	*ret = copy;
 	return 0;

@@ -132,7 +132,12 @@ for verb in policy mount umount mark-ok promote ls inspect gc manifest verify --
 	check "verbs include $verb" grep -qw -- "$verb" <<<"$got"
 done
 expect_same "$(complete_words jobfs m)" "manifest mark-ok mount" "verbs starting with m"
-expect_same "$(complete_words jobfs policy "")" "check show" "policy's subverbs"
+# policy's subverbs as `jobfs --help` lists them (check, show, get, ...)
+expect_same "$(complete_words jobfs policy "")" \
+	"$("$prefix/bin/jobfs" --help | awk '$1 == "policy" { printf "%s%s", sep, $2; sep = " " }')" \
+	"policy's subverbs"
+check "policy's subverbs include check and show" bash -c \
+	"grep -qw check <<<'$(complete_words jobfs policy "")' && grep -qw show <<<'$(complete_words jobfs policy "")'"
 expect_same "$(complete_words jobfs umount --)" \
 	"--collect --job --kill --outcome --policy --timeout --help" "umount's flags"
 expect_same "$(complete_words jobfs gc --d)" "--dry-run" "gc --d"

@@ -70,6 +70,13 @@ for f in share/man/man1/jobfs.1 share/man/man1/jobfs-fs.1 share/bash-completion/
 	lib/systemd/system/jobfs-gc.service lib/systemd/system/jobfs-gc.timer; do
 	check "$f is 0644" test "$(stat -c %a "$prefix/$f")" = 644
 done
+# the runner hooks keep their source modes: an executable hook stays executable
+if [ -d "$src/scripts/runner" ]; then
+	while IFS= read -r f; do
+		want=$(stat -c %a "$src/scripts/$f")
+		check "share/jobfs/$f is $want" test "$(stat -c %a "$prefix/share/jobfs/$f")" = "$want"
+	done < <(cd "$src/scripts" && find runner -type f)
+fi
 check "the example policy is the documented one" cmp -s "$prefix/etc/jobfs/policy.yaml.example" \
 	"$src/tests/policy/valid/github-actions.yaml"
 for unit in jobfs-gc.service jobfs-recover.service; do

@@ -25,9 +25,12 @@ expected_tree() { # PREFIX ETC
 			"$p/share/jobfs/policy.yaml.example" "$etc/jobfs/policy.yaml.example" \
 			"$p/lib/systemd/system/jobfs-gc.service" \
 			"$p/lib/systemd/system/jobfs-gc.timer" \
-			"$p/lib/systemd/system/jobfs-recover.service"
+			"$p/lib/systemd/system/jobfs-recover.service" \
+			"$p/libexec/jobfs/runner/github/job-started.sh" \
+			"$p/libexec/jobfs/runner/github/job-completed.sh" \
+			"$p/libexec/jobfs/runner/github/github_hook.sh"
 		if [ -d "$src/scripts/runner" ]; then
-			(cd "$src/scripts" && find runner -type f) | sed "s|^|$p/share/jobfs/|"
+			(cd "$src/scripts" && find runner \( -type f -o -type l \)) | sed "s|^|$p/share/jobfs/|"
 		fi
 	} | sed 's|^/||' | sort
 }
@@ -76,6 +79,10 @@ if [ -d "$src/scripts/runner" ]; then
 		want=$(stat -c %a "$src/scripts/$f")
 		check "share/jobfs/$f is $want" test "$(stat -c %a "$prefix/share/jobfs/$f")" = "$want"
 	done < <(cd "$src/scripts" && find runner -type f)
+	while IFS= read -r f; do # symlinks stay symlinks, to the same target
+		check "share/jobfs/$f links to $(readlink "$src/scripts/$f")" test \
+			"$(readlink "$prefix/share/jobfs/$f")" = "$(readlink "$src/scripts/$f")"
+	done < <(cd "$src/scripts" && find runner -type l)
 fi
 check "the example policy is the documented one" cmp -s "$prefix/etc/jobfs/policy.yaml.example" \
 	"$src/tests/policy/valid/github-actions.yaml"

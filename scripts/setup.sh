@@ -15,11 +15,14 @@ PACKAGES=(
 	fuse-overlayfs unionfs-fuse
 	# the benchmark's chart
 	gnuplot-nox
+	# packaging (pkg_install: systemd-analyze verify, man for the units' Documentation=, dpkg-shlibdeps
+	# from dpkg-dev for the .deb's Depends) and the JavaScript action (action_js)
+	systemd man-db dpkg-dev nodejs python3-yaml
 )
 
 # Packages whose command may already come from elsewhere: Node.js from NodeSource ships its own npm,
 # and Debian's npm package conflicts with it.
-declare -A COMMAND_OF=([npm]=npm)
+declare -A COMMAND_OF=([npm]=npm [nodejs]=node)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

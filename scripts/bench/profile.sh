@@ -94,13 +94,13 @@ mount-cold | find-cold | find-warm | read-cold | read-warm | large-cold | large-
 esac
 case $contender in
 jobfs | jobfs-fs | overlay | fuse-overlayfs) ;;
-*) echo "profile: unknown contender '$contender'" >&2; exit 1 ;;
+*) echo "profile: unknown contender '$contender'" >&2; echo "try 'scripts/bench/profile.sh --help'" >&2; exit 1 ;;
 esac
 case $top in '' | *[!0-9]*) echo "profile: bad value '$top' for --top" >&2; exit 1 ;; esac
 for m in ${modes//,/ }; do
 	case $m in
 	time | count | perf | strace) ;;
-	*) echo "profile: unknown mode '$m' in --modes" >&2; exit 1 ;;
+	*) echo "profile: unknown mode '$m' in --modes" >&2; echo "try 'scripts/bench/profile.sh --help'" >&2; exit 1 ;;
 	esac
 done
 
@@ -119,6 +119,8 @@ jobfs-fs) [ -x "$jobfs_fs" ] || die 2 "no jobfs-fs in '$build' (--build)" ;;
 fuse-overlayfs) command -v fuse-overlayfs >/dev/null || die 2 "fuse-overlayfs is not installed" ;;
 esac
 [ "$workload" != pnpm-cold ] || [ -x "$pnpm" ] || die 2 "no pnpm in '$data/tools'"
+# the interpreter itself, not a version manager's shim (a shell script that would be profiled too)
+py=$(python3 -c 'import sys; print(sys.executable)')
 [ -z "$out" ] || mkdir -p "$out"
 
 # Our temp dir sits on the base's filesystem, as every contender's upper does in the benchmark.
@@ -240,7 +242,7 @@ run_workload() {
 			--store-dir "$view/store" --reporter=silent)
 		;;
 	append)
-		python3 - "$view/large" <<'EOF'
+		"$py" - "$view/large" <<'EOF'
 import os, sys
 large = sys.argv[1]
 for name in sorted(os.listdir(large)):
@@ -251,7 +253,7 @@ for name in sorted(os.listdir(large)):
 EOF
 		;;
 	randwrite)
-		python3 - "$view/large/big" <<'EOF'
+		"$py" - "$view/large/big" <<'EOF'
 import os, random, sys
 path = sys.argv[1]
 size = os.path.getsize(path)
@@ -271,7 +273,7 @@ EOF
 workload_script() {
 	{
 		echo 'set -euo pipefail'
-		declare -p workload view pnpm
+		declare -p workload view pnpm py
 		declare -f run_workload
 		echo run_workload
 	} >"$tmp/workload.sh"

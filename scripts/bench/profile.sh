@@ -188,8 +188,7 @@ mount_view() {
 }
 
 wait_mounted() {
-	local i
-	for i in $(seq 3000); do
+	for _ in $(seq 3000); do
 		mountpoint -q "$view" && return 0
 		kill -0 "$daemon_pid" 2>/dev/null || { cat "$tmp/daemon.log" >&2; die 3 "the daemon exited before mounting"; }
 		sleep 0.01
@@ -279,13 +278,14 @@ workload_script() {
 	} >"$tmp/workload.sh"
 }
 
-# mount-cold under perf or strace: the contender's mount command (jobfs and kernel overlayfs).
-mount_argv() {
+# mount-cold under perf or strace: mount_argv, the contender's mount command (jobfs, overlay).
+mount_cmd() {
 	mkdir -p "$tmp/v/upper" "$tmp/v/work" "$tmp/v/mnt"
 	case $contender in
-	jobfs) echo "$jobfs mount --job $job --policy $policy" ;;
-	overlay) echo "mount -t overlay overlay -o lowerdir=$base,upperdir=$tmp/v/upper,workdir=$tmp/v/work $tmp/v/mnt" ;;
-	*) die 1 "mount-cold under perf or strace: -c jobfs or overlay" ;;
+	jobfs) mount_argv=("$jobfs" mount --job "$job" --policy "$policy") ;;
+	overlay) mount_argv=(mount -t overlay overlay -o
+		"lowerdir=$base,upperdir=$tmp/v/upper,workdir=$tmp/v/work" "$tmp/v/mnt") ;;
+	*) die 1 "mount-cold under perf or strace: -c jobfs or -c overlay" ;;
 	esac
 }
 
@@ -309,7 +309,8 @@ measured() {
 	if [ $# -eq 0 ]; then
 		run_workload || die 3 "the workload '$workload' failed"
 	elif [ "$workload" = mount-cold ]; then
-		"$@" $(mount_argv) >/dev/null || die 3 "the mount failed"
+		mount_cmd
+		"$@" "${mount_argv[@]}" >/dev/null || die 3 "the mount failed"
 		view=$tmp/v/mnt
 	else
 		workload_script

@@ -443,6 +443,7 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 			.work = works[i],
 			.target = pv->target,
 			.quota = pv->quota,
+			.volatile_upper = pv->volatile_upper,
 			.pass_through = (const char *const *)pv->pass_through,
 			.n_pass_through = pv->n_pass_through,
 		};

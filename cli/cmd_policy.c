@@ -216,6 +216,8 @@ static void show_yaml(const struct policy *policy)
 			printf("\n    quota: %s\n", policy_format_size(view->quota, buf));
 		else
 			printf("\n    # quota: none\n");
+		if (view->volatile_upper)
+			printf("    volatile: true\n");
 		yaml_selector("when", &view->when, "    ");
 		if (!view->promote.n_ignore && !policy_selector_present(&view->promote.trust)) {
 			printf("    promote: %s\n", policy_promote_name(view->promote.kind));
@@ -312,6 +314,8 @@ static void show_json(const struct policy *policy)
 		json_array_end(&w);
 		json_key(&w, "quota_bytes");
 		json_uint_or_null(&w, view->quota);
+		json_key(&w, "volatile");
+		json_bool(&w, view->volatile_upper);
 		json_key(&w, "promote");
 		json_string(&w, policy_promote_name(view->promote.kind));
 		json_key(&w, "promote_ignore");
@@ -427,6 +431,8 @@ static int get_view_field(const struct policy_view *view, const char *field)
 		print_list(view->lower, view->n_lower);
 	else if (!strcmp(field, "quota"))
 		printf("%s\n", view->quota ? policy_format_size(view->quota, buf) : "none");
+	else if (!strcmp(field, "volatile"))
+		printf("%s\n", view->volatile_upper ? "true" : "false");
 	else if (!strcmp(field, "promote") || !strcmp(field, "promote.kind"))
 		printf("%s\n", policy_promote_name(view->promote.kind));
 	else if (!strcmp(field, "pass_through"))

@@ -484,6 +484,31 @@ static int check_job(const struct cli_verb *verb, const char *job_id,
 	return JOBFS_EXIT_OK;
 }
 
+/* Whether the view's layer is whole: one served volatile (nothing synced) before the machine
+ * restarted may be torn, and is refused like an untrusted one (*ret_reason set). */
+static int check_layer_whole(int job_fd, const struct store_record *rec,
+			     const struct policy_view *view, char **ret_reason)
+{
+	char path[PATH_MAX], why[512] = "";
+	int fd, r;
+
+	*ret_reason = NULL;
+	snprintf(path, sizeof(path), "views/%s/work", view->name);
+	fd = openat(job_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	r = jfs_volatile_check(fd, why, sizeof(why));
+	close(fd);
+	if (r != -EUCLEAN)
+		return r < 0 ? r : 0;
+	if (asprintf(ret_reason, "the layer of job '%s' for view '%s' may be torn: %s", rec->id,
+		     view->name, why) < 0) {
+		*ret_reason = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Whether the job's recorded context matches the view's promote.trust; when not, *ret_reason
  * (malloc'ed) names the selector that failed. -ENOMEM only. */
 static int check_trust(const struct store_record *rec, const struct policy_view *view,
@@ -623,6 +648,15 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 			rc = JOBFS_EXIT_SYSTEM;
 			cli_error(verb, "out of memory");
 			goto out;
+		}
+		if (!res[i].refused) {
+			int r = check_layer_whole(job_fd, rec, view, &res[i].refused);
+			if (r < 0) {
+				rc = JOBFS_EXIT_SYSTEM;
+				cli_error(verb, "view '%s': cannot check its layer: %s", view->name,
+					  strerror(-r));
+				goto out;
+			}
 		}
 		if (res[i].refused) {
 			cli_error(verb, "refused: %s", res[i].refused);

@@ -169,6 +169,10 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		cfg.mountpoint = dv->target;
 		cfg.foreground = true;
 		cfg.opts.quota = dv->quota;
+		if (dv->volatile_upper) {
+			cfg.opts.volatile_upper = true;
+			cfg.opts.fsync_copy_up = false;
+		}
 		/* fusermount3 (set-uid root, uid the user's) mounts a pass-through inside the view
 		 * only if the kernel lets it in: that takes allow_other (user_allow_other) */
 		if (dv->n_pass_through)

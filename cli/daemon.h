@@ -13,7 +13,8 @@ struct daemon_view {
 	const char *upper;
 	const char *work;
 	const char *target;
-	uint64_t quota; /* bytes the upper may hold; 0: no limit */
+	uint64_t quota;	     /* bytes the upper may hold; 0: no limit */
+	bool volatile_upper; /* sync nothing (jobfs-fs -o volatile) */
 	/* real directories inside target bound back through the view once it is mounted */
 	const char *const *pass_through;
 	size_t n_pass_through;

@@ -844,7 +844,8 @@ void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
 		digest_str(state, view->target);
 		for (size_t j = 0; j < view->n_pass_through; j++)
 			digest_str(state, view->pass_through[j]);
-		snprintf(num, sizeof(num), "%" PRIu64 ":%d", view->quota, (int)view->promote.kind);
+		snprintf(num, sizeof(num), "%" PRIu64 ":%d:%d", view->quota,
+			 (int)view->promote.kind, (int)view->volatile_upper);
 		digest_str(state, num);
 		for (size_t j = 0; j < view->promote.n_ignore; j++)
 			digest_str(state, view->promote.ignore[j]);

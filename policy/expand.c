@@ -199,6 +199,7 @@ int policy_copy(const struct policy *policy, struct policy **ret)
 
 		copy->n_views++;
 		to->quota = from->quota;
+		to->volatile_upper = from->volatile_upper;
 		to->promote.kind = from->promote.kind;
 		to->mark = from->mark;
 		to->target_mark = from->target_mark;

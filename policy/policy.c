@@ -861,9 +861,9 @@ static int parse_promote(struct parse *p, const struct ynode *node, const char *
 static int parse_view(struct parse *p, const struct ynode *node, size_t index,
 		      struct policy *policy)
 {
-	enum { NAME, LOWER, TARGET, QUOTA, PROMOTE, PASS_THROUGH, WHEN, N_KEYS };
+	enum { NAME, LOWER, TARGET, QUOTA, PROMOTE, PASS_THROUGH, WHEN, VOLATILE, N_KEYS };
 	static const char *const names[N_KEYS] = {"name",    "lower",	     "target", "quota",
-						  "promote", "pass_through", "when"};
+						  "promote", "pass_through", "when",   "volatile"};
 	struct policy_view *view = &policy->views[index];
 	const struct ynode *values[N_KEYS];
 	char path[32], field[sizeof(p->err->field)], quoted[POLICY_QUOTE_MAX];
@@ -927,6 +927,12 @@ static int parse_view(struct parse *p, const struct ynode *node, size_t index,
 	if (values[WHEN]) {
 		field_join(field, sizeof(field), path, "when");
 		r = parse_selector(p, values[WHEN], field, &view->when);
+		if (r < 0)
+			return r;
+	}
+	if (values[VOLATILE]) {
+		field_join(field, sizeof(field), path, "volatile");
+		r = parse_bool(p, values[VOLATILE], field, &view->volatile_upper);
 		if (r < 0)
 			return r;
 	}

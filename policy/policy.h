@@ -106,6 +106,7 @@ struct policy_view {
 	 * then absolute and normalised. */
 	char **pass_through;
 	size_t n_pass_through;
+	bool volatile_upper; /* `volatile:` nothing synced, the layer refused after a restart */
 	struct policy_mark *pass_through_marks; /* each one's position, for errors at expansion */
 	struct policy_selector when;		/* which jobs get this view */
 	struct policy_mark mark;		/* the view's entry in the source */

@@ -168,7 +168,7 @@ run policy show --json --job job-42 --policy "$corpus/valid/github-actions.yaml"
 expect_rc 0 "show --json"
 [ "$(json_field 'sorted(d)')" = "['gc', 'hooks', 'job', 'origin', 'source', 'state_dir', 'version', 'views']" ] &&
 	ok || bad "show --json top-level fields: $(json_field 'sorted(d)')"
-[ "$(json_field 'sorted(d["views"][0])')" = "['lower', 'name', 'pass_through', 'promote', 'promote_ignore', 'promote_trust', 'quota_bytes', 'target', 'when']" ] &&
+[ "$(json_field 'sorted(d["views"][0])')" = "['lower', 'name', 'pass_through', 'promote', 'promote_ignore', 'promote_trust', 'quota_bytes', 'target', 'volatile', 'when']" ] &&
 	ok || bad "show --json view fields"
 [ "$(json_field 'd["views"][0]["quota_bytes"], d["views"][0]["promote"], d["views"][3]["quota_bytes"], d["gc"]')" = \
 	"21474836480 add-only 10737418240 {'keep_unmounted_seconds': 86400, 'max_total_bytes': 107374182400, 'max_generations': 8}" ] &&

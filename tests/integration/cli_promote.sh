@@ -228,3 +228,29 @@ run gc --policy "$CT_DIR/policy2.yaml" --older-than 0s --json
 expect_rc 0 "gc --older-than 0s"
 check "old generations removed" test "$(ls "$bases/gens")" = G000100
 check "lowers unchanged at the end" test "$(manifest "$CT_DIR/base")" = "$lower_before"
+
+step "a volatile view: marked while served, flushed and unmarked at umount; a torn layer is refused"
+sed 's/^    promote: add-only$/    promote: add-only\n    volatile: true/' "$CT_DIR/policy.yaml" >"$CT_DIR/policy-vol.yaml"
+CT_POLICIES+=("$CT_DIR/policy-vol.yaml")
+run policy get --policy "$CT_DIR/policy-vol.yaml" views.cache.volatile
+check "policy get says volatile" test "$(cat "$CT_DIR/out")" = true
+jmount vol --policy "$CT_DIR/policy-vol.yaml"
+marker=$state/jobs/vol/views/cache/work/work/incompat/volatile
+check "the marker while mounted" test "$(cat "$marker/boot_id")" = "$(cat /proc/sys/kernel/random/boot_id)"
+check "the other view is not volatile" test ! -e "$state/jobs/vol/views/tmp/work/work/incompat/volatile"
+echo volatile >"$m/vol/cache/vol-file"
+run umount --job vol --outcome success --policy "$CT_DIR/policy-vol.yaml"
+expect_rc 0 "umount vol"
+check "no marker after a clean umount" test ! -e "$marker"
+# as if the machine had restarted while it was served
+mkdir -p "$marker"
+printf '00000000-0000-4000-8000-000000000000' >"$marker/boot_id"
+stack_before=$(cat "$bases/stack")
+run promote --job vol --policy "$CT_DIR/policy-vol.yaml"
+expect_rc 9 "promote of a torn layer"
+expect_grep "$CT_DIR/err" "refused: the layer of job 'vol' for view 'cache' may be torn" "says why"
+check "the stack unchanged" test "$(cat "$bases/stack")" = "$stack_before"
+rm -r "$marker"
+run promote --job vol --policy "$CT_DIR/policy-vol.yaml"
+expect_rc 0 "promote once the marker is removed"
+check "vol-file promoted" test "$(cat "$bases/gens/$(sed -n 2p "$bases/stack")/vol-file")" = volatile

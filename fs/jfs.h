@@ -228,6 +228,9 @@ struct jfs_fs {
 	bool no_opendir;   /* the kernel agreed to send no opendir: readdir has no handle */
 	bool no_open;	   /* nor open, nor create: reads and writes come without a handle */
 	bool open_handles; /* upper objects can be re-opened by file handle (jfs_inode_lose_name) */
+	bool killpriv;	   /* we clear set-ID bits on write, truncate and chown (inode.c) */
+	uint64_t init_unique;	 /* the INIT request, whose reply super.c amends; 0 once done */
+	uint32_t init_add_flags; /* protocol flags the reply must carry (jfs_op_init) */
 	uint64_t evict_retry_at; /* atomic: no sweep below this many cached descriptors */
 	int64_t quota_used;	 /* atomic: bytes the upper holds and reserved (quota.c) */
 };

@@ -983,15 +983,16 @@ static int do_setattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *a
 	r = (valid & FUSE_SET_ATTR_SIZE) ? jfs_copy_up(fs, inode) : jfs_copy_up_meta(fs, inode);
 	if (r < 0)
 		return r;
-	fd = jfs_inode_fd(fs, inode, 0, &idx);
-	if (fd < 0)
-		return fd;
-	r = kill_setid(fs, fd, valid, ctx);
+	/* the inode's own descriptor, pinned: no duplicate to make and close per setattr (tar
+	 * sends three per extracted file) */
+	jfs_inode_pin(inode);
+	fd = jfs_inode_fd_pinned(fs, inode, 0, &idx);
+	r = fd < 0 ? fd : kill_setid(fs, fd, valid, ctx);
 	if (r == 0)
 		r = apply_setattr(fd, attr, valid, file);
 	if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && idx == JFS_UPPER)
 		jfs_quota_observe_fd(fs, inode, fd);
-	close(fd);
+	jfs_inode_unpin(inode);
 	return r;
 }
 

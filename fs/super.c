@@ -310,6 +310,8 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	if (!fs)
 		return set_error(err, -ENOMEM, "out of memory");
 	fs->work_fd = -1;
+	fs->euid = geteuid();
+	fs->egid = getegid();
 	for (int i = 0; i < JFS_LOCK_STRIPES; i++) {
 		pthread_mutex_init(&fs->copy_locks[i], NULL);
 		pthread_mutex_init(&fs->list_locks[i], NULL);
@@ -385,6 +387,8 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 			      strerror(errno));
 		goto out_free;
 	}
+	fs->work_gid =
+		fstat(fs->work_fd, &wst) == 0 && (wst.st_mode & S_ISGID) ? wst.st_gid : fs->egid;
 	r = clean_work_dir(fs);
 	if (r < 0) {
 		set_error(err, r, "cannot clean work dir '%s': %s", cfg->work, strerror(-r));

@@ -50,6 +50,26 @@ assert_content "$MNT/pub/n.txt" "$(printf 'hi\nmore')"
 assert_stat "$UPPER/pub/root-new" '%u:%g %a' '0:0 600'
 assert_stat "$UPPER/pub" '%u:%g %a' '0:0 1777'
 
+step "root's new entries in a set-group-ID dir take its group"
+mkdir "$MNT/pub/sg"
+chgrp 65534 "$MNT/pub/sg"
+chmod 2777 "$MNT/pub/sg"
+(
+	umask 022
+	echo x >"$MNT/pub/sg/file"
+	mkdir "$MNT/pub/sg/dir"
+	ln -s file "$MNT/pub/sg/link"
+	mkfifo "$MNT/pub/sg/fifo"
+)
+assert_stat "$MNT/pub/sg/file" '%u:%g %a' '0:65534 644'
+assert_stat "$UPPER/pub/sg/file" '%u:%g %a' '0:65534 644'
+assert_stat "$UPPER/pub/sg/dir" '%u:%g %a' '0:65534 2755'
+assert_stat "$UPPER/pub/sg/link" '%u:%g' '0:65534'
+assert_stat "$UPPER/pub/sg/fifo" '%u:%g %a' '0:65534 644'
+check "nobody creates in the set-group-ID dir" as_nobody sh -c 'umask 022 && echo y >"$1"' _ \
+	"$MNT/pub/sg/nfile"
+assert_stat "$UPPER/pub/sg/nfile" '%u:%g %a' '65534:65534 644'
+
 step "another user cannot change root's files"
 check_fails "nobody writes a root 0644 file" as_nobody sh -c 'echo x >>"$1"' _ "$MNT/priv/root.txt"
 check_fails "nobody creates in a root 0755 dir" as_nobody sh -c ': >"$1"' _ "$MNT/priv/new"

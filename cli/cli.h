@@ -56,10 +56,18 @@ void cli_job_close(struct cli_job *job);
  * ok or marked ok with its data whole. Reports errors; JOBFS_EXIT_OK or JOBFS_EXIT_SYSTEM. */
 int cli_job_set_outcome(const struct cli_verb *verb, struct cli_job *job,
 			enum store_outcome outcome);
+struct json_writer;
+/* The record's context as a JSON object: every key, null when the job did not say (job.c). */
+void cli_json_context(struct json_writer *w, const struct store_record *rec);
+/* "  context KEY: VALUE" to stdout for each key the job said. */
+void cli_print_context(const struct store_record *rec);
 
 /* The policy from --policy FILE or the usual places, expanded for job_id unless it is NULL.
  * Reports errors; returns JOBFS_EXIT_OK or the exit code. (cmd_policy.c) */
 int cli_load_policy(const char *path, const char *job_id, struct policy **ret_policy);
+/* Replaces *policy with its expansion for job_id; on failure reports it, returns the exit code
+ * and leaves *policy as it was. */
+int cli_expand_policy(struct policy **policy, const char *job_id);
 /* A usage error unless job_id is NULL or valid. */
 int cli_check_job_id(const struct cli_verb *verb, const char *job_id);
 int cli_require_job_id(const struct cli_verb *verb, const char *job_id);
@@ -75,6 +83,7 @@ long cli_parse_seconds(const char *text);
 /* cmd_policy.c */
 int cmd_policy_check(const struct cli_verb *verb, int argc, char **argv);
 int cmd_policy_show(const struct cli_verb *verb, int argc, char **argv);
+int cmd_policy_get(const struct cli_verb *verb, int argc, char **argv);
 /* cmd_mount.c, cmd_umount.c, cmd_ls.c, cmd_inspect.c, cmd_gc.c */
 int cmd_mount(const struct cli_verb *verb, int argc, char **argv);
 int cmd_umount(const struct cli_verb *verb, int argc, char **argv);
@@ -103,3 +112,5 @@ int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv);
 int cmd_promote(const struct cli_verb *verb, int argc, char **argv);
 /* cmd_exec.c */
 int cmd_exec(const struct cli_verb *verb, int argc, char **argv);
+/* cmd_job_key.c */
+int cmd_job_key(const struct cli_verb *verb, int argc, char **argv);

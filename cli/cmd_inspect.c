@@ -278,6 +278,9 @@ static void print_text(const struct store_record *rec, enum store_state state,
 
 	snprintf(what, sizeof(what), "job %s (%s)", rec->id, store_state_name(state));
 	print_summary(what, total);
+	cli_print_context(rec);
+	if (rec->n_views == 0)
+		printf("  no views: none of the policy's views matched the job's context\n");
 	for (size_t i = 0; i < n; i++) {
 		snprintf(what, sizeof(what), "  view %s", vcs[i].view->name);
 		print_summary(what, &vcs[i].sum);
@@ -305,6 +308,8 @@ static void print_json(const struct store_record *rec, enum store_state state,
 	json_string(&w, rec->id);
 	json_key(&w, "state");
 	json_string(&w, store_state_name(state));
+	json_key(&w, "context");
+	cli_json_context(&w, rec);
 	json_key(&w, "summary");
 	json_summary(&w, total);
 	json_key(&w, "views");

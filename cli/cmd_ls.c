@@ -130,6 +130,13 @@ static void print_json(const struct ls_row *rows, size_t n)
 		json_uint(&w, row->files);
 		json_key(&w, "policy_digest");
 		json_string(&w, row->rec ? row->rec->policy_digest : NULL);
+		json_key(&w, "outcome");
+		json_string(&w, row->rec ? store_outcome_name(row->rec->outcome) : NULL);
+		json_key(&w, "context");
+		if (row->rec)
+			cli_json_context(&w, row->rec);
+		else
+			json_null(&w);
 		json_key(&w, "views");
 		json_array_begin(&w);
 		for (size_t j = 0; row->rec && j < row->rec->n_views; j++) {

@@ -170,10 +170,34 @@ out_close:
 	return r;
 }
 
+/* --context KEY=VALUE: the key known, the value valid, each key once. An empty value is the same
+ * as leaving the key out, so a hook can pass what its environment has. */
+static int parse_context(const struct cli_verb *verb, const char *arg,
+			 struct policy_context *context)
+{
+	const char *eq = strchr(arg, '='), *reason;
+	enum policy_context_key key;
+
+	if (!eq || eq == arg)
+		return cli_usage_error(verb, "invalid --context '%s': expected KEY=VALUE", arg);
+	if (policy_context_key_from_name(arg, (size_t)(eq - arg), &key) < 0)
+		return cli_usage_error(verb, "invalid --context '%s': unknown key (expected %s)",
+				       arg, policy_context_key_names());
+	if (context->values[key])
+		return cli_usage_error(verb, "invalid --context '%s': key '%s' given twice", arg,
+				       policy_context_key_name(key));
+	if (!eq[1])
+		return 0;
+	if (policy_context_value_check(eq + 1, &reason) < 0)
+		return cli_usage_error(verb, "invalid --context '%s': %s", arg, reason);
+	context->values[key] = eq + 1;
+	return 0;
+}
+
 /* Builds the record from the expanded policy (state "mounting", no daemon yet); the views' lowers
  * come from the base stacks (add_lowers). */
 static int record_from_policy(const struct policy *policy, const char *id,
-			      struct store_record **ret)
+			      const struct policy_context *context, struct store_record **ret)
 {
 	struct store_record *rec;
 	char digest[17];
@@ -190,6 +214,9 @@ static int record_from_policy(const struct policy *policy, const char *id,
 	rec->views = calloc(policy->n_views ? policy->n_views : 1, sizeof(*rec->views));
 	if (!rec->id || !rec->policy_digest || !rec->policy_source || !rec->views)
 		goto out_free;
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++)
+		if (context->values[k] && !(rec->context[k] = strdup(context->values[k])))
+			goto out_free;
 	rec->n_views = policy->n_views;
 	for (size_t i = 0; i < policy->n_views; i++) {
 		const struct policy_view *pv = &policy->views[i];
@@ -199,6 +226,13 @@ static int record_from_policy(const struct policy *policy, const char *id,
 		view->target = strdup(pv->target);
 		if (!view->name || !view->target)
 			goto out_free;
+		if (pv->n_pass_through &&
+		    !(view->pass_through = calloc(pv->n_pass_through, sizeof(char *))))
+			goto out_free;
+		for (size_t j = 0; j < pv->n_pass_through; j++)
+			if (!(view->pass_through[view->n_pass_through++] =
+				      strdup(pv->pass_through[j])))
+				goto out_free;
 	}
 	*ret = rec;
 	return 0;
@@ -222,6 +256,23 @@ static int add_lowers(struct store *store, const struct policy *policy, struct s
 	return 0;
 }
 
+/* A job none of whose views matched: a record without views or daemon, mounted until umount, so
+ * that umount, mark-ok and promote of it are clean no-ops. */
+static int mount_no_views(const struct cli_verb *verb, int job_fd, struct store_record *rec)
+{
+	int r;
+
+	rec->state = STORE_MOUNTED;
+	r = store_record_write(job_fd, rec);
+	if (r < 0) {
+		cli_error(verb, "cannot record job '%s': %s", rec->id, strerror(-r));
+		return JOBFS_EXIT_SYSTEM;
+	}
+	cli_error(verb, "job '%s' matches no view of policy '%s': nothing to mount", rec->id,
+		  rec->policy_source);
+	return JOBFS_EXIT_OK;
+}
+
 static void stop_daemon(pid_t pid)
 {
 	int status;
@@ -234,11 +285,16 @@ static void stop_daemon(pid_t pid)
 int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"job", required_argument, NULL, 'j'},	{"policy", required_argument, NULL, 'p'},
-		{"foreground", no_argument, NULL, 'f'}, {"namespace", required_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},	{0},
+		{"job", required_argument, NULL, 'j'},
+		{"policy", required_argument, NULL, 'p'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"namespace", required_argument, NULL, 'n'},
+		{"context", required_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	const char *job_id = NULL, *path = NULL;
+	struct policy_context context = {0};
 	struct made_dirs made = {0}, kept = {0};
 	struct store_record *rec = NULL;
 	struct daemon_view *dviews = NULL;
@@ -272,6 +328,11 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 						       "private)",
 						       optarg);
 			break;
+		case 'C':
+			rc = parse_context(verb, optarg, &context);
+			if (rc)
+				return rc;
+			break;
 		case 'h':
 			return cli_verb_help(verb);
 		default:
@@ -284,9 +345,26 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_require_job_id(verb, job_id);
 	if (rc)
 		return rc;
-	rc = cli_load_policy(path, job_id, &policy);
+	/* only the views whose `when` matches the job are expanded: a target that needs a
+	 * variable the job lacks stops nobody who does not get the view */
+	rc = cli_load_policy(path, NULL, &policy);
 	if (rc)
 		return rc;
+	{
+		struct policy *selected;
+
+		r = policy_select(policy, &context, &selected);
+		if (r < 0) {
+			cli_error(verb, "out of memory");
+			rc = JOBFS_EXIT_SYSTEM;
+			goto out;
+		}
+		policy_free(policy);
+		policy = selected;
+	}
+	rc = cli_expand_policy(&policy, job_id);
+	if (rc)
+		goto out;
 
 	rc = JOBFS_EXIT_SYSTEM;
 	r = store_open(policy->state_dir, true, &store);
@@ -305,7 +383,13 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 		goto out;
 	}
 	job_made = true;
-	r = record_from_policy(policy, job_id, &rec);
+	r = record_from_policy(policy, job_id, &context, &rec);
+	if (r == 0 && policy->n_views == 0) {
+		rc = mount_no_views(verb, job_fd, rec);
+		if (rc)
+			goto out_rollback;
+		goto out;
+	}
 	if (r == 0 && (r = add_lowers(store, policy, rec)) < 0 && r != -ENOMEM) {
 		cli_error(verb, "cannot read the base stacks in '%s/bases': %s", store->path,
 			  strerror(-r));
@@ -359,6 +443,8 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 			.work = works[i],
 			.target = pv->target,
 			.quota = pv->quota,
+			.pass_through = (const char *const *)pv->pass_through,
+			.n_pass_through = pv->n_pass_through,
 		};
 	}
 	r = store_record_write(job_fd, rec);

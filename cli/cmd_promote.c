@@ -25,6 +25,7 @@ struct view_result {
 	struct promote_view pv;
 	char generation[BASES_NAME_MAX]; /* published (or, dry run, would be); "" for none */
 	bool planned;
+	char *refused; /* why the job is not trusted for this view; NULL when it is */
 };
 
 /* The view's base, top first, as descriptors and paths: its generations, then the policy's
@@ -264,6 +265,19 @@ static void print_json(const char *job_id, const struct view_result *res, size_t
 	json_string(&w, job_id);
 	json_key(&w, "dry_run");
 	json_bool(&w, dry_run);
+	json_key(&w, "refused");
+	json_array_begin(&w);
+	for (size_t i = 0; i < n; i++) {
+		if (!res[i].refused)
+			continue;
+		json_object_begin(&w);
+		json_key(&w, "view");
+		json_string(&w, res[i].policy->name);
+		json_key(&w, "reason");
+		json_string(&w, res[i].refused);
+		json_object_end(&w);
+	}
+	json_array_end(&w);
 	json_key(&w, "views");
 	json_array_begin(&w);
 	for (size_t i = 0; i < n; i++) {
@@ -348,6 +362,35 @@ static int check_job(const struct cli_verb *verb, const char *job_id,
 	return JOBFS_EXIT_OK;
 }
 
+/* Whether the job's recorded context matches the view's promote.trust; when not, *ret_reason
+ * (malloc'ed) names the selector that failed. -ENOMEM only. */
+static int check_trust(const struct store_record *rec, const struct policy_view *view,
+		       char **ret_reason)
+{
+	struct policy_context context;
+	enum policy_context_key failed;
+	const char *key, *value;
+	int n;
+
+	*ret_reason = NULL;
+	store_record_context(rec, &context);
+	if (policy_selector_matches(&view->promote.trust, &context, &failed))
+		return 0;
+	key = policy_context_key_name(failed);
+	value = context.values[failed];
+	if (value)
+		n = asprintf(ret_reason,
+			     "job '%s' is not trusted for view '%s': its %s '%s' matches none of "
+			     "promote.trust.%s",
+			     rec->id, view->name, key, value, key);
+	else
+		n = asprintf(ret_reason,
+			     "job '%s' is not trusted for view '%s': it was mounted without a %s "
+			     "(--context %s=...), which promote.trust.%s requires",
+			     rec->id, view->name, key, key, key);
+	return n < 0 ? -ENOMEM : 0;
+}
+
 static bool record_has_view(const struct store_record *rec, const char *name)
 {
 	for (size_t i = 0; i < rec->n_views; i++)
@@ -416,15 +459,24 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 	store = job.store;
 	job_fd = job.job_fd;
 	rec = job.rec;
-	rc = check_job(verb, job_id, rec);
-	if (rc)
-		goto out;
 	res = calloc(policy->n_views + 1, sizeof(*res));
 	if (!res) {
 		rc = JOBFS_EXIT_SYSTEM;
 		cli_error(verb, "out of memory");
 		goto out;
 	}
+	if (rec->n_views == 0) {
+		/* none of the policy's views matched the job: nothing was mounted, nothing to
+		 * promote, whatever its state or outcome */
+		if (json)
+			print_json(job_id, res, 0, dry_run);
+		else
+			printf("job %s has no views: nothing to promote\n", job_id);
+		goto out;
+	}
+	rc = check_job(verb, job_id, rec);
+	if (rc)
+		goto out;
 	if (only) {
 		bool found = false;
 
@@ -436,13 +488,31 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 			goto out;
 		}
 	}
-	rc = JOBFS_EXIT_OK;
+	/* trust first, for every view: a view the job is not trusted for is refused (exit 9)
+	 * and the others still promote */
 	for (size_t i = 0; i < policy->n_views; i++) {
 		const struct policy_view *view = &policy->views[i];
 
 		res[i].policy = view;
 		if ((only && strcmp(view->name, only) != 0) ||
 		    view->promote.kind == POLICY_PROMOTE_NONE || !record_has_view(rec, view->name))
+			continue;
+		if (check_trust(rec, view, &res[i].refused) < 0) {
+			rc = JOBFS_EXIT_SYSTEM;
+			cli_error(verb, "out of memory");
+			goto out;
+		}
+		if (res[i].refused) {
+			cli_error(verb, "refused: %s", res[i].refused);
+			rc = JOBFS_EXIT_NOT_OK;
+		}
+	}
+	for (size_t i = 0; i < policy->n_views; i++) {
+		const struct policy_view *view = &policy->views[i];
+
+		if ((only && strcmp(view->name, only) != 0) ||
+		    view->promote.kind == POLICY_PROMOTE_NONE ||
+		    !record_has_view(rec, view->name) || res[i].refused)
 			continue;
 		if (promote_view(verb, store, job_fd, job_id, dry_run, &res[i]) < 0)
 			rc = JOBFS_EXIT_SYSTEM;
@@ -452,8 +522,10 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 	else
 		print_text(res, policy->n_views, dry_run);
 out:
-	for (size_t i = 0; res && i < policy->n_views; i++)
+	for (size_t i = 0; res && i < policy->n_views; i++) {
 		promote_view_free(&res[i].pv);
+		free(res[i].refused);
+	}
 	free(res);
 	cli_job_close(&job);
 	policy_free(policy);

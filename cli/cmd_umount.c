@@ -120,6 +120,49 @@ static bool report_holders(const struct cli_verb *verb, const char *job_id,
 	return n > 0;
 }
 
+/* True when the mount is one of the view's pass-through directories: mounted right on the view
+ * at a path the record names. */
+static bool is_pass_through(const struct store_view *view, const struct procs_mount *m,
+			    const struct procs_mount *below)
+{
+	if (below->parent_id != m->mnt_id)
+		return false;
+	for (size_t j = 0; j < view->n_pass_through; j++)
+		if (strcmp(below->mountpoint, view->pass_through[j]) == 0)
+			return true;
+	return false;
+}
+
+/* Detaches the view's pass-through directories (a runner's own directory, where its worker writes
+ * its log all through the job), newest first. Their holders are never signalled: one that is busy
+ * is detached lazily and stays usable for them. Anything else mounted inside the view is left to
+ * unmount_view (busy). Best effort: a view whose daemon died cannot be walked into; its lazy
+ * detach takes them along. */
+static void detach_pass_through(const struct store_view *view, const struct procs_mount *m)
+{
+	struct procs_mount *below;
+	size_t n;
+
+	if (!view->n_pass_through || procs_mounts_below(m->mnt_id, &below, &n) < 0)
+		return;
+	for (size_t i = n; i-- > 0;) {
+		int r;
+
+		if (!is_pass_through(view, m, &below[i]))
+			continue;
+		r = gc_unmount(&below[i], false);
+
+		if (r == -EBUSY) {
+			fprintf(stderr,
+				"jobfs: umount: view '%s': pass-through '%s' is busy, detaching it "
+				"lazily (its processes keep it)\n",
+				view->name, below[i].mountpoint);
+			gc_unmount(&below[i], true);
+		}
+	}
+	free(below);
+}
+
 /* Unmounts one view. Returns 0 (unmounted, or not mounted), 1 when busy and reported, or -errno. */
 static int unmount_view(const struct cli_verb *verb, const char *job_id,
 			const struct store_view *view, bool kill_them, long timeout)
@@ -133,6 +176,7 @@ static int unmount_view(const struct cli_verb *verb, const char *job_id,
 	 * put another job's view in its place */
 	if (procs_view_mount(job_id, view->name, &m) < 0)
 		return 0;
+	detach_pass_through(view, &m);
 	r = gc_unmount(&m, false);
 	if (r != -EBUSY)
 		return r == -EINVAL ? 0 : r;

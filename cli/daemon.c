@@ -1,7 +1,9 @@
 /* The job daemon. `jobfs mount` forks it; the child opens every view (mounting it), starts one
  * serving thread per view, then reports "ready" (or the error naming the view) over a pipe. It
  * serves until every view is unmounted, or until SIGTERM/SIGINT/SIGHUP, which it handles itself
- * (libfuse's handlers serve one session only): it stops every view and unmounts what is left. */
+ * (libfuse's handlers serve one session only): it stops every view and unmounts what is left.
+ * A view's pass-through directories are taken before any view is mounted and bound back once the
+ * view is served (pass_through.c); on a stop they are detached first. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,10 +20,12 @@
 #include "daemon.h"
 #include "fs.h"
 #include "ns.h"
+#include "pass_through.h"
 #include "procs.h"
 
 struct served_view {
 	const struct daemon_view *spec;
+	struct pass_through *pts; /* spec->n_pass_through of them */
 	struct jfs_view *view;
 	pthread_t thread;
 	bool started;
@@ -79,6 +83,18 @@ static void report(int fd, const char *text)
 	}
 }
 
+/* Releases every view's pass-throughs; a server that was never told to mount exits. Those still
+ * serving a detached mount go on by themselves. */
+static void close_pass_throughs(const struct daemon_spec *spec, struct served_view *views)
+{
+	for (size_t i = 0; i < spec->n_views; i++) {
+		for (size_t j = 0; views[i].pts && j < spec->views[i].n_pass_through; j++)
+			if (views[i].pts[j].path)
+				pass_through_close(&views[i].pts[j]);
+		free(views[i].pts);
+	}
+}
+
 /* The daemon's life after fork; returns its exit status. */
 static int daemon_main(const struct daemon_spec *spec, int report_fd)
 {
@@ -106,6 +122,39 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* every real directory is taken before any view covers it */
+	for (i = 0; i < spec->n_views; i++) {
+		const struct daemon_view *dv = &spec->views[i];
+
+		views[i].spec = dv;
+		if (!dv->n_pass_through)
+			continue;
+		if (geteuid() != 0 && !pass_through_user_allow_other(NULL)) {
+			snprintf(msg, sizeof(msg),
+				 "view '%s': pass_through needs 'user_allow_other' in "
+				 "/etc/fuse.conf (fusermount3 mounts inside a view only if it is "
+				 "allow_other)\n",
+				 dv->name);
+			goto out_fail;
+		}
+		views[i].pts = calloc(dv->n_pass_through, sizeof(*views[i].pts));
+		if (!views[i].pts) {
+			snprintf(msg, sizeof(msg), "out of memory\n");
+			goto out_fail;
+		}
+		for (size_t j = 0; j < dv->n_pass_through; j++) {
+			char source[PROCS_SOURCE_MAX], why[1100];
+
+			procs_pass_through_source(spec->job_id, dv->name, j, source,
+						  sizeof(source));
+			if (pass_through_open(&views[i].pts[j], dv->pass_through[j], source,
+					      &report_fd, 1, why, sizeof(why)) < 0) {
+				views[i].pts[j].path = NULL; /* nothing taken */
+				snprintf(msg, sizeof(msg), "view '%s': %s\n", dv->name, why);
+				goto out_fail;
+			}
+		}
+	}
 	for (i = 0; i < spec->n_views; i++) {
 		const struct daemon_view *dv = &spec->views[i];
 		struct jfs_config cfg;
@@ -120,6 +169,10 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		cfg.mountpoint = dv->target;
 		cfg.foreground = true;
 		cfg.opts.quota = dv->quota;
+		/* fusermount3 (set-uid root, uid the user's) mounts a pass-through inside the view
+		 * only if the kernel lets it in: that takes allow_other (user_allow_other) */
+		if (dv->n_pass_through)
+			cfg.opts.allow_other = true;
 		/* how umount and gc find this mount wherever it was moved (procs_view_mount) */
 		procs_view_source(spec->job_id, dv->name, views[i].fsname, sizeof(views[i].fsname));
 		cfg.fsname = views[i].fsname;
@@ -138,6 +191,16 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		}
 		views[i].started = true;
 		log_line("view '%s' mounted at '%s'", dv->name, dv->target);
+		for (size_t j = 0; j < dv->n_pass_through; j++) {
+			char why[1100];
+
+			if (pass_through_attach(&views[i].pts[j], why, sizeof(why)) < 0) {
+				snprintf(msg, sizeof(msg), "view '%s': %s\n", dv->name, why);
+				goto out_fail;
+			}
+			log_line("view '%s': '%s' passes through to the real directory", dv->name,
+				 dv->pass_through[j]);
+		}
 	}
 	report(report_fd, "ready\n");
 	close(report_fd);
@@ -153,7 +216,14 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		if (sig > 0 && !stopping) {
 			log_line("signal %d: stopping every view", sig);
 			stopping = true;
+			/* a view cannot go while a pass-through is mounted inside it */
+			for (i = 0; i < spec->n_views; i++)
+				for (size_t j = 0; j < spec->views[i].n_pass_through; j++)
+					pass_through_detach(&views[i].pts[j]);
 		}
+		for (i = 0; i < spec->n_views; i++)
+			for (size_t j = 0; j < spec->views[i].n_pass_through; j++)
+				pass_through_reap(&views[i].pts[j]);
 		for (i = 0; i < spec->n_views; i++) {
 			if (__atomic_load_n(&views[i].done, __ATOMIC_ACQUIRE))
 				continue;
@@ -177,6 +247,7 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		log_line("view '%s' closed", views[i].spec->name);
 	}
 	log_line("job '%s': exiting with status %d", spec->job_id, status);
+	close_pass_throughs(spec, views);
 	free(views);
 	return status;
 
@@ -184,6 +255,10 @@ out_fail:
 	log_line("%.*s", (int)strcspn(msg, "\n"), msg);
 	report(report_fd, msg);
 	close(report_fd);
+	for (i = 0; i < spec->n_views; i++)
+		for (size_t j = 0; views[i].pts && j < spec->views[i].n_pass_through; j++)
+			if (views[i].pts[j].path)
+				pass_through_detach(&views[i].pts[j]);
 	for (i = opened; i-- > 0;) {
 		if (views[i].started) {
 			while (!__atomic_load_n(&views[i].done, __ATOMIC_ACQUIRE)) {
@@ -197,6 +272,7 @@ out_fail:
 		}
 		jfs_view_close(views[i].view);
 	}
+	close_pass_throughs(spec, views);
 	free(views);
 	return 1;
 }

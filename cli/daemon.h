@@ -14,6 +14,9 @@ struct daemon_view {
 	const char *work;
 	const char *target;
 	uint64_t quota; /* bytes the upper may hold; 0: no limit */
+	/* real directories inside target bound back through the view once it is mounted */
+	const char *const *pass_through;
+	size_t n_pass_through;
 };
 
 struct daemon_spec {

@@ -19,7 +19,8 @@
 	  "verify found differences: a changed, missing or extra path in the base")                \
 	X(JOBFS_EXIT_MANIFEST, 8, "the manifest given to verify cannot be read or is malformed")   \
 	X(JOBFS_EXIT_NOT_OK, 9,                                                                    \
-	  "promote refused: the job is not marked successful (mark-ok, umount --outcome)")         \
+	  "promote refused: the job is not marked successful (mark-ok, umount --outcome), or not " \
+	  "trusted for a view (promote.trust)")                                                    \
 	X(JOBFS_EXIT_NOT_MOUNTED, 10,                                                              \
 	  "exec: the job is not mounted (unmounted, or its daemon and namespace are gone)")
 

@@ -1,12 +1,14 @@
 /* The job a verb works on: its state dir, its dir, its lock and its record, opened in one place so
  * that every verb reports a missing, busy or orphan job the same way. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "exit_codes.h"
+#include "json.h"
 #include "policy.h"
 #include "store.h"
 
@@ -83,4 +85,23 @@ int cli_job_set_outcome(const struct cli_verb *verb, struct cli_job *job,
 		return JOBFS_EXIT_SYSTEM;
 	}
 	return JOBFS_EXIT_OK;
+}
+
+void cli_json_context(struct json_writer *w, const struct store_record *rec)
+{
+	json_object_begin(w);
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++) {
+		json_key(w, policy_context_key_name((enum policy_context_key)k));
+		json_string(w, rec ? rec->context[k] : NULL);
+	}
+	json_object_end(w);
+}
+
+void cli_print_context(const struct store_record *rec)
+{
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++)
+		if (rec->context[k])
+			printf("  context %s: %s\n",
+			       policy_context_key_name((enum policy_context_key)k),
+			       rec->context[k]);
 }

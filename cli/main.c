@@ -15,10 +15,14 @@ static const struct cli_verb verbs[] = {
 	 "validate a policy: FILE, or the one jobfs would use"},
 	{"policy", "show", "[--job ID] [--json] [--policy FILE]", 0, 0, 0, cmd_policy_show,
 	 "print the policy in effect, for job ID if given"},
-	{"mount", NULL, "--job ID [--namespace host|private] [--policy FILE] [--foreground]", 0, 0,
-	 0, cmd_mount,
-	 "mount every view of the policy for job ID, served by one daemon (private: in a mount "
-	 "namespace of the job's own)"},
+	{"policy", "get", "[--job ID] [--policy FILE] KEY", 1, 1, 0, cmd_policy_get,
+	 "print one value of the policy in effect: state_dir, hooks.fail_open, views.NAME.target"},
+	{"mount", NULL,
+	 "--job ID [--context KEY=VALUE]... [--namespace host|private] [--policy FILE] "
+	 "[--foreground]",
+	 0, 0, 0, cmd_mount,
+	 "mount the policy's views for job ID whose 'when' matches its context, served by one "
+	 "daemon (private: in a mount namespace of the job's own)"},
 	{"exec", NULL, "--job ID [--cwd DIR] [--policy FILE] [--] CMD [ARGS...]", 1, INT_MAX, 0,
 	 cmd_exec,
 	 "run CMD where job ID's views are (inside its namespace); exits with CMD's status"},
@@ -44,6 +48,8 @@ static const struct cli_verb verbs[] = {
 	{"verify", NULL,
 	 "--manifest FILE [--view NAME] [--json] [--threads N] [--progress] [--policy FILE]", 0, 0,
 	 0, cmd_verify, "check a view's base against a manifest: changed, missing, extra paths"},
+	{"job-key", NULL, "--github [--json]", 0, 0, 0, cmd_job_key,
+	 "print the job ID of the current CI job, derived from its environment"},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))

@@ -24,3 +24,9 @@ int merge_pnpm_index(const char *base_db, const char *job_db, const char *out_db
  * present, in order. Duplicate lines count as identical. */
 int merge_npm_bucket(const char *base, const char *job, const char *out,
 		     struct merge_counts *counts, char *err, size_t errsize);
+
+/* A JSON-lines file (pnpm's cache/lockfile-verified.jsonl, appended to one record at a time): the
+ * same union as merge_npm_bucket, written as "LINE\n" per line, so the next append starts a new
+ * line. */
+int merge_jsonl(const char *base, const char *job, const char *out, struct merge_counts *counts,
+		char *err, size_t errsize);

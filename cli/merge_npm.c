@@ -1,6 +1,7 @@
-/* Promotion's merge of an npm cacache index bucket: the base's lines, then the job's new ones.
- * cacache appends each entry as "\n<sha1>\t<json>" and its reader skips empty lines and lines
- * whose hash does not match, so lines are compared and copied verbatim, never parsed. */
+/* Promotion's line-union merges: the base's lines, then the job's new ones. An npm cacache index
+ * bucket: cacache appends each entry as "\n<sha1>\t<json>" and its reader skips empty lines and
+ * lines whose hash does not match. pnpm's lockfile-verified.jsonl: one JSON record per line, each
+ * ended by "\n". Lines are compared and copied verbatim, never parsed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -43,7 +44,8 @@ static int fail(char *err, size_t errsize, int r, const char *fmt, ...)
 }
 
 /* Reads a whole bucket; NULL path or a missing file reads as empty. */
-static int bucket_read(const char *path, struct bucket_text *ret_text, char *err, size_t errsize)
+static int bucket_read(const char *path, const char *what, struct bucket_text *ret_text, char *err,
+		       size_t errsize)
 {
 	struct bucket_text text = {0};
 	struct stat st;
@@ -60,21 +62,21 @@ static int bucket_read(const char *path, struct bucket_text *ret_text, char *err
 			*ret_text = text;
 			return 0;
 		}
-		return fail(err, errsize, -errno, "cannot open bucket '%s': %s", path,
+		return fail(err, errsize, -errno, "cannot open %s '%s': %s", what, path,
 			    strerror(errno));
 	}
 	if (fstat(fd, &st) < 0) {
-		r = fail(err, errsize, -errno, "cannot stat bucket '%s': %s", path,
+		r = fail(err, errsize, -errno, "cannot stat %s '%s': %s", what, path,
 			 strerror(errno));
 		goto out_close;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		r = fail(err, errsize, -EINVAL, "bucket '%s' is not a regular file", path);
+		r = fail(err, errsize, -EINVAL, "%s '%s' is not a regular file", what, path);
 		goto out_close;
 	}
 	text.data = malloc((size_t)st.st_size + 1);
 	if (!text.data) {
-		r = fail(err, errsize, -ENOMEM, "cannot read bucket '%s': out of memory", path);
+		r = fail(err, errsize, -ENOMEM, "cannot read %s '%s': out of memory", what, path);
 		goto out_close;
 	}
 	while (done < (size_t)st.st_size) {
@@ -83,7 +85,7 @@ static int bucket_read(const char *path, struct bucket_text *ret_text, char *err
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = fail(err, errsize, -errno, "cannot read bucket '%s': %s", path,
+			r = fail(err, errsize, -errno, "cannot read %s '%s': %s", what, path,
 				 strerror(errno));
 			free(text.data);
 			goto out_close;
@@ -161,14 +163,17 @@ struct bucket_merge {
 	struct line_set seen;
 	FILE *out;
 	bool from_job;
+	bool newline_first; /* cacache's "\nENTRY" rather than "LINE\n" */
 	struct merge_counts counts;
 };
 
-/* Writes in cacache's own append form, "\n" before each entry, so a later append by npm
- * continues the file exactly as it would have continued the base's. */
-static int write_line(FILE *out, const struct line *line)
+/* Writes in the file's own append form, so a later append continues the file exactly as it would
+ * have continued the base's: cacache's "\n" before each entry, a JSON-lines "\n" after each. */
+static int write_line(const struct bucket_merge *bm, const struct line *line)
 {
-	if (putc('\n', out) == EOF || fwrite(line->text, 1, line->len, out) != line->len)
+	if ((bm->newline_first && putc('\n', bm->out) == EOF) ||
+	    fwrite(line->text, 1, line->len, bm->out) != line->len ||
+	    (!bm->newline_first && putc('\n', bm->out) == EOF))
 		return -EIO;
 	return 0;
 }
@@ -181,30 +186,30 @@ static int visit_line(const struct line *line, void *userdata)
 		if (bm->from_job)
 			bm->counts.identical++;
 		else
-			return write_line(bm->out, line); /* the base is copied as it is */
+			return write_line(bm, line); /* the base is copied as it is */
 		return 0;
 	}
 	if (bm->from_job)
 		bm->counts.added++;
-	return write_line(bm->out, line);
+	return write_line(bm, line);
 }
 
-int merge_npm_bucket(const char *base, const char *job, const char *out,
-		     struct merge_counts *counts, char *err, size_t errsize)
+static int merge_lines(const char *base, const char *job, const char *out, bool newline_first,
+		       const char *what, struct merge_counts *counts, char *err, size_t errsize)
 {
 	struct bucket_text base_text = {0}, job_text = {0};
-	struct bucket_merge bm = {0};
+	struct bucket_merge bm = {.newline_first = newline_first};
 	int fd, r;
 
 	if (errsize)
 		err[0] = '\0';
 	if (!job || !out)
-		return fail(err, errsize, -EINVAL,
-			    "merge of npm buckets needs a job bucket and an output");
-	r = bucket_read(base, &base_text, err, errsize);
+		return fail(err, errsize, -EINVAL, "merge of a %s needs the job's and an output",
+			    what);
+	r = bucket_read(base, what, &base_text, err, errsize);
 	if (r < 0)
 		return r;
-	r = bucket_read(job, &job_text, err, errsize);
+	r = bucket_read(job, what, &job_text, err, errsize);
 	if (r < 0)
 		goto out_free;
 	if (line_set_init(&bm.seen, count_lines(&base_text) + count_lines(&job_text)) < 0) {
@@ -213,13 +218,13 @@ int merge_npm_bucket(const char *base, const char *job, const char *out,
 	}
 	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
-		r = fail(err, errsize, -errno, "cannot create bucket '%s': %s", out,
+		r = fail(err, errsize, -errno, "cannot create %s '%s': %s", what, out,
 			 strerror(errno));
 		goto out_free;
 	}
 	bm.out = fdopen(fd, "w");
 	if (!bm.out) {
-		r = fail(err, errsize, -errno, "cannot create bucket '%s': %s", out,
+		r = fail(err, errsize, -errno, "cannot create %s '%s': %s", what, out,
 			 strerror(errno));
 		close(fd);
 		goto out_unlink;
@@ -233,7 +238,7 @@ int merge_npm_bucket(const char *base, const char *job, const char *out,
 	if (fclose(bm.out) != 0 && r == 0)
 		r = errno ? -errno : -EIO;
 	if (r < 0) {
-		r = fail(err, errsize, r, "cannot write bucket '%s': %s", out, strerror(-r));
+		r = fail(err, errsize, r, "cannot write %s '%s': %s", what, out, strerror(-r));
 		goto out_unlink;
 	}
 	*counts = bm.counts;
@@ -246,4 +251,16 @@ out_free:
 	free(base_text.data);
 	free(job_text.data);
 	return r;
+}
+
+int merge_npm_bucket(const char *base, const char *job, const char *out,
+		     struct merge_counts *counts, char *err, size_t errsize)
+{
+	return merge_lines(base, job, out, true, "bucket", counts, err, errsize);
+}
+
+int merge_jsonl(const char *base, const char *job, const char *out, struct merge_counts *counts,
+		char *err, size_t errsize)
+{
+	return merge_lines(base, job, out, false, "JSON-lines file", counts, err, errsize);
 }

@@ -59,6 +59,7 @@ int procs_mountinfo_parse(const char *line, struct procs_mount *ret_mount)
 		n++;
 	}
 	if (sscanf(fields[0], "%" SCNu64, &m.mnt_id) != 1 ||
+	    sscanf(fields[1], "%" SCNu64, &m.parent_id) != 1 ||
 	    sscanf(fields[2], "%u:%u", &m.dev_major, &m.dev_minor) != 2)
 		return -EINVAL;
 	if (unescape(fields[4], lens[4], m.mountpoint, sizeof(m.mountpoint)) < 0)
@@ -95,9 +96,66 @@ void procs_view_source(const char *job_id, const char *view, char *buf, size_t s
 	snprintf(buf, size, "jobfs:%s/%s", job_id, view);
 }
 
+void procs_pass_through_source(const char *job_id, const char *view, size_t index, char *buf,
+			       size_t size)
+{
+	snprintf(buf, size, "jobfs:%s/%s/pass_through/%zu", job_id, view, index);
+}
+
 int procs_view_mount(const char *job_id, const char *view, struct procs_mount *ret_mount)
 {
 	char source[PROCS_SOURCE_MAX];
+
+	procs_view_source(job_id, view, source, sizeof(source));
+	return procs_mount_by_source(source, ret_mount);
+}
+
+int procs_mounts_below(uint64_t mnt_id, struct procs_mount **ret_mounts, size_t *ret_n)
+{
+	struct procs_mount m, *found = NULL;
+	size_t n = 0, cap = 0;
+	char *line = NULL;
+	size_t linecap = 0;
+	ssize_t len;
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	while ((len = getline(&line, &linecap, f)) > 0) {
+		bool below = false;
+
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		if (procs_mountinfo_parse(line, &m) < 0)
+			continue;
+		below = m.parent_id == mnt_id;
+		for (size_t i = 0; i < n && !below; i++)
+			below = m.parent_id == found[i].mnt_id;
+		if (!below)
+			continue;
+		if (n == cap) {
+			struct procs_mount *grown =
+				realloc(found, sizeof(*found) * (cap = cap ? cap * 2 : 4));
+			if (!grown) {
+				free(found);
+				free(line);
+				fclose(f);
+				return -ENOMEM;
+			}
+			found = grown;
+		}
+		found[n++] = m;
+	}
+	free(line);
+	fclose(f);
+	*ret_mounts = found;
+	*ret_n = n;
+	return 0;
+}
+
+int procs_mount_by_source(const char *source, struct procs_mount *ret_mount)
+{
 	struct procs_mount m, found;
 	bool any = false;
 	char *line = NULL;
@@ -105,7 +163,6 @@ int procs_view_mount(const char *job_id, const char *view, struct procs_mount *r
 	ssize_t len;
 	FILE *f;
 
-	procs_view_source(job_id, view, source, sizeof(source));
 	f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return -errno;

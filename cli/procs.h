@@ -12,6 +12,7 @@
 
 struct procs_mount {
 	uint64_t mnt_id;    /* mountinfo field 1, the same as statx's stx_mnt_id */
+	uint64_t parent_id; /* field 2: the mount it is mounted on */
 	unsigned dev_major; /* st_dev of the mounted filesystem */
 	unsigned dev_minor;
 	char fstype[64]; /* "fuse.jobfs" */
@@ -30,8 +31,16 @@ bool procs_view_connected(const char *path);
 /* A job's view is mounted with the source "jobfs:JOB/VIEW": found by it, not by its target path,
  * which the job's user may have moved or replaced with a symlink to another job's view. */
 void procs_view_source(const char *job_id, const char *view, char *buf, size_t size);
+/* A view's pass-through number index, when it is a plain jobfs view (not root): mounted with the
+ * source "jobfs:JOB/VIEW/pass_through/INDEX". */
+void procs_pass_through_source(const char *job_id, const char *view, size_t index, char *buf,
+			       size_t size);
 /* The topmost jobfs mount with that source made by this user (root: user_id=0); -ENOENT if none. */
 int procs_view_mount(const char *job_id, const char *view, struct procs_mount *ret_mount);
+int procs_mount_by_source(const char *source, struct procs_mount *ret_mount);
+/* Every mount below the mount mnt_id (mounted on something inside it, or below those), in
+ * mountinfo order: parents before their children. *ret_mounts is malloc'ed. */
+int procs_mounts_below(uint64_t mnt_id, struct procs_mount **ret_mounts, size_t *ret_n);
 /* The same, answering (not ENOTCONN). */
 bool procs_view_mount_connected(const char *job_id, const char *view);
 /* The mount with that id (mountinfo field 1), where it is now; -ENOENT if none. */

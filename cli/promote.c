@@ -28,9 +28,11 @@
 static const char metacopy_reason[] = "metacopy: a base file whose metadata the job changed";
 
 enum rule {
-	RULE_ADD,	 /* add-only: new files join the base */
-	RULE_MERGE_PNPM, /* pnpm's index.db */
-	RULE_MERGE_NPM,	 /* a cacache index bucket */
+	RULE_ADD,	  /* add-only: new files join the base */
+	RULE_MERGE_PNPM,  /* pnpm's index.db */
+	RULE_MERGE_NPM,	  /* a cacache index bucket */
+	RULE_MERGE_JSONL, /* pnpm's lockfile-verified.jsonl */
+	RULE_SQLITE_WAL,  /* ignored when empty; rows the index lacks when not */
 	RULE_IGNORE,
 };
 
@@ -51,7 +53,7 @@ static const struct rule_row pnpm_rules[] = {
 	{"index.db", RULE_MERGE_PNPM, NULL},
 	{"projects/*", RULE_IGNORE, "pnpm-store: projects/ is per install"},
 	{"tmp/*", RULE_IGNORE, "pnpm-store: tmp/"},
-	{"*.db-wal", RULE_IGNORE, "pnpm-store: SQLite side file"},
+	{"*.db-wal", RULE_SQLITE_WAL, "pnpm-store: SQLite side file"},
 	{"*.db-shm", RULE_IGNORE, "pnpm-store: SQLite side file"},
 	{"*", RULE_IGNORE, "pnpm-store: not part of the store's content"},
 };
@@ -61,6 +63,15 @@ static const struct rule_row npm_rules[] = {
 	{"index-v5/*", RULE_MERGE_NPM, NULL},
 	{"tmp/*", RULE_IGNORE, "npm-cache: tmp/"},
 	{"*", RULE_IGNORE, "npm-cache: not part of the cache's content"},
+};
+
+/* pnpm's cache dir (~/.cache/pnpm): registry metadata, which an offline install resolves from and
+ * checks a lockfile against, and the record of lockfiles already checked. */
+static const struct rule_row pnpm_cache_rules[] = {
+	{"metadata/*", RULE_ADD, NULL},
+	{"metadata-full/*", RULE_ADD, NULL},
+	{"lockfile-verified.jsonl", RULE_MERGE_JSONL, NULL},
+	{"*", RULE_IGNORE, "pnpm-cache: not registry metadata"},
 };
 
 const char *promote_action_name(enum promote_action action)
@@ -74,15 +85,16 @@ const char *promote_action_name(enum promote_action action)
 	return (unsigned)action < PROMOTE_ACTION_COUNT ? names[action] : "unknown";
 }
 
-/* The version prefix a kind's root may have: pnpm's "v11/" (the view is the store dir), npm's
- * "_cacache/" (the view is ~/.npm). Returns the path past it, or path itself. */
+/* The version prefix a kind's root may have: pnpm's "v11/" (the view is the store dir) or "v12/"
+ * (its cache dir), npm's "_cacache/" (the view is ~/.npm). Returns the path past it, or path
+ * itself. */
 static const char *strip_prefix(enum policy_promote_kind kind, const char *path)
 {
 	const char *slash = strchr(path, '/');
 	size_t len = slash ? (size_t)(slash - path) : strlen(path);
 
-	if (kind == POLICY_PROMOTE_PNPM_STORE && len >= 2 && path[0] == 'v' &&
-	    strspn(path + 1, "0123456789") == len - 1)
+	if ((kind == POLICY_PROMOTE_PNPM_STORE || kind == POLICY_PROMOTE_PNPM_CACHE) && len >= 2 &&
+	    path[0] == 'v' && strspn(path + 1, "0123456789") == len - 1)
 		return slash ? slash + 1 : "";
 	if (kind == POLICY_PROMOTE_NPM_CACHE && len == 8 && !strncmp(path, "_cacache", 8))
 		return slash ? slash + 1 : "";
@@ -124,6 +136,10 @@ static enum rule rule_for(const struct policy_promote *promote, const char *path
 	case POLICY_PROMOTE_NPM_CACHE:
 		rows = npm_rules;
 		n_rows = sizeof(npm_rules) / sizeof(npm_rules[0]);
+		break;
+	case POLICY_PROMOTE_PNPM_CACHE:
+		rows = pnpm_cache_rules;
+		n_rows = sizeof(pnpm_cache_rules) / sizeof(pnpm_cache_rules[0]);
 		break;
 	default:
 		rows = add_only_rules;
@@ -404,7 +420,17 @@ static int plan_file(struct plan *p, int upper_fd, const char *name, const char 
 			     : add_item(p, path, PROMOTE_IGNORED, metacopy_reason, st,
 					(uint64_t)st->st_size, NULL);
 	}
-	if (rule == RULE_IGNORE) {
+	if (rule == RULE_SQLITE_WAL && st->st_size > 0) {
+		/* committed rows that never reached the database file (the writer was killed before
+		 * its last close): the merge reads the file alone, so say what it leaves out */
+		close(fd);
+		return add_item(
+			p, path, PROMOTE_CONFLICT,
+			"an uncheckpointed SQLite write-ahead log: the index rows in it are "
+			"not promoted",
+			st, (uint64_t)st->st_size, NULL);
+	}
+	if (rule == RULE_IGNORE || rule == RULE_SQLITE_WAL) {
 		close(fd);
 		return add_item(p, path, PROMOTE_IGNORED, reason, st, (uint64_t)st->st_size, NULL);
 	}
@@ -880,8 +906,9 @@ static int apply_file(int upper_dir, int gen_dir, const struct promote_item *ite
 	return r;
 }
 
-/* Copies the job's index file (and its -wal, for the record) into the work dir, merges it with the
- * base's into the generation, and gives the result the base's attributes. */
+/* Copies the job's index file into the work dir, merges it with the base's into the generation,
+ * and gives the result the base's attributes. The file alone: a -wal beside it in the layer that
+ * still holds rows is reported as a conflict by plan_file. */
 static int apply_merge(struct promote_view *pv, int upper_dir, int gen_dir, const char *gen_path,
 		       int work_fd, const char *work_path, struct promote_item *item, char *err,
 		       size_t errsize)
@@ -910,6 +937,9 @@ static int apply_merge(struct promote_view *pv, int upper_dir, int gen_dir, cons
 	if (item->rule == RULE_MERGE_PNPM)
 		r = merge_pnpm_index(item->base_layer >= 0 ? base : NULL, job_copy, out,
 				     &item->merge, err, errsize);
+	else if (item->rule == RULE_MERGE_JSONL)
+		r = merge_jsonl(item->base_layer >= 0 ? base : NULL, job_copy, out, &item->merge,
+				err, errsize);
 	else
 		r = merge_npm_bucket(item->base_layer >= 0 ? base : NULL, job_copy, out,
 				     &item->merge, err, errsize);

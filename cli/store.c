@@ -16,8 +16,13 @@
  *   id=ID  state=mounting|mounted|unmounted  pid=N  pid_start=TICKS  created=UNIX
  *   unmounted=UNIX  policy_digest=HEX16  policy_source=TEXT  [namespace=private
  *   [namespace_ino=N]]  [outcome=success|failure]
+ *   [context_repository=V] [context_ref=V] [context_workflow=V] [context_job=V]
+ *   [context_event=V]  (V escaped: '\\' and \xHH for every byte outside 0x20-0x7e)
  *   then per view: view=NAME  target=PATH  target_created=N  lower=PATH (zero or more)
+ *   pass_through=PATH (zero or more)
  *   (N: how many trailing components of the target jobfs created; umount removes them if empty)
+ *   A job none of whose views matched its context has no views: state=mounted with pid=0 until
+ *   umount.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -260,8 +265,13 @@ void store_record_free(struct store_record *record)
 		for (size_t j = 0; j < view->n_lowers; j++)
 			free(view->lowers[j]);
 		free(view->lowers);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			free(view->pass_through[j]);
+		free(view->pass_through);
 	}
 	free(record->views);
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++)
+		free(record->context[k]);
 	free(record->id);
 	free(record->policy_digest);
 	free(record->policy_source);
@@ -413,7 +423,82 @@ static int parse_view(const char **p, const char *end, struct store_view *view)
 		if (!path_valid(value) || view->n_lowers > STORE_LOWERS_MAX)
 			return -EINVAL;
 	}
+	while (end - *p >= 13 && memcmp(*p, "pass_through=", 13) == 0) {
+		char **grown;
+
+		r = next_line(p, end, key, sizeof(key), &value);
+		if (r < 0)
+			return r;
+		grown = realloc(view->pass_through, sizeof(*grown) * (view->n_pass_through + 1));
+		if (!grown) {
+			free(value);
+			return -ENOMEM;
+		}
+		view->pass_through = grown;
+		view->pass_through[view->n_pass_through++] = value;
+		if (!path_valid(value) || view->n_pass_through > POLICY_PASS_THROUGH_MAX)
+			return -EINVAL;
+	}
 	return 0;
+}
+
+void store_record_context(const struct store_record *record, struct policy_context *ret)
+{
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++)
+		ret->values[k] = record->context[k];
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* A context value as written (escaped) back to its bytes, in place; -EINVAL unless every escape
+ * is one format_context_value writes and the result is a valid context value. */
+static int unescape_context_value(char *value)
+{
+	const char *reason;
+	char *in = value, *out = value;
+
+	while (*in) {
+		if ((unsigned char)*in >= 0x80)
+			return -EINVAL; /* written escaped */
+		if (*in != '\\') {
+			*out++ = *in++;
+			continue;
+		}
+		if (in[1] == '\\') {
+			*out++ = '\\';
+			in += 2;
+			continue;
+		}
+		if (in[1] != 'x' || hex_digit(in[2]) < 0 || hex_digit(in[3]) < 0)
+			return -EINVAL;
+		*out = (char)(hex_digit(in[2]) << 4 | hex_digit(in[3]));
+		/* only bytes that must be escaped are: one spelling per value; and no NUL */
+		if (*out == '\0' || ((unsigned char)*out >= 0x20 && (unsigned char)*out < 0x7f))
+			return -EINVAL;
+		out++;
+		in += 4;
+	}
+	*out = '\0';
+	return policy_context_value_check(value, &reason);
+}
+
+static void format_context_value(FILE *out, const char *value)
+{
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if (*p == '\\')
+			fputs("\\\\", out);
+		else if (*p < 0x20 || *p >= 0x7f)
+			fprintf(out, "\\x%02x", *p);
+		else
+			fputc(*p, out);
+	}
 }
 
 int store_record_parse(const char *text, size_t size, struct store_record **ret_record)
@@ -476,11 +561,25 @@ int store_record_parse(const char *text, size_t size, struct store_record **ret_
 			goto out_free;
 	}
 	/* optional: records written before outcomes existed, or before anyone said */
-	if (p < end && strncmp(p, "outcome=", 8) == 0) {
+	if (end - p >= 8 && memcmp(p, "outcome=", 8) == 0) {
 		free(value);
 		value = NULL;
 		if ((r = expect_key(&p, end, "outcome", &value)) < 0 ||
 		    (r = store_outcome_from_name(value, &rec->outcome)) < 0)
+			goto out_free;
+	}
+	/* optional, in key order: what `mount --context` said */
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++) {
+		char key[32];
+		size_t len = (size_t)snprintf(key, sizeof(key), "context_%s=",
+					      policy_context_key_name((enum policy_context_key)k));
+
+		if ((size_t)(end - p) < len || memcmp(p, key, len) != 0)
+			continue;
+		key[len - 1] = '\0';
+		if ((r = expect_key(&p, end, key, &rec->context[k])) < 0)
+			goto out_free;
+		if ((r = unescape_context_value(rec->context[k])) < 0)
 			goto out_free;
 	}
 	while (p < end) {
@@ -508,9 +607,9 @@ int store_record_parse(const char *text, size_t size, struct store_record **ret_
 		if ((r = parse_view(&p, end, &rec->views[rec->n_views - 1])) < 0)
 			goto out_free;
 	}
-	/* a mounted job has a daemon; a mounting one may not yet */
+	/* a mounted job has a daemon, unless it has no views; a mounting one may not yet */
 	r = -EINVAL;
-	if (rec->state == STORE_MOUNTED && rec->pid <= 0)
+	if (rec->state == STORE_MOUNTED && rec->pid <= 0 && rec->n_views > 0)
 		goto out_free;
 	free(value);
 	*ret_record = rec;
@@ -536,6 +635,13 @@ int store_record_format(const struct store_record *rec, FILE *out)
 		fprintf(out, "namespace_ino=%" PRIu64 "\n", rec->ns_ino);
 	if (rec->outcome != STORE_OUTCOME_UNKNOWN)
 		fprintf(out, "outcome=%s\n", store_outcome_name(rec->outcome));
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++) {
+		if (!rec->context[k])
+			continue;
+		fprintf(out, "context_%s=", policy_context_key_name((enum policy_context_key)k));
+		format_context_value(out, rec->context[k]);
+		fputc('\n', out);
+	}
 	for (size_t i = 0; i < rec->n_views; i++) {
 		const struct store_view *view = &rec->views[i];
 
@@ -543,6 +649,8 @@ int store_record_format(const struct store_record *rec, FILE *out)
 			view->target_created);
 		for (size_t j = 0; j < view->n_lowers; j++)
 			fprintf(out, "lower=%s\n", view->lowers[j]);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			fprintf(out, "pass_through=%s\n", view->pass_through[j]);
 	}
 	return ferror(out) ? -EIO : 0;
 }
@@ -645,6 +753,19 @@ static void digest_str(XXH64_state_t *state, const char *s)
 	XXH64_update(state, s ? s : "", s ? strlen(s) + 1 : 1);
 }
 
+static void digest_selector(XXH64_state_t *state, const char *name,
+			    const struct policy_selector *selector)
+{
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++) {
+		if (!selector->n_patterns[k])
+			continue;
+		digest_str(state, name);
+		digest_str(state, policy_context_key_name((enum policy_context_key)k));
+		for (size_t i = 0; i < selector->n_patterns[k]; i++)
+			digest_str(state, selector->patterns[k][i]);
+	}
+}
+
 void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
 {
 	XXH64_state_t *state = XXH64_createState();
@@ -663,10 +784,15 @@ void store_policy_digest(const struct policy *policy, char ret_hex[static 17])
 		for (size_t j = 0; j < view->n_lower; j++)
 			digest_str(state, view->lower[j]);
 		digest_str(state, view->target);
+		for (size_t j = 0; j < view->n_pass_through; j++)
+			digest_str(state, view->pass_through[j]);
 		snprintf(num, sizeof(num), "%" PRIu64 ":%d", view->quota, (int)view->promote.kind);
 		digest_str(state, num);
 		for (size_t j = 0; j < view->promote.n_ignore; j++)
 			digest_str(state, view->promote.ignore[j]);
+		/* selectors only when present: a policy without them keeps its digest */
+		digest_selector(state, "when", &view->when);
+		digest_selector(state, "trust", &view->promote.trust);
 	}
 	snprintf(num, sizeof(num), "%" PRIu64 ":%" PRIu64 ":%" PRIu64, policy->gc.keep_unmounted,
 		 policy->gc.max_total, policy->gc.max_generations);
@@ -681,6 +807,8 @@ enum store_state store_live_state(const struct store_record *record)
 		return STORE_UNMOUNTED;
 	if (record->state == STORE_MOUNTING)
 		return STORE_STALE; /* the lock is free, so the mount that wrote it is gone */
+	if (record->n_views == 0 && record->pid == 0)
+		return STORE_MOUNTED; /* no views, no daemon: mounted until umount says not */
 	struct ns_saved saved = NS_SAVED_INIT;
 	enum store_state state = STORE_MOUNTED;
 

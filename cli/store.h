@@ -37,6 +37,8 @@ struct store_view {
 	char **lowers; /* top first */
 	size_t n_lowers;
 	unsigned target_created; /* trailing components of target jobfs made; removed if empty */
+	char **pass_through;	 /* real directories bound back through the view (policy) */
+	size_t n_pass_through;
 };
 
 struct store_record {
@@ -49,6 +51,8 @@ struct store_record {
 	char *policy_digest; /* 16 hex digits: XXH64 of the expanded policy */
 	char *policy_source;
 	enum store_outcome outcome; /* an "outcome=" line, written only once known */
+	/* what `mount --context` said, by enum policy_context_key; NULL: not said */
+	char *context[POLICY_CONTEXT_COUNT];
 	/* mount --namespace private: the views live in a mount namespace of their own, held by
 	 * the daemon (pid, pid_start), and are reached by entering it (ns.c) */
 	bool private_ns;
@@ -67,6 +71,9 @@ struct store {
 	int trash_fd; /* STATE/trash */
 	int lock_fd;  /* STATE/lock, -1 until store_lock_state() */
 };
+
+/* The record's context as a policy context (pointing into the record). */
+void store_record_context(const struct store_record *record, struct policy_context *ret);
 
 const char *store_state_name(enum store_state state);
 /* "unknown", "success", "failure"; parsing returns -EINVAL for anything else. */

@@ -484,7 +484,7 @@ static int do_remove(struct jfs_fs *fs, struct jfs_inode *dir, const char *name,
 		r = whiteout_upper_entry(fs, pfd, name);
 	} else if (unlinkat(pfd, name, want_dir ? AT_REMOVEDIR : 0) < 0) {
 		r = -errno;
-		if (r == -ENOTEMPTY) {
+		if (r == -ENOTEMPTY && !fs->opts.plain) {
 			/* only whiteouts left from an earlier life: empty it, then remove */
 			int fd = jfs_inode_fd(fs, child, 0, NULL);
 			r = fd < 0 ? fd : clear_whiteouts(fd);
@@ -580,7 +580,7 @@ static int rename_move(struct jfs_fs *fs, struct jfs_inode *odir, const char *on
 		int idx, fd = jfs_inode_fd(fs, tgt, 0, &idx);
 		if (fd < 0)
 			return fd;
-		r = idx == JFS_UPPER ? clear_whiteouts(fd) : 0;
+		r = idx == JFS_UPPER && !fs->opts.plain ? clear_whiteouts(fd) : 0;
 		close(fd);
 		if (r < 0)
 			return r;
@@ -588,7 +588,8 @@ static int rename_move(struct jfs_fs *fs, struct jfs_inode *odir, const char *on
 	r = opaque_if_covering(fs, src, ndir, nname);
 	if (r < 0)
 		return r;
-	if (!tgt && fstatat(npfd, nname, &st, AT_SYMLINK_NOFOLLOW) == 0 && jfs_is_whiteout(&st))
+	if (!tgt && !fs->opts.plain && fstatat(npfd, nname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    jfs_is_whiteout(&st))
 		target_whiteout = true;
 
 	if (target_whiteout && src->type == S_IFDIR) {

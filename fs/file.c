@@ -107,7 +107,7 @@ void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)file;
 	/* a file changes only through this mount, so the kernel may keep its pages; and we have
 	 * nothing to do on close(2) */
-	fi->keep_cache = 1;
+	fi->keep_cache = !fs->opts.plain;
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		file_free(file);

@@ -21,13 +21,20 @@ struct jfs_options {
 	unsigned int max_threads;
 	unsigned long max_cached_fds; /* 0: two fifths of the descriptor limit */
 	uint64_t quota;		      /* bytes the upper may hold (ENOSPC past it); 0: no limit */
+	bool plain; /* no lowers and no work dir: the upper is an ordinary directory served as it
+		     * is. Nothing of the layer format is read or written there (a 0:0 device is a
+		     * device; no whiteout, opaque or metacopy xattr is made, and user.overlay.* or
+		     * trusted.overlay.* xattrs are not hidden), no quota, and names, attributes and
+		     * data are cached for at most entry_timeout, since others change it too */
 };
 
 struct jfs_config {
 	const char *const *lowers; /* top first */
 	int nlowers;
 	const char *upper;
-	const char *work;
+	int upper_fd;	  /* >= 0: the upper, already open (a directory, duplicated here), and upper
+			   * only names it in messages; -1 (the default): opened from upper */
+	const char *work; /* may be NULL with opts.plain */
 	const char *mountpoint;
 	const char *fuse_opts; /* extra -o options for the mount, may be NULL */
 	const char *fsname;    /* the mount's source in mountinfo; NULL: "jobfs" */

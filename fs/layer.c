@@ -44,6 +44,8 @@ int jfs_set_opaque(struct jfs_fs *fs, int dirfd)
 {
 	char name[64];
 
+	if (fs->opts.plain)
+		return -EIO; /* a plain view's directory is someone's real one: never marked */
 	xattr_name(fs, "opaque", name, sizeof(name));
 	if (fsetxattr(dirfd, name, "y", 1, 0) < 0)
 		return -errno;
@@ -93,6 +95,8 @@ int jfs_set_metacopy(struct jfs_fs *fs, int fd, const char *redirect)
 {
 	char proc[64], name[64];
 
+	if (fs->opts.plain)
+		return -EIO;
 	jfs_proc_path(proc, sizeof(proc), fd);
 	xattr_name(fs, "redirect", name, sizeof(name));
 	if (redirect && setxattr(proc, name, redirect, strlen(redirect), 0) < 0)
@@ -121,7 +125,7 @@ int jfs_clear_metacopy(struct jfs_fs *fs, int fd)
 
 bool jfs_is_private_xattr(struct jfs_fs *fs, const char *name)
 {
-	return strncmp(name, fs->xattr_prefix, fs->xattr_prefix_len) == 0;
+	return !fs->opts.plain && strncmp(name, fs->xattr_prefix, fs->xattr_prefix_len) == 0;
 }
 
 /* The kernel does not check NAME_MAX for a FUSE filesystem: we must. */
@@ -146,7 +150,8 @@ int jfs_tmpname(struct jfs_fs *fs, char *buf, size_t size)
 
 int jfs_make_whiteout(struct jfs_fs *fs, int dirfd, const char *name)
 {
-	(void)fs;
+	if (fs->opts.plain)
+		return -EIO;
 	if (mknodat(dirfd, name, S_IFCHR | 0000, makedev(0, 0)) < 0)
 		return -errno;
 	return 0;

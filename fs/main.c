@@ -34,6 +34,9 @@ static void usage(FILE *out)
 	      "                        for non-root daemons),\n"
 	      "                        quota=BYTES (the most the upper may hold: ENOSPC past\n"
 	      "                        it, and df shows it; 0: no limit),\n"
+	      "                        plain (no --lower and no --work: the upper is an\n"
+	      "                        ordinary directory served as it is, nothing of the\n"
+	      "                        layer format read or written, cached at most 1 s),\n"
 	      "                        noallow_other; anything else goes to the FUSE mount\n"
 	      "  -h, --help            show this help\n"
 	      "  -V, --version         show the version\n"
@@ -65,6 +68,8 @@ static int parse_opts(char *list, struct jfs_config *cfg, char *fuse_opts, size_
 			cfg->opts.open_files = true;
 		} else if (!strcmp(opt, "noopen_files")) {
 			cfg->opts.open_files = false;
+		} else if (!strcmp(opt, "plain")) {
+			cfg->opts.plain = true;
 		} else if (!strcmp(opt, "noallow_other")) {
 			cfg->opts.allow_other = false;
 		} else if (!strcmp(opt, "allow_other")) {
@@ -165,7 +170,7 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || !cfg.upper || !cfg.work) {
+	if (optind != argc - 1 || !cfg.upper || (!cfg.work && !cfg.opts.plain)) {
 		fprintf(stderr, "jobfs-fs: %s\ntry 'jobfs-fs --help'\n",
 			optind < argc - 1 ? "one mount point expected"
 					  : "--upper, --work and a mount point are required");

@@ -122,7 +122,7 @@ int jfs_resolve_in(struct jfs_fs *fs, const struct jfs_ilayer *dl, int ndl, cons
 			r = -errno;
 			goto out_release;
 		}
-		if (jfs_is_whiteout(&st)) {
+		if (!fs->opts.plain && jfs_is_whiteout(&st)) {
 			if (dl[i].idx == JFS_UPPER)
 				ret->upper_whiteout = true;
 			break;

@@ -132,7 +132,7 @@ static int read_layer(struct jfs_fs *fs, const struct jfs_ilayer *layer, bool de
 			struct stat st;
 			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 				continue;
-			if (jfs_is_whiteout(&st))
+			if (!fs->opts.plain && jfs_is_whiteout(&st))
 				continue;
 			type = (unsigned char)IFTODT(st.st_mode);
 		}
@@ -307,9 +307,10 @@ void jfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	/* listings change only through the kernel's own operations, which drop this cache */
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	/* listings change only through the kernel's own operations, which drop this cache; not a
+	 * plain view's, which others change too */
+	fi->cache_readdir = !fs->opts.plain;
+	fi->keep_cache = !fs->opts.plain;
 	fi->fh = 0;
 	fuse_reply_open(req, fi);
 }

@@ -33,6 +33,7 @@ static int set_error(struct jfs_error *err, int r, const char *fmt, ...)
 void jfs_config_defaults(struct jfs_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->upper_fd = -1;
 	cfg->opts.user_xattr = geteuid() != 0;
 	cfg->opts.allow_other = geteuid() == 0;
 	cfg->opts.fsync_copy_up = true;
@@ -55,7 +56,7 @@ static void jfs_op_init(void *userdata, struct fuse_conn_info *conn)
 	 * we would not know the caller: the kernel keeps the job. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* directories need no per-open state (readdir.c), and symlinks change only through us */
-	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+	if (!fs->opts.plain && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)) {
 		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
 		fs->no_opendir = true;
 	}
@@ -217,6 +218,23 @@ static int open_lower(const char *path, struct jfs_error *err, struct stat *ret_
 	return open_dir("lower layer", path, err, ret_st);
 }
 
+/* The upper given as a descriptor (cfg->upper_fd): a directory, duplicated. */
+static int open_upper_fd(const struct jfs_config *cfg, struct jfs_error *err, struct stat *ret_st)
+{
+	const char *name = cfg->upper ? cfg->upper : "(descriptor)";
+	int fd = fcntl(cfg->upper_fd, F_DUPFD_CLOEXEC, 3);
+
+	if (fd < 0)
+		return set_error(err, -errno, "cannot use upper '%s': %s", name, strerror(errno));
+	if (fstat(fd, ret_st) < 0 || !S_ISDIR(ret_st->st_mode)) {
+		int r = S_ISDIR(ret_st->st_mode) ? -errno : -ENOTDIR;
+
+		close(fd);
+		return set_error(err, r, "cannot use upper '%s': %s", name, strerror(-r));
+	}
+	return fd;
+}
+
 /* True when a is b or lies below it. */
 static bool path_within(const char *a, const char *b)
 {
@@ -300,9 +318,11 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	if (cfg->nlowers >= JFS_MAX_LAYERS)
 		return set_error(err, -E2BIG, "too many lower layers: %d (at most %d)",
 				 cfg->nlowers, JFS_MAX_LAYERS - 1);
-	if (!cfg->upper || !cfg->work)
+	if ((!cfg->upper && cfg->upper_fd < 0) || (!cfg->work && !cfg->opts.plain))
 		return set_error(err, -EINVAL,
 				 "an upper (--upper) and a work dir (--work) are needed");
+	if (cfg->opts.plain && cfg->nlowers > 0)
+		return set_error(err, -EINVAL, "a plain view has no lower layers");
 	if (!cfg->mountpoint)
 		return set_error(err, -EINVAL, "a mount point is needed");
 
@@ -317,6 +337,15 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 		pthread_mutex_init(&fs->list_locks[i], NULL);
 	}
 	fs->opts = cfg->opts;
+	if (fs->opts.plain) {
+		fs->opts.open_files = true; /* the kernel must not keep pages across opens */
+		fs->opts.quota = 0;
+		fs->opts.metacopy = false;
+		fs->opts.volatile_upper = false; /* its marker would need a work dir */
+		/* others change the directory beside us: what the kernel caches goes stale */
+		if (fs->opts.entry_timeout > 1.0)
+			fs->opts.entry_timeout = 1.0;
+	}
 	fs->nlayers = cfg->nlowers + 1;
 	fs->layers = calloc((size_t)fs->nlayers, sizeof(*fs->layers));
 	if (!fs->layers) {
@@ -326,14 +355,17 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	for (int i = 0; i < fs->nlayers; i++)
 		fs->layers[i].fd = fs->layers[i].tree_fd = -1;
 
-	fd = open_dir("upper", cfg->upper, err, &ust);
+	if (cfg->upper_fd >= 0)
+		fd = open_upper_fd(cfg, err, &ust);
+	else
+		fd = open_dir("upper", cfg->upper, err, &ust);
 	if (fd < 0) {
 		r = fd;
 		goto out_free;
 	}
 	fs->layers[JFS_UPPER].fd = fd;
 	fs->layers[JFS_UPPER].dev = ust.st_dev;
-	fs->layers[JFS_UPPER].path = strdup(cfg->upper);
+	fs->layers[JFS_UPPER].path = strdup(cfg->upper ? cfg->upper : "(descriptor)");
 	fs->open_handles = jfs_can_open_handles(fd);
 	if (faccessat(fd, ".", W_OK, AT_EACCESS) < 0) {
 		r = set_error(err, -errno, "upper '%s' is not writable: %s", cfg->upper,
@@ -350,6 +382,8 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 		fs->layers[i + 1].dev = st.st_dev;
 		fs->layers[i + 1].path = strdup(cfg->lowers[i]);
 	}
+	if (fs->opts.plain)
+		goto skip_work; /* nothing is ever copied up or replaced in two steps */
 	fd = open_dir("work dir", cfg->work, err, &wst);
 	if (fd < 0) {
 		r = fd;
@@ -404,6 +438,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 		}
 	}
 
+skip_work:
 	if (stat(cfg->mountpoint, &mst) < 0) {
 		r = set_error(err, -errno, "cannot use mount point '%s': %s", cfg->mountpoint,
 			      strerror(errno));
@@ -414,7 +449,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 			      cfg->mountpoint);
 		goto out_free;
 	}
-	if (realpath(cfg->mountpoint, real_mnt) && strcmp(real_mnt, "/") &&
+	if (!fs->opts.plain && realpath(cfg->mountpoint, real_mnt) && strcmp(real_mnt, "/") &&
 	    (path_within(real_mnt, real_upper) || path_within(real_mnt, real_work))) {
 		r = set_error(err, -EINVAL, "mount point '%s' lies inside the upper or work dir",
 			      cfg->mountpoint);
@@ -450,7 +485,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	jfs_fdlist_init(fs);
 
 	/* after raising the descriptor limit: the walk holds one per level of the tree */
-	r = jfs_quota_measure(fs);
+	r = fs->opts.plain ? 0 : jfs_quota_measure(fs);
 	if (r < 0) {
 		set_error(err, r, "cannot measure the usage of upper '%s': %s", cfg->upper,
 			  strerror(-r));

@@ -171,8 +171,7 @@ static int strdup_to(char **ret, const char *s)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* A deep copy; the copy's strings are its own. */
-static int policy_copy(const struct policy *policy, struct policy **ret)
+int policy_copy(const struct policy *policy, struct policy **ret)
 {
 	struct policy *copy;
 	size_t i, j;
@@ -184,6 +183,7 @@ static int policy_copy(const struct policy *policy, struct policy **ret)
 	copy->origin = policy->origin;
 	copy->version = policy->version;
 	copy->gc = policy->gc;
+	copy->hooks = policy->hooks;
 	if (strdup_to(&copy->source, policy->source) < 0 ||
 	    strdup_to(&copy->state_dir, policy->state_dir) < 0 ||
 	    strdup_to(&copy->job_id, policy->job_id) < 0)
@@ -215,6 +215,19 @@ static int policy_copy(const struct policy *policy, struct policy **ret)
 			if (strdup_to(&to->lower[j], from->lower[j]) < 0)
 				goto out_free;
 		}
+		if (from->n_pass_through) {
+			to->pass_through = calloc(from->n_pass_through, sizeof(char *));
+			to->pass_through_marks =
+				calloc(from->n_pass_through, sizeof(*to->pass_through_marks));
+			if (!to->pass_through || !to->pass_through_marks)
+				goto out_free;
+		}
+		for (j = 0; j < from->n_pass_through; j++) {
+			to->n_pass_through++;
+			to->pass_through_marks[j] = from->pass_through_marks[j];
+			if (strdup_to(&to->pass_through[j], from->pass_through[j]) < 0)
+				goto out_free;
+		}
 		if (from->promote.n_ignore) {
 			to->promote.ignore = calloc(from->promote.n_ignore, sizeof(char *));
 			if (!to->promote.ignore)
@@ -225,6 +238,9 @@ static int policy_copy(const struct policy *policy, struct policy **ret)
 			if (strdup_to(&to->promote.ignore[j], from->promote.ignore[j]) < 0)
 				goto out_free;
 		}
+		if (policy_selector_copy(&from->promote.trust, &to->promote.trust) < 0 ||
+		    policy_selector_copy(&from->when, &to->when) < 0)
+			goto out_free;
 	}
 	*ret = copy;
 	return 0;
@@ -232,6 +248,42 @@ static int policy_copy(const struct policy *policy, struct policy **ret)
 out_free:
 	policy_free(copy);
 	return r;
+}
+
+/* Expands the template *path of view in place to an absolute, normalised path. Returns 0, -ENOMEM
+ * (err not set) or -EINVAL with err naming field. */
+static int expand_path(const struct policy *copy, const struct policy_view *view, const char *field,
+		       const struct policy_mark *mark, const char *job_id, policy_lookup_fn *lookup,
+		       void *userdata, char **path, struct policy_error *err)
+{
+	char reason[256], quoted[POLICY_QUOTE_MAX], quoted_template[POLICY_QUOTE_MAX];
+	char *expanded, *normal;
+	const char *why;
+	int r;
+
+	r = policy_expand_string(*path, job_id, lookup, userdata, &expanded, reason,
+				 sizeof(reason));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return policy_error_set(err, copy->source, mark, field, "%s in view '%s'", reason,
+					view->name);
+	r = policy_path_normalize(expanded, &normal, &why);
+	if (r == -ENOMEM) {
+		free(expanded);
+		return r;
+	}
+	if (r < 0) {
+		r = policy_error_set(err, copy->source, mark, field, "%s expands to %s: %s",
+				     policy_quote(*path, quoted_template),
+				     policy_quote(expanded, quoted), why);
+		free(expanded);
+		return r;
+	}
+	free(expanded);
+	free(*path);
+	*path = normal;
+	return 0;
 }
 
 int policy_expand(const struct policy *policy, const char *job_id, policy_lookup_fn *lookup,
@@ -262,38 +314,24 @@ int policy_expand(const struct policy *policy, const char *job_id, policy_lookup
 
 	for (i = 0; i < copy->n_views; i++) {
 		struct policy_view *view = &copy->views[i];
-		char field[64], reason[256], quoted[POLICY_QUOTE_MAX];
-		char *expanded, *normal;
-		const char *why;
+		char field[64];
 
 		snprintf(field, sizeof(field), "views[%zu].target", i);
-		r = policy_expand_string(view->target, job_id, lookup, userdata, &expanded, reason,
-					 sizeof(reason));
+		r = expand_path(copy, view, field, &view->target_mark, job_id, lookup, userdata,
+				&view->target, err);
 		if (r == -ENOMEM)
 			goto out_nomem;
-		if (r < 0) {
-			r = policy_error_set(err, copy->source, &view->target_mark, field,
-					     "%s in view '%s'", reason, view->name);
+		if (r < 0)
 			goto out_free;
+		for (size_t j = 0; j < view->n_pass_through; j++) {
+			snprintf(field, sizeof(field), "views[%zu].pass_through[%zu]", i, j);
+			r = expand_path(copy, view, field, &view->pass_through_marks[j], job_id,
+					lookup, userdata, &view->pass_through[j], err);
+			if (r == -ENOMEM)
+				goto out_nomem;
+			if (r < 0)
+				goto out_free;
 		}
-		r = policy_path_normalize(expanded, &normal, &why);
-		if (r == -ENOMEM) {
-			free(expanded);
-			goto out_nomem;
-		}
-		if (r < 0) {
-			char quoted_template[POLICY_QUOTE_MAX];
-
-			r = policy_error_set(err, copy->source, &view->target_mark, field,
-					     "%s expands to %s: %s",
-					     policy_quote(view->target, quoted_template),
-					     policy_quote(expanded, quoted), why);
-			free(expanded);
-			goto out_free;
-		}
-		free(expanded);
-		free(view->target);
-		view->target = normal;
 	}
 
 	r = policy_check_targets(copy, false, err);

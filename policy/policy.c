@@ -588,25 +588,25 @@ static int parse_lower(struct parse *p, const struct ynode *node, const char *pa
 	return 0;
 }
 
-static int parse_target(struct parse *p, const struct ynode *node, const char *path,
-			struct policy_view *view)
+/* A path that may hold ${VAR} (a target, a pass_through path): a literal one is normalised now, a
+ * template checked for syntax and in full once expanded. */
+static int parse_template_path(struct parse *p, const struct ynode *node, const char *field,
+			       char **ret)
 {
-	char field[sizeof(p->err->field)], quoted[POLICY_QUOTE_MAX], reason[256];
+	char quoted[POLICY_QUOTE_MAX], reason[256];
 	const char *s = NULL, *why;
 	int r;
 
-	field_join(field, sizeof(field), path, "target");
 	r = get_string(p, node, field, &s);
 	if (r < 0)
 		return r;
-	view->target_mark = node->mark;
 	r = policy_expand_string(s, NULL, NULL, NULL, NULL, reason, sizeof(reason));
 	if (r == -ENOMEM)
 		return fail_nomem(p);
 	if (r < 0)
 		return fail(p, &node->mark, field, "%s", reason);
 	if (!strstr(s, "${")) {
-		r = policy_path_normalize(s, &view->target, &why);
+		r = policy_path_normalize(s, ret, &why);
 		if (r == -ENOMEM)
 			return fail_nomem(p);
 		if (r < 0)
@@ -618,7 +618,48 @@ static int parse_target(struct parse *p, const struct ynode *node, const char *p
 	if (s[0] != '/' && strncmp(s, "${", 2) != 0)
 		return fail(p, &node->mark, field, "%s: not an absolute path",
 			    policy_quote(s, quoted));
-	return dup_string(p, s, &view->target);
+	return dup_string(p, s, ret);
+}
+
+static int parse_target(struct parse *p, const struct ynode *node, const char *path,
+			struct policy_view *view)
+{
+	char field[sizeof(p->err->field)];
+
+	field_join(field, sizeof(field), path, "target");
+	view->target_mark = node->mark;
+	return parse_template_path(p, node, field, &view->target);
+}
+
+static int parse_pass_through(struct parse *p, const struct ynode *node, const char *path,
+			      struct policy_view *view)
+{
+	char field[sizeof(p->err->field)];
+	int r;
+
+	field_join(field, sizeof(field), path, "pass_through");
+	r = expect_kind(p, node, field, YNODE_SEQUENCE);
+	if (r < 0)
+		return r;
+	if (node->n_items > POLICY_PASS_THROUGH_MAX)
+		return fail(p, &node->mark, field, "more than %d paths", POLICY_PASS_THROUGH_MAX);
+	if (node->n_items) {
+		view->pass_through = calloc(node->n_items, sizeof(*view->pass_through));
+		view->pass_through_marks = calloc(node->n_items, sizeof(*view->pass_through_marks));
+		if (!view->pass_through || !view->pass_through_marks)
+			return fail_nomem(p);
+	}
+	for (size_t i = 0; i < node->n_items; i++) {
+		char item[sizeof(p->err->field) + 24];
+
+		snprintf(item, sizeof(item), "%s[%zu]", field, i);
+		view->pass_through_marks[i] = node->items[i]->mark;
+		r = parse_template_path(p, node->items[i], item, &view->pass_through[i]);
+		if (r < 0)
+			return r;
+		view->n_pass_through++;
+	}
+	return 0;
 }
 
 static int parse_promote_kind(struct parse *p, const struct ynode *node, const char *field,
@@ -687,12 +728,104 @@ static int parse_ignore(struct parse *p, const struct ynode *node, const char *f
 	return 0;
 }
 
-/* `promote: KIND`, or `promote: {kind: KIND, ignore: [PATTERN...]}`. */
+/* `when:` or `trust:`: a mapping from context keys to non-empty lists of globs. */
+static int parse_selector(struct parse *p, const struct ynode *node, const char *field,
+			  struct policy_selector *ret)
+{
+	const char *names[POLICY_CONTEXT_COUNT];
+	const struct ynode *values[POLICY_CONTEXT_COUNT];
+	int r;
+
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++)
+		names[k] = policy_context_key_name((enum policy_context_key)k);
+	r = expect_kind(p, node, field, YNODE_MAPPING);
+	if (r < 0)
+		return r;
+	if (node->n_items == 0)
+		return fail(p, &node->mark, field,
+			    "empty selector (leave it out to match every job, or name one of %s)",
+			    policy_context_key_names());
+	r = map_index(p, node, field, names, POLICY_CONTEXT_COUNT, values);
+	if (r < 0)
+		return r;
+	ret->mark = node->mark;
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++) {
+		const struct ynode *list = values[k];
+		char sub[sizeof(p->err->field) * 2];
+
+		if (!list)
+			continue;
+		field_join(sub, sizeof(sub), field, names[k]);
+		r = expect_kind(p, list, sub, YNODE_SEQUENCE);
+		if (r < 0)
+			return r;
+		if (list->n_items == 0)
+			return fail(p, &list->mark, sub,
+				    "empty list matches no job (leave the key out to match any)");
+		if (list->n_items > POLICY_SELECTOR_PATTERNS_MAX)
+			return fail(p, &list->mark, sub, "more than %d patterns",
+				    POLICY_SELECTOR_PATTERNS_MAX);
+		ret->patterns[k] = calloc(list->n_items, sizeof(char *));
+		if (!ret->patterns[k])
+			return fail_nomem(p);
+		for (size_t i = 0; i < list->n_items; i++) {
+			char item[sizeof(sub) + 24];
+			const char *s = NULL;
+
+			snprintf(item, sizeof(item), "%s[%zu]", sub, i);
+			r = get_string(p, list->items[i], item, &s);
+			if (r < 0)
+				return r;
+			if (!*s)
+				return fail(p, &list->items[i]->mark, item, "empty pattern");
+			if (strlen(s) > POLICY_PATTERN_MAX)
+				return fail(p, &list->items[i]->mark, item,
+					    "pattern longer than %d bytes", POLICY_PATTERN_MAX);
+			for (const char *c = s; *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					return fail(p, &list->items[i]->mark, item,
+						    "contains a control character");
+			r = dup_string(p, s, &ret->patterns[k][i]);
+			if (r < 0)
+				return r;
+			ret->n_patterns[k]++;
+		}
+	}
+	return 0;
+}
+
+/* true or false (any YAML case: true, True, TRUE); not yes/no/on/off, which read as strings to
+ * most people. */
+static int parse_bool(struct parse *p, const struct ynode *node, const char *field, bool *ret)
+{
+	char quoted[POLICY_QUOTE_MAX];
+
+	if (node->kind == YNODE_SCALAR && node->plain) {
+		if (!strcmp(node->value, "true") || !strcmp(node->value, "True") ||
+		    !strcmp(node->value, "TRUE")) {
+			*ret = true;
+			return 0;
+		}
+		if (!strcmp(node->value, "false") || !strcmp(node->value, "False") ||
+		    !strcmp(node->value, "FALSE")) {
+			*ret = false;
+			return 0;
+		}
+	}
+	if (node->kind == YNODE_SCALAR && !scalar_is_null(node))
+		return fail(p, &node->mark, field, "expected true or false, found %s%s",
+			    node->plain ? "" : "the quoted string ",
+			    policy_quote(node->value, quoted));
+	return fail(p, &node->mark, field, "expected true or false, found %s",
+		    ynode_type_name(node));
+}
+
+/* `promote: KIND`, or `promote: {kind: KIND, ignore: [PATTERN...], trust: SELECTOR}`. */
 static int parse_promote(struct parse *p, const struct ynode *node, const char *path,
 			 struct policy_promote *ret)
 {
-	enum { KIND, IGNORE, N_KEYS };
-	static const char *const names[N_KEYS] = {"kind", "ignore"};
+	enum { KIND, IGNORE, TRUST, N_KEYS };
+	static const char *const names[N_KEYS] = {"kind", "ignore", "trust"};
 	const struct ynode *values[N_KEYS];
 	char field[sizeof(p->err->field)], sub[sizeof(p->err->field) * 2];
 	int r;
@@ -716,14 +849,21 @@ static int parse_promote(struct parse *p, const struct ynode *node, const char *
 		if (r < 0)
 			return r;
 	}
+	if (values[TRUST]) {
+		field_join(sub, sizeof(sub), field, "trust");
+		r = parse_selector(p, values[TRUST], sub, &ret->trust);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
 static int parse_view(struct parse *p, const struct ynode *node, size_t index,
 		      struct policy *policy)
 {
-	enum { NAME, LOWER, TARGET, QUOTA, PROMOTE, N_KEYS };
-	static const char *const names[N_KEYS] = {"name", "lower", "target", "quota", "promote"};
+	enum { NAME, LOWER, TARGET, QUOTA, PROMOTE, PASS_THROUGH, WHEN, N_KEYS };
+	static const char *const names[N_KEYS] = {"name",    "lower",	     "target", "quota",
+						  "promote", "pass_through", "when"};
 	struct policy_view *view = &policy->views[index];
 	const struct ynode *values[N_KEYS];
 	char path[32], field[sizeof(p->err->field)], quoted[POLICY_QUOTE_MAX];
@@ -776,6 +916,17 @@ static int parse_view(struct parse *p, const struct ynode *node, size_t index,
 	}
 	if (values[PROMOTE]) {
 		r = parse_promote(p, values[PROMOTE], path, &view->promote);
+		if (r < 0)
+			return r;
+	}
+	if (values[PASS_THROUGH]) {
+		r = parse_pass_through(p, values[PASS_THROUGH], path, view);
+		if (r < 0)
+			return r;
+	}
+	if (values[WHEN]) {
+		field_join(field, sizeof(field), path, "when");
+		r = parse_selector(p, values[WHEN], field, &view->when);
 		if (r < 0)
 			return r;
 	}
@@ -848,10 +999,37 @@ static int parse_gc(struct parse *p, const struct ynode *node, struct policy_gc 
 	return 0;
 }
 
+static int parse_hooks(struct parse *p, const struct ynode *node, struct policy_hooks *hooks)
+{
+	enum { FAIL_OPEN, KILL_ON_UMOUNT, N_KEYS };
+	static const char *const names[N_KEYS] = {"fail_open", "kill_on_umount"};
+	const struct ynode *values[N_KEYS];
+	int r;
+
+	r = expect_kind(p, node, "hooks", YNODE_MAPPING);
+	if (r < 0)
+		return r;
+	r = map_index(p, node, "hooks", names, N_KEYS, values);
+	if (r < 0)
+		return r;
+	if (values[FAIL_OPEN]) {
+		r = parse_bool(p, values[FAIL_OPEN], "hooks.fail_open", &hooks->fail_open);
+		if (r < 0)
+			return r;
+	}
+	if (values[KILL_ON_UMOUNT]) {
+		r = parse_bool(p, values[KILL_ON_UMOUNT], "hooks.kill_on_umount",
+			       &hooks->kill_on_umount);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int parse_root(struct parse *p, const struct ynode *root, struct policy *policy)
 {
-	enum { VERSION, STATE_DIR, VIEWS, GC, N_KEYS };
-	static const char *const names[N_KEYS] = {"version", "state_dir", "views", "gc"};
+	enum { VERSION, STATE_DIR, VIEWS, GC, HOOKS, N_KEYS };
+	static const char *const names[N_KEYS] = {"version", "state_dir", "views", "gc", "hooks"};
 	const struct ynode *values[N_KEYS];
 	struct policy_mark start = {1, 1};
 	int r;
@@ -894,12 +1072,63 @@ static int parse_root(struct parse *p, const struct ynode *root, struct policy *
 		if (r < 0)
 			return r;
 	}
+	policy->hooks.fail_open = true;
+	policy->hooks.kill_on_umount = true;
+	if (values[HOOKS]) {
+		r = parse_hooks(p, values[HOOKS], &policy->hooks);
+		if (r < 0)
+			return r;
+	}
 	return policy_check_targets(policy, true, p->err);
+}
+
+/* True when inner lies strictly below outer (both normalised, outer not "/"). */
+static bool path_inside(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	return strncmp(inner, outer, n) == 0 && inner[n] == '/';
+}
+
+/* Each pass_through path of view i strictly inside its target and apart from the others. (It
+ * cannot overlap the state dir: its target does not.) */
+static int check_pass_through(const struct policy *policy, size_t i, bool literal_only,
+			      struct policy_error *err)
+{
+	const struct policy_view *view = &policy->views[i];
+	char quoted[POLICY_QUOTE_MAX], other[POLICY_QUOTE_MAX];
+
+	for (size_t j = 0; j < view->n_pass_through; j++) {
+		const char *path = view->pass_through[j];
+		const struct policy_mark *mark = &view->pass_through_marks[j];
+		char field[64];
+
+		if (literal_only && strstr(path, "${"))
+			continue;
+		snprintf(field, sizeof(field), "views[%zu].pass_through[%zu]", i, j);
+		if (!path_inside(path, view->target))
+			return policy_error_set(err, policy->source, mark, field,
+						"%s does not lie strictly inside the target %s",
+						policy_quote(path, quoted),
+						policy_quote(view->target, other));
+		for (size_t k = 0; k < j; k++) {
+			if (literal_only && strstr(view->pass_through[k], "${"))
+				continue;
+			if (policy_path_overlaps(path, view->pass_through[k]))
+				return policy_error_set(err, policy->source, mark, field,
+							"%s overlaps %s, pass_through[%zu]",
+							policy_quote(path, quoted),
+							policy_quote(view->pass_through[k], other),
+							k);
+		}
+	}
+	return 0;
 }
 
 int policy_check_targets(const struct policy *policy, bool literal_only, struct policy_error *err)
 {
 	size_t i, j;
+	int r;
 
 	for (i = 0; i < policy->n_views; i++) {
 		const struct policy_view *view = &policy->views[i];
@@ -933,6 +1162,9 @@ int policy_check_targets(const struct policy *policy, bool literal_only, struct 
 					policy_quote(view->target, quoted),
 					policy_quote(earlier->target, other), earlier->name);
 		}
+		r = check_pass_through(policy, i, literal_only, err);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -1070,24 +1302,35 @@ int policy_load(const char *option_path, const char *env_path, const char *syste
 	return 0;
 }
 
+void policy_view_free(struct policy_view *view)
+{
+	size_t j;
+
+	free(view->name);
+	for (j = 0; j < view->n_lower; j++)
+		free(view->lower[j]);
+	free(view->lower);
+	free(view->target);
+	for (j = 0; j < view->promote.n_ignore; j++)
+		free(view->promote.ignore[j]);
+	free(view->promote.ignore);
+	for (j = 0; j < view->n_pass_through; j++)
+		free(view->pass_through[j]);
+	free(view->pass_through);
+	free(view->pass_through_marks);
+	policy_selector_free(&view->promote.trust);
+	policy_selector_free(&view->when);
+	*view = (struct policy_view){0};
+}
+
 void policy_free(struct policy *policy)
 {
-	size_t i, j;
+	size_t i;
 
 	if (!policy)
 		return;
-	for (i = 0; i < policy->n_views; i++) {
-		struct policy_view *view = &policy->views[i];
-
-		free(view->name);
-		for (j = 0; j < view->n_lower; j++)
-			free(view->lower[j]);
-		free(view->lower);
-		free(view->target);
-		for (j = 0; j < view->promote.n_ignore; j++)
-			free(view->promote.ignore[j]);
-		free(view->promote.ignore);
-	}
+	for (i = 0; i < policy->n_views; i++)
+		policy_view_free(&policy->views[i]);
 	free(policy->views);
 	free(policy->state_dir);
 	free(policy->source);

@@ -17,3 +17,13 @@ const char *policy_quote(const char *s, char buf[static POLICY_QUOTE_MAX]);
 /* Every target absolute, none overlapping another or the state dir. With literal_only, targets
  * that still hold "${" are skipped (their turn comes at expansion). */
 int policy_check_targets(const struct policy *policy, bool literal_only, struct policy_error *err);
+
+/* A deep copy; the copy's strings are its own (expand.c). */
+int policy_copy(const struct policy *policy, struct policy **ret);
+
+/* select.c: selectors' own memory. Copy returns 0 or -ENOMEM (then *to holds what was copied,
+ * for policy_selector_free); free accepts an empty selector and leaves one. */
+int policy_selector_copy(const struct policy_selector *from, struct policy_selector *to);
+void policy_selector_free(struct policy_selector *selector);
+/* Frees what a view holds (not the view itself) and leaves it empty (policy.c). */
+void policy_view_free(struct policy_view *view);

@@ -219,11 +219,12 @@ static const char *const promote_names[POLICY_PROMOTE_KIND_COUNT] = {
 	[POLICY_PROMOTE_ADD_ONLY] = "add-only",
 	[POLICY_PROMOTE_PNPM_STORE] = "pnpm-store",
 	[POLICY_PROMOTE_NPM_CACHE] = "npm-cache",
+	[POLICY_PROMOTE_PNPM_CACHE] = "pnpm-cache",
 };
 
 const char *policy_promote_names(void)
 {
-	return "none, add-only, pnpm-store or npm-cache";
+	return "none, add-only, pnpm-store, npm-cache or pnpm-cache";
 }
 
 const char *policy_promote_name(enum policy_promote_kind kind)

@@ -8,7 +8,7 @@ PACKAGES=(
 	build-essential cmake pkg-config clang
 	libfuse3-dev fuse3 libyaml-dev libxxhash-dev libcmocka-dev libsqlite3-dev
 	# tests
-	python3 attr xxhash git npm kmod util-linux procps psmisc valgrind sqlite3 stress-ng
+	python3 attr xxhash git npm kmod util-linux procps psmisc valgrind sqlite3 stress-ng strace
 	# fuzzing: libFuzzer for clang-14 (clang only recommends it, and recommends are not installed)
 	libclang-rt-14-dev
 	# peers the tests and benchmarks compare against

@@ -1,6 +1,8 @@
 /* libFuzzer target for the job-ID and view-name grammars: the validator agrees with an independent
  * reading of [A-Za-z0-9][A-Za-z0-9._-]{0,127}, and an accepted ID is safe everywhere jobfs puts it:
- * one path component (never "." or "..", no '/'), ${JOB_ID} in a target, a record, JSON. */
+ * one path component (never "." or "..", no '/'), ${JOB_ID} in a target, a record, JSON. The input
+ * split at NULs is also the parts of a job key (job-key --github), which must always be valid. */
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -77,6 +79,55 @@ static void check_json(const char *id)
 	free(text);
 }
 
+/* The input cut at its first NULs into up to four parts: a job key made of them is a valid ID, the
+ * same each time, and exactly the '.'-join when every part is plain and it fits. */
+static void check_job_key(const uint8_t *data, size_t size)
+{
+	char *copy = malloc(size + 1), *parts[4];
+	char id[POLICY_JOB_ID_MAX + 1], again[POLICY_JOB_ID_MAX + 1], join[POLICY_JOB_ID_MAX + 1];
+	size_t n = 0, start = 0, join_len = 0;
+	bool plain = true, empty = false;
+
+	FUZZ_CHECK(copy);
+	memcpy(copy, data, size);
+	copy[size] = '\0';
+	for (size_t i = 0; i <= size && n < 4; i++) {
+		if (i < size && copy[i] != '\0')
+			continue;
+		copy[i] = '\0';
+		parts[n++] = copy + start;
+		start = i + 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(parts[i]);
+
+		empty |= len == 0;
+		plain &= strspn(parts[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					  "0123456789_-") == len;
+		if (join_len + len + (i > 0) <= POLICY_JOB_ID_MAX)
+			join_len += (size_t)snprintf(join + join_len, sizeof(join) - join_len,
+						     "%s%s", i > 0 ? "." : "", parts[i]);
+		else
+			plain = false;
+	}
+	if (empty) {
+		FUZZ_CHECK(policy_job_key((const char *const *)parts, n, id) == -EINVAL);
+		free(copy);
+		return;
+	}
+	FUZZ_CHECK(policy_job_key((const char *const *)parts, n, id) == 0);
+	FUZZ_CHECK(policy_job_id_valid(id));
+	FUZZ_CHECK(policy_job_key((const char *const *)parts, n, again) == 0);
+	FUZZ_CHECK(strcmp(id, again) == 0);
+	if (plain &&
+	    strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", parts[0][0]))
+		FUZZ_CHECK(strcmp(id, join) == 0);
+	else
+		FUZZ_CHECK(strlen(id) >= 16 &&
+			   strspn(id + strlen(id) - 16, "0123456789abcdef") == 16);
+	free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = fuzz_cstring(data, size);
@@ -84,6 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!s)
 		return 0;
+	if (size > 0)
+		check_job_key(data, size);
 	id_ok = policy_job_id_valid(s);
 	name_ok = policy_view_name_valid(s);
 	FUZZ_CHECK(id_ok == reference_valid(s, POLICY_JOB_ID_MAX));

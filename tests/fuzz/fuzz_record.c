@@ -1,6 +1,7 @@
 /* libFuzzer target for job records, which a tampered state dir can make anything: parse any bytes
  * (in a buffer of exactly their size, so reading past the end is caught); what parses holds only
- * valid names and normalised paths, and writes back byte for byte, since the format is strict. */
+ * valid names, normalised paths and valid context values, and writes back byte for byte, since
+ * the format is strict (context values escaped one way only). */
 #include <errno.h>
 #include <string.h>
 
@@ -23,7 +24,14 @@ static void check_record(const struct store_record *rec)
 	FUZZ_CHECK(policy_job_id_valid(rec->id));
 	FUZZ_CHECK(rec->state == STORE_MOUNTING || rec->state == STORE_MOUNTED ||
 		   rec->state == STORE_UNMOUNTED);
-	FUZZ_CHECK(rec->state != STORE_MOUNTED || rec->pid > 0);
+	/* mounted means a daemon, except for a job none of whose views matched its context */
+	FUZZ_CHECK(rec->state != STORE_MOUNTED || rec->pid > 0 || rec->n_views == 0);
+	for (size_t k = 0; k < POLICY_CONTEXT_COUNT; k++) {
+		const char *reason;
+
+		FUZZ_CHECK(!rec->context[k] ||
+			   policy_context_value_check(rec->context[k], &reason) == 0);
+	}
 	FUZZ_CHECK(rec->pid >= 0 && rec->created >= 0 && rec->unmounted >= 0);
 	FUZZ_CHECK(strlen(rec->policy_digest) == 16 &&
 		   strspn(rec->policy_digest, "0123456789abcdef") == 16);
@@ -36,7 +44,8 @@ static void check_record(const struct store_record *rec)
 		for (size_t j = 0; j < i; j++)
 			FUZZ_CHECK(strcmp(rec->views[j].name, view->name) != 0);
 		FUZZ_CHECK(path_normal(view->target));
-		FUZZ_CHECK(view->n_lowers <= POLICY_LOWERS_MAX);
+		/* its generations, then the policy's lowers */
+		FUZZ_CHECK(view->n_lowers <= STORE_LOWERS_MAX);
 		for (size_t j = 0; j < view->n_lowers; j++)
 			FUZZ_CHECK(path_normal(view->lowers[j]));
 	}

@@ -38,7 +38,9 @@ TOP = {"policy.yaml", "other.yaml", "bad.yaml", "lower", "mnt", "mnt2", "cwd", "
 # where jobfs's defaults point, and the root; /tmp and /run are shared with other tests
 OUTSIDE = ["/", "/var/lib/jobfs", "/run/jobfs", "/etc/jobfs"]
 EXIT_CODES = set(range(0, 7)) | {10}  # cli/exit_codes.h, docs/jobfs.1 EXIT STATUS (10: exec)
-ENV = dict(os.environ, JOBFS_POLICY=POLICY, LC_ALL="C")
+# job-key --github reads these; hostile but set, so it succeeds wherever the test runs
+ENV = dict(os.environ, JOBFS_POLICY=POLICY, LC_ALL="C", RUNNER_NAME="fuzz runner/\u2615",
+           GITHUB_RUN_ID="1234", GITHUB_RUN_ATTEMPT="1", GITHUB_JOB="a\tb")
 ENV.pop("POSIXLY_CORRECT", None)
 
 rng = random.Random(SEED)
@@ -66,6 +68,13 @@ TIMEOUTS_OK = [b"0", b"1", b"2", b"86400"]
 TIMEOUTS_BAD = [b"", b"-1", b"+1", b"86401", b"1e3", b"0x10", b" 1", b"1 ", b"1s",
                 b"99999999999999999999", b"soon"]
 VIEWS_OK = [b"ws", b"tmp", b"x"]
+CONTEXT_OK = [b"repository=acme/web", b"ref=refs/heads/main", b"workflow=CI build (nightly)",
+              b"job=build", b"event=push", b"ref=", "ref=caf\u00e9/\u2615".encode(),
+              b"workflow=a=b", b"job=$(id)", b"ref=" + b"r" * 1024]
+CONTEXT_BAD = [b"", b"=", b"=x", b"ref", b"branch=main", b"Ref=main", b" ref=x", b"ref =x",
+               b"ref=a\nb", b"ref=a\tb", b"ref=\x1b[31m", b"ref=\x7f", b"ref=\xff",
+               b"ref=\xc0\xaf", b"ref=\xed\xa0\x80", "ref=\u202e".encode(),
+               "ref=\u2028".encode(), b"ref=\xc2\x85", b"ref=" + b"r" * 1025]
 
 
 def policies_bad():
@@ -99,7 +108,7 @@ VERBS = {
     "policy show": ({"--job": ("j", "id"), "--json": (None, None),
                      "--policy": ("p", "policy")}, (0, 0)),
     "mount": ({"--job": ("j", "id"), "--policy": ("p", "policy"),
-               "--foreground": ("f", None)}, (0, 0)),
+               "--foreground": ("f", None), "--context": (None, "context")}, (0, 0)),
     "umount": ({"--job": ("j", "id"), "--kill": ("k", None), "--timeout": ("t", "timeout"),
                 "--collect": ("c", None), "--policy": ("p", "policy")}, (0, 0)),
     "ls": ({"--json": (None, None), "--policy": ("p", "policy")}, (0, 0)),
@@ -111,12 +120,15 @@ VERBS = {
     "mark-ok": ({"--job": ("j", "id"), "--policy": ("p", "policy")}, (0, 0)),
     "promote": ({"--job": ("j", "id"), "--view": ("v", "viewname"), "--dry-run": ("n", None),
                  "--json": (None, None), "--policy": ("p", "policy")}, (0, 0)),
+    "job-key": ({"--github": ("g", None), "--json": (None, None)}, (0, 0)),
     # structured only, its CMD always `true`: chaos would run whatever word came next
     "exec": ({"--job": ("j", "id"), "--cwd": (None, "cwd"), "--policy": ("p", "policy")},
              (1, 1 << 30)),
 }
 NEEDS_JOB = ("mount", "umount", "mark-ok", "promote", "exec")
 CHAOS_VERBS = [v for v in VERBS if v != "exec"]
+# the error a verb gives when its required option is missing (a None in expect["bad"])
+REQUIRED = {"job-key": b"--github is required"}
 
 
 def value(kind):
@@ -142,6 +154,11 @@ def value(kind):
             return rng.choice(VIEWS_OK), True
         v = mutate(rng.choice(VIEWS_OK))
         return v, id_valid(v) and len(v) <= 64
+    if kind == "context":
+        if good:
+            return rng.choice(CONTEXT_OK), True
+        v = rng.choice(CONTEXT_BAD + [b"ref=" + h for h in HOSTILE if b"\n" in h or b"\x1b" in h])
+        return v, False
     if kind == "cwd":  # not looked at before the job is; only an empty one is refused
         v = rng.choice([b"/", CWD.encode(), b"rel/dir"]) if good else rng.choice(HOSTILE)
         return v, v != b""
@@ -212,6 +229,8 @@ def structured():
         argv += positional
     if verb in NEEDS_JOB and job is None:
         bad_values.append(None)  # "--job ID is required"
+    if verb == "job-key" and b"--github" not in argv and b"-g" not in argv:
+        bad_values.append(None)  # "--github is required"
     expect = {"verb": verb, "bad": bad_values, "policy": policy, "job": job,
               "json": b"--json" in argv}
     return argv, expect
@@ -342,7 +361,7 @@ def given(argv):
 
 
 ARGLESS = [b"missing verb", b"--job ID is required", b"missing argument (usage:",
-           b"missing subverb"]
+           b"missing subverb", b"--github is required"]
 
 
 def names_argument(line, argv, rc):
@@ -389,7 +408,7 @@ def judge(argv, rc, out, err, expect):
     if expect["bad"]:
         if rc != 1:
             fail(argv, f"hostile value {expect['bad'][0]!r:.80}: exit {rc}, expected 1")
-        elif not any(b is None and b"--job ID is required" in lines[0]
+        elif not any(b is None and REQUIRED.get(verb, b"--job ID is required") in lines[0]
                      or b is not None and b"'" + esc(b) + b"'" in lines[0]
                      for b in expect["bad"]):
             fail(argv, f"usage error does not quote the hostile value: {lines[0][:300]!r}")
@@ -412,6 +431,10 @@ def judge(argv, rc, out, err, expect):
             json.loads(out)
         except ValueError as e:
             fail(argv, f"--json output is not JSON ({e}): {out[:200]!r}")
+    if rc == 0 and verb == "job-key":
+        key = json.loads(out)["id"].encode() if expect["json"] else out.rstrip(b"\n")
+        if not id_valid(key) or out.count(b"\n") != 1 + 3 * expect["json"]:
+            fail(argv, f"job-key printed no valid job ID: {out[:200]!r}")
 
 
 def unmount_all(argv, why):

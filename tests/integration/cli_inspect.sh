@@ -41,7 +41,7 @@ expect_no_grep "$CT_DIR/out" "untouched" "untouched files are not listed"
 
 run inspect --json i1
 expect_rc 0 "inspect --json"
-check "JSON top fields" test "$(json 'sorted(d)')" = "['id', 'state', 'summary', 'views']"
+check "JSON top fields" test "$(json 'sorted(d)')" = "['context', 'id', 'state', 'summary', 'views']"
 check "JSON summary" test "$(json 'd["summary"]')" = \
 	"{'added': 7, 'added_bytes': 26, 'modified': 1, 'modified_bytes': 8, 'deleted': 1, 'opaque': 1}"
 check "JSON changes of ws" test "$(json '[(c["path"], c["change"], c["type"], c["size"]) for c in d["views"][0]["changes"]]')" = \

@@ -58,7 +58,7 @@ check "rows sorted by ID" test "$(awk 'NR > 1 { print $1 }' "$table" | tr '\n' '
 run ls --json
 expect_rc 0 "ls --json"
 check "JSON fields" test "$(json 'sorted(d[0])')" = \
-	"['age_seconds', 'created', 'files', 'id', 'namespace', 'pid', 'policy_digest', 'state', 'unmounted', 'upper_bytes', 'views']"
+	"['age_seconds', 'context', 'created', 'files', 'id', 'namespace', 'outcome', 'pid', 'policy_digest', 'state', 'unmounted', 'upper_bytes', 'views']"
 check "JSON states" test "$(json 'tuple(j["state"] for j in d)')" = \
 	"mounted unmounted stale orphan orphan mounting"
 check "JSON upper bytes count blocks of the uppers" test "$(json 'd[0]["upper_bytes"] >= 1048576 + 4096')" = True

@@ -75,9 +75,9 @@ expect_usage_error "jobfs: unknown verb 'bogus'" "unknown verb"
 run --bogus
 expect_usage_error "jobfs: unknown option '--bogus'" "unknown global option"
 run policy
-expect_usage_error "jobfs: policy: missing subverb (one of check, show)" "no subverb"
+expect_usage_error "jobfs: policy: missing subverb (one of check, show, get)" "no subverb"
 run policy bogus
-expect_usage_error "jobfs: policy: unknown subverb 'bogus' (one of check, show)" "bad subverb"
+expect_usage_error "jobfs: policy: unknown subverb 'bogus' (one of check, show, get)" "bad subverb"
 run policy show --bogus
 expect_usage_error "jobfs: policy show: unknown option '--bogus'" "unknown option"
 run policy show -x
@@ -166,9 +166,9 @@ fi
 # --- show: JSON field names, YAML that check accepts again --------------------------------------
 run policy show --json --job job-42 --policy "$corpus/valid/github-actions.yaml"
 expect_rc 0 "show --json"
-[ "$(json_field 'sorted(d)')" = "['gc', 'job', 'origin', 'source', 'state_dir', 'version', 'views']" ] &&
+[ "$(json_field 'sorted(d)')" = "['gc', 'hooks', 'job', 'origin', 'source', 'state_dir', 'version', 'views']" ] &&
 	ok || bad "show --json top-level fields: $(json_field 'sorted(d)')"
-[ "$(json_field 'sorted(d["views"][0])')" = "['lower', 'name', 'promote', 'promote_ignore', 'quota_bytes', 'target']" ] &&
+[ "$(json_field 'sorted(d["views"][0])')" = "['lower', 'name', 'pass_through', 'promote', 'promote_ignore', 'promote_trust', 'quota_bytes', 'target', 'when']" ] &&
 	ok || bad "show --json view fields"
 [ "$(json_field 'd["views"][0]["quota_bytes"], d["views"][0]["promote"], d["views"][3]["quota_bytes"], d["gc"]')" = \
 	"21474836480 add-only 10737418240 {'keep_unmounted_seconds': 86400, 'max_total_bytes': 107374182400, 'max_generations': 8}" ] &&
@@ -176,7 +176,19 @@ expect_rc 0 "show --json"
 [ "$(json_field 'd["job"], d["views"][2]["target"]')" = "job-42 /home/runner/work/app/job-42" ] &&
 	ok || bad "show --json expansion"
 
-for name in github-actions defaults quoted units multi-lower; do
+run policy show --json --policy "$corpus/valid/selectors.yaml"
+expect_rc 0 "show --json of selectors.yaml"
+[ "$(json_field 'd["views"][0]["when"]["repository"], d["views"][0]["when"]["ref"], d["views"][0]["promote_trust"]["ref"], d["hooks"]')" = \
+	"['acme/*'] None ['refs/heads/main', 'refs/tags/v*'] {'fail_open': False, 'kill_on_umount': True}" ] &&
+	ok || bad "show --json selectors: $(cat "$tmp/out")"
+run policy show --policy "$corpus/valid/selectors.yaml"
+cp "$tmp/out" "$tmp/shown.yaml"
+run policy show --json --policy "$tmp/shown.yaml"
+[ "$(json_field 'd["views"][0]["when"], d["views"][0]["promote_trust"], d["views"][1]["when"]["job"], d["hooks"]["fail_open"]')" = \
+	"{'repository': ['acme/*'], 'ref': None, 'workflow': None, 'job': None, 'event': ['push', 'pull_request']} {'repository': ['acme/web', 'acme/api'], 'ref': ['refs/heads/main', 'refs/tags/v*'], 'workflow': ['ci', 'release *'], 'job': None, 'event': None} ['*'] False" ] &&
+	ok || bad "show of selectors.yaml keeps when, trust and hooks: $(cat "$tmp/out")"
+
+for name in github-actions defaults quoted units multi-lower selectors; do
 	for job in "" "--job job-42"; do
 		# shellcheck disable=SC2086
 		run policy show $job --policy "$corpus/valid/$name.yaml"

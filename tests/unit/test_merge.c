@@ -499,6 +499,29 @@ static void test_merge_npm_unreadable_job(void **state)
 	assert_false(exists(out));
 }
 
+/* pnpm's lockfile-verified.jsonl: "LINE\n" per record, so pnpm's next append starts a new line
+ * even after a base whose last record lacked its newline. */
+static void test_merge_jsonl_union_newline_after(void **state)
+{
+	struct fixture *fx = *state;
+	const char *base = path_of(fx, 0, "base"), *job = path_of(fx, 1, "job");
+	const char *out = path_of(fx, 2, "out");
+
+	write_bucket(fx, "base", "{\"a\":1}\n{\"b\":2}");
+	write_bucket(fx, "job", "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n\n{\"c\":3}\n");
+	assert_int_equal(merge_jsonl(base, job, out, &fx->counts, fx->err, sizeof(fx->err)), 0);
+	assert_counts(&fx->counts, 1, 3, 0);
+	assert_file_text(out, "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+	assert_int_equal(merge_jsonl(NULL, job, out, &fx->counts, fx->err, sizeof(fx->err)), 0);
+	assert_counts(&fx->counts, 3, 1, 0);
+	assert_file_text(out, "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+	assert_int_equal(mkdir(path_of(fx, 3, "dir"), 0755), 0);
+	assert_int_equal(merge_jsonl(NULL, path_of(fx, 3, "dir"), out, &fx->counts, fx->err,
+				     sizeof(fx->err)),
+			 -EINVAL);
+	assert_non_null(strstr(fx->err, "JSON-lines file"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,6 +549,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge_npm_empty_or_missing_base, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_merge_npm_unreadable_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_jsonl_union_newline_after, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,6 +24,7 @@ static void test_procs_mountinfo_parse(void **state)
 					       &m),
 			 0);
 	assert_int_equal(m.mnt_id, 36);
+	assert_int_equal(m.parent_id, 35);
 	assert_int_equal(m.dev_major, 0);
 	assert_int_equal(m.dev_minor, 52);
 	assert_string_equal(m.mountpoint, "/run/jobfs/j 1/ws");

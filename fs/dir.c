@@ -153,10 +153,13 @@ static int new_entry(struct jfs_fs *fs, struct jfs_inode *dir, int pfd, const ch
 	if (r < 0)
 		return r;
 	/* a new object has no file capabilities: the kernel's check before each write to it
-	 * (GETXATTR security.capability) is answered without a syscall (xattr.c) */
-	jfs_lock(&inode->lock);
-	inode->no_fcaps = true;
-	jfs_unlock(&inode->lock);
+	 * (GETXATTR security.capability) is answered without a syscall (xattr.c). Not in a
+	 * plain view, whose directory others change beside us. */
+	if (!fs->opts.plain) {
+		jfs_lock(&inode->lock);
+		inode->no_fcaps = true;
+		jfs_unlock(&inode->lock);
+	}
 	jfs_quota_add(fs, st.st_blocks); /* its ledger starts at st */
 	r = jfs_fill_entry(fs, inode, &st, ret_e);
 	if (r < 0)

@@ -332,6 +332,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	fs->work_fd = -1;
 	fs->euid = geteuid();
 	fs->egid = getegid();
+	fs->work_gid = fs->egid;
 	for (int i = 0; i < JFS_LOCK_STRIPES; i++) {
 		pthread_mutex_init(&fs->copy_locks[i], NULL);
 		pthread_mutex_init(&fs->list_locks[i], NULL);

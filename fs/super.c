@@ -129,9 +129,26 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
+/* Given custom I/O, libfuse splices only through these: the same calls it makes without it. */
+static ssize_t io_splice_receive(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+				 unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			      unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
 static const struct fuse_custom_io jfs_io = {
 	.read = io_read,
 	.writev = io_writev,
+	.splice_receive = io_splice_receive,
+	.splice_send = io_splice_send,
 };
 
 static const struct fuse_lowlevel_ops jfs_ops = {

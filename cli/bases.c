@@ -167,7 +167,8 @@ static int stack_parse(const char *text, size_t size, struct bases_stack *stack)
 		char name[BASES_NAME_MAX];
 		size_t len;
 
-		if (!nl || (len = (size_t)(nl - p)) >= sizeof(name))
+		/* a NUL would end the name early and pass a line with anything after it */
+		if (!nl || (len = (size_t)(nl - p)) >= sizeof(name) || memchr(p, '\0', len))
 			return -EINVAL;
 		memcpy(name, p, len);
 		name[len] = '\0';
@@ -194,7 +195,8 @@ static int stack_read_at(int dir_fd, struct bases_stack *ret_stack)
 	ssize_t n;
 	int fd, r;
 
-	fd = openat(dir_fd, "stack", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO in its place must not hang every mount */
+	fd = openat(dir_fd, "stack", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
 			return errno == ELOOP ? -EINVAL : -errno;
@@ -256,6 +258,14 @@ int bases_stack_write(struct bases_view *bases, const struct bases_stack *stack)
 
 	if (stack->n > BASES_STACK_MAX)
 		return -E2BIG;
+	/* never write what stack_parse() would refuse: every mount would fail on it */
+	for (size_t i = 0; i < stack->n; i++) {
+		if (!bases_name_valid(stack->names[i]))
+			return -EINVAL;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(stack->names[i], stack->names[j]))
+				return -EINVAL;
+	}
 	len = (size_t)snprintf(buf, sizeof(buf), "%s", STACK_MAGIC);
 	for (size_t i = 0; i < stack->n; i++)
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\n", stack->names[i]);
@@ -313,6 +323,10 @@ int bases_next_name(struct bases_view *bases, const struct bases_stack *stack,
 
 int bases_clean_tmp(struct bases_view *bases)
 {
+	/* a stack.tmp is left by a crash between its write and its rename: never read, but
+	 * nothing else would ever remove it */
+	if (unlinkat(bases->dir_fd, "stack.tmp", 0) < 0 && errno != ENOENT)
+		return -errno;
 	return gc_empty_dir(bases->tmp_fd);
 }
 

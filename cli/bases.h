@@ -39,7 +39,8 @@ int bases_lock(struct bases_view *bases, bool wait);
 
 /* Reads the stack; a view without one has an empty stack. -EINVAL for a malformed stack. */
 int bases_stack_read(struct bases_view *bases, struct bases_stack *ret_stack);
-/* Replaces the stack: stack.tmp written, fsynced, renamed over stack, the dir fsynced. */
+/* Replaces the stack: stack.tmp written, fsynced, renamed over stack, the dir fsynced. -EINVAL
+ * for an invalid or repeated name, -E2BIG past BASES_STACK_MAX. */
 int bases_stack_write(struct bases_view *bases, const struct bases_stack *stack);
 void bases_stack_free(struct bases_stack *stack);
 /* Puts name on top of the stack. */
@@ -51,7 +52,8 @@ bool bases_name_valid(const char *name);
 /* The next generation's name: one past the highest in gens/ and the stack. */
 int bases_next_name(struct bases_view *bases, const struct bases_stack *stack,
 		    char ret_name[static BASES_NAME_MAX]);
-/* Deletes whatever an interrupted promote or flatten left in tmp/. */
+/* Deletes whatever an interrupted promote or flatten left: tmp/'s entries, a stack.tmp. The
+ * caller holds the lock. */
 int bases_clean_tmp(struct bases_view *bases);
 /* Publishes tmp/TMP_NAME as generation name: syncs the filesystem, renames it into gens/, fsyncs
  * gens/, then writes the new stack (name on top of stack). The caller holds the lock. */

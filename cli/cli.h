@@ -110,6 +110,8 @@ int cli_scan_view(const struct cli_verb *verb, const struct policy *policy,
 /* cmd_mark_ok.c, cmd_promote.c */
 int cmd_mark_ok(const struct cli_verb *verb, int argc, char **argv);
 int cmd_promote(const struct cli_verb *verb, int argc, char **argv);
+/* cmd_runner.c */
+int cmd_runner_install(const struct cli_verb *verb, int argc, char **argv);
 /* cmd_exec.c */
 int cmd_exec(const struct cli_verb *verb, int argc, char **argv);
 /* cmd_job_key.c */

@@ -57,7 +57,7 @@ static int enter_job(const struct cli_verb *verb, const struct store_record *rec
 		return JOBFS_EXIT_SYSTEM;
 	}
 	for (size_t i = 0; i < rec->n_views; i++)
-		if (!procs_view_mount_connected(rec->id, rec->views[i].name))
+		if (!procs_view_mount_connected(0, rec->id, rec->views[i].name))
 			goto out_stale;
 	return JOBFS_EXIT_OK;
 

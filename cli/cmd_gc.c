@@ -157,7 +157,7 @@ static int detach_stale(struct gc_run *run, int job_fd, struct store_record *rec
 		kill(rec->pid, SIGTERM);
 	for (size_t i = rec->n_views;
 	     i-- > 0;) /* later views may sit in dirs made for earlier ones */
-		store_remove_target(&rec->views[i]);
+		store_remove_target(run->store, rec->id, &rec->views[i]);
 	rec->state = STORE_UNMOUNTED;
 	rec->unmounted = run->now;
 	return store_record_write(job_fd, rec);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bases.h"
@@ -18,6 +19,7 @@
 #include "json.h"
 #include "policy.h"
 #include "promote.h"
+#include "scan.h"
 #include "store.h"
 
 struct view_result {
@@ -27,6 +29,105 @@ struct view_result {
 	bool planned;
 	char *refused; /* why the job is not trusted for this view; NULL when it is */
 };
+
+/* Progress on stderr, the way manifest reports it: one line rewritten in place when stderr is a
+ * terminal, a line a second with --progress (for logs), and a last line with what was done.
+ * stdout, where --json goes, is never written to. */
+enum progress_phase {
+	PHASE_PLAN,
+	PHASE_COPY,
+	PHASE_SYNC,
+};
+
+struct progress {
+	enum scan_progress mode;
+	enum progress_phase phase;
+	const struct view_result *res;
+	struct timespec start, next;
+	bool open_line; /* a tty line without its newline yet */
+};
+
+static double seconds_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void progress_print(struct progress *pr, const char *outcome)
+{
+	const struct promote_view *pv = &pr->res->pv;
+	uint64_t total = pv->count[PROMOTE_ADDED] + pv->count[PROMOTE_MERGED];
+	uint64_t total_bytes = pv->bytes[PROMOTE_ADDED] + pv->bytes[PROMOTE_MERGED];
+	double secs = seconds_since(&pr->start);
+	char what[160], done[32], all[32], rate[32];
+	bool tty = pr->mode == SCAN_PROGRESS_TTY;
+
+	store_format_bytes(pv->written_bytes, done);
+	store_format_bytes(total_bytes, all);
+	store_format_bytes(secs > 0 ? (uint64_t)((double)pv->written_bytes / secs) : 0, rate);
+	if (outcome)
+		snprintf(what, sizeof(what), "%s: %llu entries planned, %llu files copied, %s",
+			 outcome, (unsigned long long)pv->planned, (unsigned long long)pv->written,
+			 done);
+	else if (pr->phase == PHASE_PLAN)
+		snprintf(what, sizeof(what), "planning, %llu entries",
+			 (unsigned long long)pv->planned);
+	else if (pr->phase == PHASE_COPY)
+		snprintf(what, sizeof(what), "copying, %llu of %llu files, %s of %s, %s/s",
+			 (unsigned long long)pv->written, (unsigned long long)total, done, all,
+			 rate);
+	else
+		snprintf(what, sizeof(what), "syncing generation %s", pr->res->generation);
+	fprintf(stderr, "%sjobfs: promote: view %s: %s, %.1fs%s", tty ? "\r\033[K" : "",
+		pr->res->policy->name, what, secs, !tty || outcome ? "\n" : "");
+	fflush(stderr);
+	pr->open_line = tty && !outcome;
+}
+
+/* Called by plan and apply after every entry and chunk: prints when the interval has passed. */
+static void progress_tick(const struct promote_view *pv, void *userdata)
+{
+	struct progress *pr = userdata;
+	long interval_ns = pr->mode == SCAN_PROGRESS_TTY ? 200000000 : 1000000000;
+	struct timespec now;
+
+	(void)pv;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec < pr->next.tv_sec ||
+	    (now.tv_sec == pr->next.tv_sec && now.tv_nsec < pr->next.tv_nsec))
+		return;
+	pr->next = now;
+	pr->next.tv_nsec += interval_ns;
+	if (pr->next.tv_nsec >= 1000000000) {
+		pr->next.tv_sec++;
+		pr->next.tv_nsec -= 1000000000;
+	}
+	progress_print(pr, NULL);
+}
+
+static void progress_phase(struct progress *pr, enum progress_phase phase)
+{
+	pr->phase = phase;
+	if (pr->mode != SCAN_PROGRESS_OFF && phase == PHASE_SYNC)
+		progress_print(pr, NULL); /* syncfs can take a while: say so before it starts */
+}
+
+static void progress_end(struct progress *pr, const char *outcome)
+{
+	if (pr->mode != SCAN_PROGRESS_OFF)
+		progress_print(pr, outcome);
+}
+
+/* An error message starts on a line of its own, not at the end of a tty line. */
+#define view_error(pr, ...)                                                                        \
+	do {                                                                                       \
+		if ((pr)->open_line)                                                               \
+			fputc('\n', stderr);                                                       \
+		(pr)->open_line = false;                                                           \
+		cli_error(__VA_ARGS__);                                                            \
+	} while (0)
 
 /* The view's base, top first, as descriptors and paths: its generations, then the policy's
  * lowers. */
@@ -82,7 +183,8 @@ static void close_base(int *fds, char **paths, size_t n)
 
 /* Builds tmp/NAME from the plan and publishes it as generation NAME; on failure removes it. */
 static int build_generation(const struct cli_verb *verb, struct bases_view *bases,
-			    const struct bases_stack *stack, struct view_result *res)
+			    const struct bases_stack *stack, struct view_result *res,
+			    struct progress *pr)
 {
 	char gen_path[PATH_MAX], work_path[PATH_MAX], work_name[BASES_NAME_MAX + 8];
 	char err[1024];
@@ -90,8 +192,8 @@ static int build_generation(const struct cli_verb *verb, struct bases_view *base
 
 	r = bases_next_name(bases, stack, res->generation);
 	if (r < 0) {
-		cli_error(verb, "view '%s': cannot name a new generation in '%s/gens': %s",
-			  res->policy->name, bases->path, strerror(-r));
+		view_error(pr, verb, "view '%s': cannot name a new generation in '%s/gens': %s",
+			   res->policy->name, bases->path, strerror(-r));
 		return r;
 	}
 	snprintf(work_name, sizeof(work_name), "%s.work", res->generation);
@@ -104,23 +206,25 @@ static int build_generation(const struct cli_verb *verb, struct bases_view *base
 	    (work_fd = openat(bases->tmp_fd, work_name,
 			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		r = -errno;
-		cli_error(verb, "view '%s': cannot create '%s': %s", res->policy->name, gen_path,
-			  strerror(-r));
+		view_error(pr, verb, "view '%s': cannot create '%s': %s", res->policy->name,
+			   gen_path, strerror(-r));
 		goto out;
 	}
+	progress_phase(pr, PHASE_COPY);
 	r = promote_apply(&res->pv, gen_fd, gen_path, work_fd, work_path, err, sizeof(err));
 	if (r < 0) {
-		cli_error(verb, "view '%s': cannot build generation %s: %s", res->policy->name,
-			  res->generation, err);
+		view_error(pr, verb, "view '%s': cannot build generation %s: %s", res->policy->name,
+			   res->generation, err);
 		goto out;
 	}
 	close(work_fd);
 	work_fd = -1;
 	jfs_remove_tree_at(bases->tmp_fd, work_name);
+	progress_phase(pr, PHASE_SYNC);
 	r = bases_publish(bases, res->generation, res->generation, stack);
 	if (r < 0)
-		cli_error(verb, "view '%s': cannot publish generation %s in '%s': %s",
-			  res->policy->name, res->generation, bases->path, strerror(-r));
+		view_error(pr, verb, "view '%s': cannot publish generation %s in '%s': %s",
+			   res->policy->name, res->generation, bases->path, strerror(-r));
 out:
 	if (work_fd >= 0)
 		close(work_fd);
@@ -136,8 +240,10 @@ out:
 }
 
 static int promote_view(const struct cli_verb *verb, struct store *store, int job_fd,
-			const char *job_id, bool dry_run, struct view_result *res)
+			const char *job_id, bool dry_run, enum scan_progress progress,
+			struct view_result *res)
 {
+	struct progress pr = {.mode = progress, .phase = PHASE_PLAN, .res = res};
 	const struct policy_view *view = res->policy;
 	struct bases_stack stack = {0};
 	struct bases_view *bases = NULL;
@@ -149,8 +255,8 @@ static int promote_view(const struct cli_verb *verb, struct store *store, int jo
 	upper_fd = openat(job_fd, upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (upper_fd < 0) {
 		r = -errno;
-		cli_error(verb, "view '%s': cannot open '%s/jobs/%s/%s': %s", view->name,
-			  store->path, job_id, upper, strerror(-r));
+		view_error(&pr, verb, "view '%s': cannot open '%s/jobs/%s/%s': %s", view->name,
+			   store->path, job_id, upper, strerror(-r));
 		return r;
 	}
 	/* a dry run creates nothing: without a base dir, the stack is empty */
@@ -162,15 +268,15 @@ static int promote_view(const struct cli_verb *verb, struct store *store, int jo
 	if (r == 0)
 		r = bases_stack_read(bases, &stack);
 	if (r < 0 && !(dry_run && r == -ENOENT)) {
-		cli_error(verb, "view '%s': cannot use the base in '%s/bases/%s': %s", view->name,
-			  store->path, view->name, strerror(-r));
+		view_error(&pr, verb, "view '%s': cannot use the base in '%s/bases/%s': %s",
+			   view->name, store->path, view->name, strerror(-r));
 		goto out;
 	}
 	r = open_base(bases ? bases : NULL, &stack, view, &base_fds, &base_paths, &n_base);
 	if (r < 0) {
-		cli_error(verb, "view '%s': cannot open base layer '%s': %s", view->name,
-			  n_base && base_paths[n_base - 1] ? base_paths[n_base - 1] : "?",
-			  strerror(-r));
+		view_error(&pr, verb, "view '%s': cannot open base layer '%s': %s", view->name,
+			   n_base && base_paths[n_base - 1] ? base_paths[n_base - 1] : "?",
+			   strerror(-r));
 		goto out;
 	}
 	res->pv = (struct promote_view){
@@ -180,11 +286,21 @@ static int promote_view(const struct cli_verb *verb, struct store *store, int jo
 		.base_fds = base_fds,
 		.base_paths = base_paths,
 		.n_base = n_base,
+		.progress = progress != SCAN_PROGRESS_OFF ? progress_tick : NULL,
+		.progress_data = &pr,
 	};
+	clock_gettime(CLOCK_MONOTONIC, &pr.start);
+	pr.next = pr.start;
+	pr.next.tv_sec += progress == SCAN_PROGRESS_TTY ? 0 : 1;
+	pr.next.tv_nsec += progress == SCAN_PROGRESS_TTY ? 200000000 : 0;
+	if (pr.next.tv_nsec >= 1000000000) {
+		pr.next.tv_sec++;
+		pr.next.tv_nsec -= 1000000000;
+	}
 	r = promote_plan(&res->pv, err, sizeof(err));
 	if (r < 0) {
-		cli_error(verb, "view '%s': cannot read the layer of job '%s': %s", view->name,
-			  job_id, err);
+		view_error(&pr, verb, "view '%s': cannot read the layer of job '%s': %s",
+			   view->name, job_id, err);
 		goto out;
 	}
 	res->planned = true;
@@ -192,9 +308,9 @@ static int promote_view(const struct cli_verb *verb, struct store *store, int jo
 		goto out;
 	if (stack.n >= BASES_STACK_MAX) {
 		r = -E2BIG;
-		cli_error(verb,
-			  "view '%s': the base already has %d generations; 'jobfs gc' flattens it",
-			  view->name, BASES_STACK_MAX);
+		view_error(&pr, verb,
+			   "view '%s': the base already has %d generations; 'jobfs gc' flattens it",
+			   view->name, BASES_STACK_MAX);
 		goto out;
 	}
 	if (dry_run) {
@@ -204,8 +320,14 @@ static int promote_view(const struct cli_verb *verb, struct store *store, int jo
 			snprintf(res->generation, sizeof(res->generation), "G000001");
 		goto out;
 	}
-	r = build_generation(verb, bases, &stack, res);
+	r = build_generation(verb, bases, &stack, res, &pr);
 out:
+	if (res->planned)
+		progress_end(&pr, r < 0		       ? "failed"
+				  : dry_run	       ? "dry run"
+				  : res->generation[0] ? "published"
+						       : "nothing to promote");
+	res->pv.progress = NULL;
 	res->pv.upper_fd = -1;
 	close_base(base_fds, base_paths, n_base);
 	res->pv.base_fds = NULL;
@@ -402,13 +524,10 @@ static bool record_has_view(const struct store_record *rec, const char *name)
 int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"job", required_argument, NULL, 'j'},
-		{"view", required_argument, NULL, 'v'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'J'},
-		{"policy", required_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{"job", required_argument, NULL, 'j'}, {"view", required_argument, NULL, 'v'},
+		{"dry-run", no_argument, NULL, 'n'},   {"json", no_argument, NULL, 'J'},
+		{"progress", no_argument, NULL, 'P'},  {"policy", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},      {0},
 	};
 	const char *job_id = NULL, *path = NULL, *only = NULL;
 	struct view_result *res = NULL;
@@ -416,7 +535,7 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 	struct store_record *rec;
 	struct policy *policy = NULL;
 	struct store *store;
-	bool dry_run = false, json = false;
+	bool dry_run = false, json = false, progress = false;
 	int c, rc, job_fd;
 
 	while ((c = getopt_long(argc, argv, ":j:v:np:h", options, NULL)) != -1) {
@@ -432,6 +551,9 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 			break;
 		case 'J':
 			json = true;
+			break;
+		case 'P':
+			progress = true;
 			break;
 		case 'p':
 			path = optarg;
@@ -514,7 +636,11 @@ int cmd_promote(const struct cli_verb *verb, int argc, char **argv)
 		    view->promote.kind == POLICY_PROMOTE_NONE ||
 		    !record_has_view(rec, view->name) || res[i].refused)
 			continue;
-		if (promote_view(verb, store, job_fd, job_id, dry_run, &res[i]) < 0)
+		if (promote_view(verb, store, job_fd, job_id, dry_run,
+				 isatty(STDERR_FILENO) ? SCAN_PROGRESS_TTY
+				 : progress	       ? SCAN_PROGRESS_LINES
+						       : SCAN_PROGRESS_OFF,
+				 &res[i]) < 0)
 			rc = JOBFS_EXIT_SYSTEM;
 	}
 	if (json)

@@ -332,6 +332,18 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 			goto out;
 		}
 	}
+	if (rec->state != STORE_UNMOUNTED && procs_alive(rec->pid, rec->pid_start) &&
+	    procs_mount_ns_other(rec->pid) == 1 && store_live_state(rec) == STORE_MOUNTED) {
+		/* not a private job we entered, yet its views are in another namespace than ours
+		 * (another runner's, made by systemd's PrivateMounts=): unmounting "nothing" here
+		 * would stop the daemon under the job that still uses them */
+		cli_error(verb,
+			  "job '%s' is mounted in another mount namespace (daemon %d); run 'jobfs "
+			  "umount' in that namespace (nsenter --target %d --mount)",
+			  job_id, (int)rec->pid, (int)rec->pid);
+		rc = JOBFS_EXIT_BUSY;
+		goto out;
+	}
 	if (rec->state != STORE_UNMOUNTED && !kill_them) {
 		/* a busy view leaves every view mounted: the job stays whole until its holders go
 		 */
@@ -369,7 +381,7 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 		}
 		for (size_t i = rec->n_views;
 		     i-- > 0;) /* later views may sit in dirs made for earlier ones */
-			store_remove_target(&rec->views[i]);
+			store_remove_target(store, rec->id, &rec->views[i]);
 	}
 	if (collect) {
 		r = gc_remove_job(store, job_id);

@@ -61,15 +61,18 @@ static int flatten_dir(const int *src_fds, size_t n, int out_fd, unsigned depth)
 				r = -ENOMEM;
 				break;
 			}
-			for (size_t l = 0; l < n; l++) {
+			/* the dir in each source from here down, as a mount merges it: a non-dir
+			 * in between hides the dirs below it */
+			for (size_t l = 0; l < n; l++)
+				child[l] = -1;
+			for (size_t l = s; l < n; l++) {
 				struct stat lst;
 
-				child[l] = -1;
-				if (l < s || src_fds[l] < 0 ||
-				    fstatat(src_fds[l], de->d_name, &lst, AT_SYMLINK_NOFOLLOW) <
-					    0 ||
-				    !S_ISDIR(lst.st_mode))
+				if (src_fds[l] < 0 ||
+				    fstatat(src_fds[l], de->d_name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
 					continue;
+				if (!S_ISDIR(lst.st_mode))
+					break;
 				child[l] = openat(src_fds[l], de->d_name,
 						  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			}

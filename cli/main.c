@@ -32,7 +32,8 @@ static const struct cli_verb verbs[] = {
 	 0, 0, 0, cmd_umount, "unmount every view of job ID and wait for its daemon to exit"},
 	{"mark-ok", NULL, "--job ID [--policy FILE]", 0, 0, 0, cmd_mark_ok,
 	 "record that job ID succeeded, so that it may be promoted"},
-	{"promote", NULL, "--job ID [--view NAME] [--dry-run] [--json] [--policy FILE]", 0, 0, 0,
+	{"promote", NULL,
+	 "--job ID [--view NAME] [--dry-run] [--json] [--progress] [--policy FILE]", 0, 0, 0,
 	 cmd_promote,
 	 "add what successful, unmounted job ID added to the base of each promoting view"},
 	{"ls", NULL, "[--json] [--policy FILE]", 0, 0, 0, cmd_ls,
@@ -42,6 +43,12 @@ static const struct cli_verb verbs[] = {
 	{"gc", NULL,
 	 "[--older-than DURATION] [--max-total SIZE] [--dry-run] [--json] [--policy FILE]", 0, 0, 0,
 	 cmd_gc, "detach stale mounts, remove old unmounted layers and orphans"},
+	{"runner", "install",
+	 "--github DIR [--service NAME] [--mode canonical|host] [--hooks-dir DIR] [--root DIR] "
+	 "[--uninstall] [--dry-run] [--json]",
+	 0, 0, 0, cmd_runner_install,
+	 "install (or --uninstall) the systemd drop-in that runs a GitHub Actions runner's jobs "
+	 "through jobfs's hooks"},
 	{"manifest", NULL,
 	 "[--view NAME] [--output FILE] [--json] [--threads N] [--progress] [--policy FILE]", 0, 0,
 	 0, cmd_manifest, "write the XXH3-128 manifest of a view's base (stdout by default)"},

@@ -154,7 +154,9 @@ int procs_mounts_below(uint64_t mnt_id, struct procs_mount **ret_mounts, size_t 
 	return 0;
 }
 
-int procs_mount_by_source(const char *source, struct procs_mount *ret_mount)
+/* The topmost jobfs mount with that source in the mount table at mountinfo_path. */
+static int mount_by_source_in(const char *mountinfo_path, const char *source,
+			      struct procs_mount *ret_mount)
 {
 	struct procs_mount m, found;
 	bool any = false;
@@ -163,7 +165,7 @@ int procs_mount_by_source(const char *source, struct procs_mount *ret_mount)
 	ssize_t len;
 	FILE *f;
 
-	f = fopen("/proc/self/mountinfo", "re");
+	f = fopen(mountinfo_path, "re");
 	if (!f)
 		return -errno;
 	while ((len = getline(&line, &cap, f)) > 0) {
@@ -182,6 +184,11 @@ int procs_mount_by_source(const char *source, struct procs_mount *ret_mount)
 		return -ENOENT;
 	*ret_mount = found;
 	return 0;
+}
+
+int procs_mount_by_source(const char *source, struct procs_mount *ret_mount)
+{
+	return mount_by_source_in("/proc/self/mountinfo", source, ret_mount);
 }
 
 int procs_mount_at(const char *path, struct procs_mount *ret_mount)
@@ -213,18 +220,41 @@ int procs_mount_at(const char *path, struct procs_mount *ret_mount)
 	return 0;
 }
 
-bool procs_view_mount_connected(const char *job_id, const char *view)
+bool procs_view_mount_connected(pid_t pid, const char *job_id, const char *view)
 {
+	char mountinfo[64], path[4096 + 64], source[PROCS_SOURCE_MAX];
 	struct procs_mount m;
 	struct statx stx;
 
-	if (procs_view_mount(job_id, view, &m) < 0)
+	/* The views live in the mount namespace of the daemon that serves them (a runner's private
+	 * namespace, say), which need not be ours: look there, through /proc/PID, when we may. */
+	snprintf(mountinfo, sizeof(mountinfo), "/proc/%d/mountinfo", (int)pid);
+	if (pid <= 0 || access(mountinfo, R_OK) < 0)
+		snprintf(mountinfo, sizeof(mountinfo), "/proc/self/mountinfo");
+	procs_view_source(job_id, view, source, sizeof(source));
+	if (mount_by_source_in(mountinfo, source, &m) < 0)
 		return false;
+	if (strcmp(mountinfo, "/proc/self/mountinfo") == 0)
+		snprintf(path, sizeof(path), "%s", m.mountpoint);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, m.mountpoint);
 	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us */
-	if (statx(AT_FDCWD, m.mountpoint, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID,
-		  &stx) < 0)
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
 		return false;
 	return !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == m.mnt_id;
+}
+
+int procs_mount_ns_other(pid_t pid)
+{
+	char path[64];
+	struct stat self, other;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	if (stat("/proc/self/ns/mnt", &self) < 0)
+		return -errno;
+	if (stat(path, &other) < 0)
+		return -errno;
+	return self.st_dev != other.st_dev || self.st_ino != other.st_ino;
 }
 
 int procs_mount_by_id(uint64_t mnt_id, struct procs_mount *ret_mount)

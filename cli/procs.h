@@ -41,8 +41,11 @@ int procs_mount_by_source(const char *source, struct procs_mount *ret_mount);
 /* Every mount below the mount mnt_id (mounted on something inside it, or below those), in
  * mountinfo order: parents before their children. *ret_mounts is malloc'ed. */
 int procs_mounts_below(uint64_t mnt_id, struct procs_mount **ret_mounts, size_t *ret_n);
-/* The same, answering (not ENOTCONN). */
-bool procs_view_mount_connected(const char *job_id, const char *view);
+/* Whether that view is mounted and answering (not ENOTCONN) in the mount namespace of pid (the
+ * job's daemon), which may be another than ours; ours when pid is 0 or its /proc is closed. */
+bool procs_view_mount_connected(pid_t pid, const char *job_id, const char *view);
+/* 1 when pid lives in another mount namespace than ours, 0 when in ours, or -errno. */
+int procs_mount_ns_other(pid_t pid);
 /* The mount with that id (mountinfo field 1), where it is now; -ENOENT if none. */
 int procs_mount_by_id(uint64_t mnt_id, struct procs_mount *ret_mount);
 

@@ -614,6 +614,9 @@ static int plan_dir(struct plan *p, int upper_fd, const char *prefix, const int 
 				     0, NULL);
 		if (r < 0)
 			snprintf(p->err, p->errsize, "'%s': %s", path, strerror(-r));
+		p->pv->planned++;
+		if (p->pv->progress)
+			p->pv->progress(p->pv, p->pv->progress_data);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
@@ -621,31 +624,53 @@ static int plan_dir(struct plan *p, int upper_fd, const char *prefix, const int 
 	return r;
 }
 
-/* A new name of a file the job also has at a base path (changed through a hard link, say), or of
- * a metacopy, carries base data: none of its names is added. */
-static void drop_tainted_links(struct promote_view *pv)
+static bool carries_base_data(const struct promote_item *item)
 {
-	for (size_t i = 0; i < pv->n_items; i++) {
-		struct promote_item *added = &pv->items[i];
+	return item->action == PROMOTE_CONFLICT || item->action == PROMOTE_IDENTICAL ||
+	       item->action == PROMOTE_MERGED || item->reason == metacopy_reason;
+}
 
-		if (added->action != PROMOTE_ADDED || added->nlink < 2 || !S_ISREG(added->mode))
-			continue;
-		for (size_t j = 0; j < pv->n_items; j++) {
-			const struct promote_item *other = &pv->items[j];
+static int compare_inodes(const void *a, const void *b)
+{
+	const struct promote_item *x = *(const struct promote_item *const *)a;
+	const struct promote_item *y = *(const struct promote_item *const *)b;
 
-			bool base_data = other->action == PROMOTE_CONFLICT ||
-					 other->action == PROMOTE_IDENTICAL ||
-					 other->action == PROMOTE_MERGED ||
-					 other->reason == metacopy_reason;
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return 0;
+}
 
-			if (j == i || other->ino != added->ino || other->dev != added->dev ||
-			    !S_ISREG(other->mode) || !base_data)
-				continue;
-			added->action = PROMOTE_IGNORED;
-			added->reason = "a hard link to a base file the job changed";
-			break;
-		}
+/* A new name of a file the job also has at a base path (changed through a hard link, say), or of
+ * a metacopy, carries base data: none of its names is added. The linked files are sorted by
+ * inode, so a job of many hard links costs n log n, not n squared. */
+static int drop_tainted_links(struct promote_view *pv)
+{
+	struct promote_item **linked;
+	size_t n = 0;
+
+	linked = malloc(sizeof(*linked) * (pv->n_items ? pv->n_items : 1));
+	if (!linked)
+		return -ENOMEM;
+	for (size_t i = 0; i < pv->n_items; i++)
+		if (S_ISREG(pv->items[i].mode) && pv->items[i].nlink >= 2)
+			linked[n++] = &pv->items[i];
+	if (n > 1)
+		qsort(linked, n, sizeof(*linked), compare_inodes);
+	for (size_t i = 0, end; i < n; i = end) {
+		bool tainted = false;
+
+		for (end = i; end < n && compare_inodes(&linked[i], &linked[end]) == 0; end++)
+			tainted = tainted || carries_base_data(linked[end]);
+		for (size_t j = i; tainted && j < end; j++)
+			if (linked[j]->action == PROMOTE_ADDED) {
+				linked[j]->action = PROMOTE_IGNORED;
+				linked[j]->reason = "a hard link to a base file the job changed";
+			}
 	}
+	free(linked);
+	return 0;
 }
 
 int promote_plan(struct promote_view *pv, char *err, size_t errsize)
@@ -660,7 +685,11 @@ int promote_plan(struct promote_view *pv, char *err, size_t errsize)
 			snprintf(err, errsize, "%s", strerror(-r));
 		return r;
 	}
-	drop_tainted_links(pv);
+	r = drop_tainted_links(pv);
+	if (r < 0) {
+		snprintf(err, errsize, "%s", strerror(-r));
+		return r;
+	}
 	memset(pv->count, 0, sizeof(pv->count));
 	memset(pv->bytes, 0, sizeof(pv->bytes));
 	for (size_t i = 0; i < pv->n_items; i++) {
@@ -686,7 +715,11 @@ void promote_view_free(struct promote_view *pv)
 
 /* --- apply --------------------------------------------------------------------------------- */
 
-static int copy_data(int src_fd, int dst_fd, off_t size)
+/* Bytes per copy_file_range(): small enough that progress moves during a large file. */
+#define COPY_CHUNK (8 << 20)
+
+/* Copies size bytes; pv (NULL: none) counts them and hears of each chunk. */
+static int copy_data(struct promote_view *pv, int src_fd, int dst_fd, off_t size)
 {
 	static char buf[1 << 16];
 	off_t done = 0;
@@ -696,7 +729,9 @@ static int copy_data(int src_fd, int dst_fd, off_t size)
 		ssize_t n;
 
 		if (!plain) {
-			n = copy_file_range(src_fd, NULL, dst_fd, NULL, (size_t)(size - done), 0);
+			n = copy_file_range(
+				src_fd, NULL, dst_fd, NULL,
+				size - done < COPY_CHUNK ? (size_t)(size - done) : COPY_CHUNK, 0);
 			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
 				      errno == EOPNOTSUPP)) {
 				plain = true;
@@ -724,11 +759,17 @@ static int copy_data(int src_fd, int dst_fd, off_t size)
 		if (n == 0)
 			return -ESTALE; /* shorter than it said: changed under us */
 		done += n;
+		if (pv) {
+			pv->written_bytes += (uint64_t)n;
+			if (pv->progress)
+				pv->progress(pv, pv->progress_data);
+		}
 	}
 	return 0;
 }
 
-int promote_copy_file(int src_fd, const struct stat *st, int dirfd, const char *name)
+static int copy_file(struct promote_view *pv, int src_fd, const struct stat *st, int dirfd,
+		     const char *name)
 {
 	struct timespec times[2] = {st->st_atim, st->st_mtim};
 	int fd, r;
@@ -736,7 +777,7 @@ int promote_copy_file(int src_fd, const struct stat *st, int dirfd, const char *
 	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	r = copy_data(src_fd, fd, st->st_size);
+	r = copy_data(pv, src_fd, fd, st->st_size);
 	/* set-ID bits never reach the base: views are nosuid, and the base outlives the job */
 	if (r == 0 && (fchown(fd, st->st_uid, st->st_gid) < 0 ||
 		       fchmod(fd, st->st_mode & 01777) < 0 || futimens(fd, times) < 0))
@@ -746,6 +787,11 @@ int promote_copy_file(int src_fd, const struct stat *st, int dirfd, const char *
 	if (r < 0)
 		unlinkat(dirfd, name, 0);
 	return r;
+}
+
+int promote_copy_file(int src_fd, const struct stat *st, int dirfd, const char *name)
+{
+	return copy_file(NULL, src_fd, st, dirfd, name);
 }
 
 /* The directories from the generation's root down to the item being written, created as needed
@@ -887,7 +933,8 @@ static int apply_symlink(int upper_dir, int gen_dir, const struct promote_item *
 	return 0;
 }
 
-static int apply_file(int upper_dir, int gen_dir, const struct promote_item *item)
+static int apply_file(struct promote_view *pv, int upper_dir, int gen_dir,
+		      const struct promote_item *item)
 {
 	const char *name = base_name(item->path);
 	struct stat st = {.st_dev = item->dev, .st_ino = item->ino, .st_mode = S_IFREG};
@@ -901,7 +948,7 @@ static int apply_file(int upper_dir, int gen_dir, const struct promote_item *ite
 		close(fd);
 		return r;
 	}
-	r = promote_copy_file(fd, &st, gen_dir, name);
+	r = copy_file(pv, fd, &st, gen_dir, name);
 	close(fd);
 	return r;
 }
@@ -925,7 +972,7 @@ static int apply_merge(struct promote_view *pv, int upper_dir, int gen_dir, cons
 	r = fstat(fd, &st) < 0 ? -errno : 0;
 	snprintf(copy_name, sizeof(copy_name), "job-%u", counter++);
 	if (r == 0)
-		r = promote_copy_file(fd, &st, work_fd, copy_name);
+		r = copy_file(pv, fd, &st, work_fd, copy_name);
 	close(fd);
 	if (r < 0)
 		return r;
@@ -993,8 +1040,14 @@ int promote_apply(struct promote_view *pv, int gen_fd, const char *gen_path, int
 			}
 		} else if (S_ISLNK(item->mode)) {
 			r = apply_symlink(upper_dir, gen_dir, item);
+			pv->written_bytes += r == 0 ? item->bytes : 0;
 		} else {
-			r = apply_file(upper_dir, gen_dir, item);
+			r = apply_file(pv, upper_dir, gen_dir, item);
+		}
+		if (r == 0) {
+			pv->written++;
+			if (pv->progress)
+				pv->progress(pv, pv->progress_data);
 		}
 		if (r < 0 && !err[0])
 			snprintf(err, errsize, "'%s': %s", item->path,

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "merge.h"
@@ -48,11 +49,17 @@ struct promote_view {
 	const int *base_fds;	 /* the base, top first: generations, then the policy's lowers */
 	char *const *base_paths; /* the same, as paths (for the merges) */
 	size_t n_base;
+	/* optional: called after each entry plan looks at and each chunk apply writes, for progress
+	 * reports (the callee decides how often to print) */
+	void (*progress)(const struct promote_view *pv, void *userdata);
+	void *progress_data;
 	/* out */
 	struct promote_item *items;
 	size_t n_items;
 	uint64_t count[PROMOTE_ACTION_COUNT];
 	uint64_t bytes[PROMOTE_ACTION_COUNT];
+	/* so far: entries of the upper plan looked at; items apply wrote, and their bytes */
+	uint64_t planned, written, written_bytes;
 };
 
 const char *promote_action_name(enum promote_action action);
@@ -68,5 +75,5 @@ bool promote_has_changes(const struct promote_view *pv);
 void promote_view_free(struct promote_view *pv);
 
 /* Copies the regular file behind src_fd (already checked) into a new file name below dirfd: data,
- * then owner, mode (without set-ID bits) and times of st. Shared with gc's flattening. */
+ * then owner, mode (without set-ID bits) and times of st. */
 int promote_copy_file(int src_fd, const struct stat *st, int dirfd, const char *name);

@@ -728,7 +728,55 @@ int store_record_read(int job_fd, struct store_record **ret_record)
 	return r;
 }
 
-void store_remove_target(const struct store_view *view)
+/* Whether a job other than self_id, not unmounted, has a target at dir or below it. Such a job
+ * may be mounted there in another mount namespace (another runner's, at the same canonical path),
+ * where removing the dir would detach its view. Unreadable records count as in use. */
+static bool target_in_use(struct store *store, const char *self_id, const char *dir)
+{
+	size_t dir_len = strlen(dir);
+	struct dirent *de;
+	bool in_use = false;
+	DIR *jobs;
+	int fd;
+
+	fd = openat(store->jobs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	jobs = fdopendir(fd);
+	if (!jobs) {
+		close(fd);
+		return true;
+	}
+	while (!in_use && (de = readdir(jobs))) {
+		struct store_record *rec;
+		int job_fd;
+
+		if (!policy_job_id_valid(de->d_name) || strcmp(de->d_name, self_id) == 0)
+			continue;
+		if (store_job_open(store, de->d_name, &job_fd) < 0)
+			continue; /* gone meanwhile */
+		if (store_record_read(job_fd, &rec) < 0) {
+			close(job_fd);
+			continue; /* an orphan has no mounts */
+		}
+		close(job_fd);
+		if (rec->state == STORE_UNMOUNTED) {
+			store_record_free(rec);
+			continue;
+		}
+		for (size_t i = 0; i < rec->n_views && !in_use; i++) {
+			const char *t = rec->views[i].target;
+
+			in_use = strncmp(t, dir, dir_len) == 0 &&
+				 (t[dir_len] == '\0' || t[dir_len] == '/');
+		}
+		store_record_free(rec);
+	}
+	closedir(jobs);
+	return in_use;
+}
+
+void store_remove_target(struct store *store, const char *job_id, const struct store_view *view)
 {
 	char buf[PATH_MAX];
 	char *slash;
@@ -737,6 +785,8 @@ void store_remove_target(const struct store_view *view)
 		return;
 	strcpy(buf, view->target);
 	for (unsigned i = 0; i < view->target_created; i++) {
+		if (store && target_in_use(store, job_id, buf))
+			return;
 		/* rmdir only removes an empty dir, and never follows a symlink */
 		if (rmdir(buf) < 0)
 			return;
@@ -814,11 +864,12 @@ enum store_state store_live_state(const struct store_record *record)
 
 	if (!procs_alive(record->pid, record->pid_start))
 		return STORE_STALE;
-	/* a private namespace's views are only seen from inside it */
+	/* a private namespace's views are only seen from inside it; a job in another namespace
+	 * (another runner's) is looked at through its daemon's /proc */
 	if (ns_enter_job(record, &saved) < 0)
 		return STORE_STALE;
 	for (size_t i = 0; i < record->n_views && state == STORE_MOUNTED; i++)
-		if (!procs_view_mount_connected(record->id, record->views[i].name))
+		if (!procs_view_mount_connected(record->pid, record->id, record->views[i].name))
 			state = STORE_STALE;
 	ns_leave(&saved);
 	return state;

@@ -108,8 +108,10 @@ int store_record_write(int job_fd, const struct store_record *record);
 int store_record_read(int job_fd, struct store_record **ret_record);
 void store_record_free(struct store_record *record);
 
-/* rmdir the target and the parents jobfs made for it, as long as they are empty. */
-void store_remove_target(const struct store_view *view);
+/* rmdir the target and the parents jobfs made for it, as long as they are empty and no other
+ * job that is not unmounted has a target there or below (in another mount namespace, removing a
+ * dir detaches the mounts on it). store NULL skips that check. */
+void store_remove_target(struct store *store, const char *job_id, const struct store_view *view);
 
 /* XXH64 of the expanded policy's content, as 16 hex digits. */
 void store_policy_digest(const struct policy *policy, char ret_hex[static 17]);

@@ -119,7 +119,8 @@ VERBS = {
            (0, 0)),
     "mark-ok": ({"--job": ("j", "id"), "--policy": ("p", "policy")}, (0, 0)),
     "promote": ({"--job": ("j", "id"), "--view": ("v", "viewname"), "--dry-run": ("n", None),
-                 "--json": (None, None), "--policy": ("p", "policy")}, (0, 0)),
+                 "--json": (None, None), "--progress": (None, None),
+                 "--policy": ("p", "policy")}, (0, 0)),
     "job-key": ({"--github": ("g", None), "--json": (None, None)}, (0, 0)),
     # structured only, its CMD always `true`: chaos would run whatever word came next
     "exec": ({"--job": ("j", "id"), "--cwd": (None, "cwd"), "--policy": ("p", "policy")},

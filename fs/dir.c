@@ -19,7 +19,8 @@ static bool daemon_is_root(void)
 /* Gives a new object to the caller, as if the caller had made it: a set-group-ID parent passes on
  * its group (and, to directories, the bit), and set-ID bits the chown cleared come back, except
  * set-group-ID on a file whose group the caller is not in. */
-static int give_to_caller(int fd, const struct fuse_ctx *ctx, mode_t mode, const struct stat *pst)
+static int give_to_caller(struct jfs_fs *fs, int fd, const struct fuse_ctx *ctx, mode_t mode,
+			  const struct stat *pst, bool in_parent)
 {
 	bool parent_sgid = pst->st_mode & S_ISGID;
 	gid_t gid = parent_sgid ? pst->st_gid : ctx->gid;
@@ -30,6 +31,12 @@ static int give_to_caller(int fd, const struct fuse_ctx *ctx, mode_t mode, const
 		perm |= S_ISGID;
 	if ((perm & S_ISGID) && !S_ISDIR(mode) && ctx->uid != 0 && gid != ctx->gid)
 		perm &= ~S_ISGID;
+	/* made in its parent by a caller with our own ids, the object is already the caller's (its
+	 * group the parent's if set-group-ID, else ours): no chown (one syscall per file a root
+	 * job creates). With set-ID bits the chown-then-chmod below stays, as before. */
+	if (in_parent && ctx->uid == fs->euid && (parent_sgid || ctx->gid == fs->egid) &&
+	    !(perm & (S_ISUID | S_ISGID)))
+		return 0;
 	if (fchownat(fd, "", ctx->uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != EPERM || daemon_is_root())
 			return -errno;
@@ -145,6 +152,14 @@ static int new_entry(struct jfs_fs *fs, struct jfs_inode *dir, int pfd, const ch
 	r = jfs_inode_get(fs, dir, name, &res, true, &inode);
 	if (r < 0)
 		return r;
+	/* a new object has no file capabilities: the kernel's check before each write to it
+	 * (GETXATTR security.capability) is answered without a syscall (xattr.c). Not in a
+	 * plain view, whose directory others change beside us. */
+	if (!fs->opts.plain) {
+		jfs_lock(&inode->lock);
+		inode->no_fcaps = true;
+		jfs_unlock(&inode->lock);
+	}
 	jfs_quota_add(fs, st.st_blocks); /* its ledger starts at st */
 	r = jfs_fill_entry(fs, inode, &st, ret_e);
 	if (r < 0)
@@ -168,7 +183,7 @@ static int create_in(struct jfs_fs *fs, const struct fuse_ctx *ctx, int pfd, boo
 		fd = make_object(pfd, name, mode, rdev, link_target, open_flags);
 		if (fd < 0)
 			return fd;
-		r = give_to_caller(fd, ctx, mode, &pst);
+		r = give_to_caller(fs, fd, ctx, mode, &pst, true);
 		if (r < 0) {
 			close(fd);
 			unlinkat(pfd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
@@ -180,7 +195,7 @@ static int create_in(struct jfs_fs *fs, const struct fuse_ctx *ctx, int pfd, boo
 		fd = make_object(fs->work_fd, tmp, mode, rdev, link_target, open_flags);
 		if (fd < 0)
 			return fd;
-		r = give_to_caller(fd, ctx, mode, &pst);
+		r = give_to_caller(fs, fd, ctx, mode, &pst, false);
 		if (r == 0 && S_ISDIR(mode))
 			r = jfs_set_opaque(fs, fd); /* the lower directory must not show through */
 		if (r == 0) {
@@ -285,8 +300,11 @@ static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode 
 	pfd = jfs_upper_dir_fd(fs, dir);
 	if (pfd < 0)
 		return pfd;
-	fd = jfs_inode_fd(fs, inode, 0, NULL);
+	/* pinned, the inode's own descriptor: no duplicate per link (pnpm links every file) */
+	jfs_inode_pin(inode);
+	fd = jfs_inode_fd_pinned(fs, inode, 0, NULL);
 	if (fd < 0) {
+		jfs_inode_unpin(inode);
 		close(pfd);
 		return fd;
 	}
@@ -303,7 +321,7 @@ static int do_link(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_inode 
 			unlinkat(fs->work_fd, tmp, 0);
 		}
 	}
-	close(fd);
+	jfs_inode_unpin(inode);
 	if (r == 0)
 		jfs_quota_observe_fd(fs, dir, pfd);
 	close(pfd);
@@ -355,18 +373,18 @@ static int hold_object(struct jfs_fs *fs, struct jfs_inode *inode)
 static void mark_removed(struct jfs_fs *fs, struct jfs_inode *inode)
 {
 	struct stat st;
-	int idx, r, fd = jfs_inode_fd(fs, inode, 0, &idx);
+	int idx, r, fd;
 
+	/* the caller's pin (hold_object) keeps the cached descriptor: no duplicate needed */
+	fd = jfs_inode_fd_pinned(fs, inode, 0, &idx);
 	if (fd < 0)
 		return;
 	r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	if (r == 0 && idx == JFS_UPPER && inode->type != S_IFDIR && st.st_nlink > 0) {
 		/* other hard links remain, but maybe not the name we re-open it by */
 		jfs_inode_lose_name(fs, inode, fd);
-		close(fd);
 		return;
 	}
-	close(fd);
 	if (r == 0 && idx == JFS_UPPER) {
 		jfs_inomap_del(&fs->inomap, JFS_UPPER, st.st_ino);
 		jfs_quota_removed(fs, inode); /* its blocks go with its last name */

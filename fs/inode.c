@@ -904,8 +904,77 @@ void jfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static int apply_setattr(int fd, struct stat *attr, int valid, struct jfs_file *file);
 
+#define JFS_SETATTR_CHANGES                                                                        \
+	(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |         \
+	 FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |                     \
+	 FUSE_SET_ATTR_MTIME_NOW)
+#define JFS_CAP_FSETID 4 /* linux/capability.h */
+
+/* Whether the caller may keep set-ID bits over a truncate (CAP_FSETID in the initial user
+ * namespace, as the kernel's capable() asks). Read from /proc only for files with such bits. */
+static bool caller_has_fsetid(const struct fuse_ctx *ctx)
+{
+	struct stat own, theirs;
+	char path[64], line[256];
+	bool r = false;
+	FILE *f;
+
+	if (ctx->pid <= 0)
+		return ctx->uid == 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)ctx->pid);
+	if (stat(path, &theirs) < 0 || stat("/proc/self/ns/user", &own) < 0)
+		return ctx->uid == 0;
+	if (theirs.st_ino != own.st_ino || theirs.st_dev != own.st_dev)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return ctx->uid == 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "CapEff:", 7)) {
+			r = strtoull(line + 7, NULL, 16) & (1ULL << JFS_CAP_FSETID);
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+/*
+ * Set-ID bits, when the kernel leaves them to us (fs->killpriv: it then sends no GETATTR before
+ * a chown). Its rules, for non-directories: a chown clears set-user-ID, and set-group-ID when
+ * the group may execute (the daemon's own fchownat on the upper does exactly that); a write,
+ * fallocate or copy into the file by a caller without CAP_FSETID does the same, and the kernel,
+ * which knows the writer, sends it as a setattr that changes nothing; a truncate does it too,
+ * but comes as a plain size change, so the caller is looked up here.
+ */
+static int kill_setid(struct jfs_fs *fs, int fd, int valid, const struct fuse_ctx *ctx)
+{
+	struct stat st;
+	mode_t mode;
+	char proc[64];
+
+	if (!fs->killpriv || (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		return 0;
+	if ((valid & JFS_SETATTR_CHANGES) && !(valid & FUSE_SET_ATTR_SIZE))
+		return 0;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))
+		return 0;
+	mode = st.st_mode & 07777 & ~S_ISUID;
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		mode &= ~S_ISGID;
+	if (mode == (st.st_mode & 07777))
+		return 0;
+	if ((valid & FUSE_SET_ATTR_SIZE) && (!S_ISREG(st.st_mode) || caller_has_fsetid(ctx)))
+		return 0;
+	jfs_proc_path(proc, sizeof(proc), fd);
+	return chmod(proc, mode) < 0 ? -errno : 0;
+}
+
 static int do_setattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *attr, int valid,
-		      struct fuse_file_info *fi)
+		      struct fuse_file_info *fi, const struct fuse_ctx *ctx)
 {
 	struct jfs_file *file = fi ? (struct jfs_file *)(uintptr_t)fi->fh : NULL;
 	int fd, idx, r;
@@ -914,13 +983,16 @@ static int do_setattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *a
 	r = (valid & FUSE_SET_ATTR_SIZE) ? jfs_copy_up(fs, inode) : jfs_copy_up_meta(fs, inode);
 	if (r < 0)
 		return r;
-	fd = jfs_inode_fd(fs, inode, 0, &idx);
-	if (fd < 0)
-		return fd;
-	r = apply_setattr(fd, attr, valid, file);
+	/* the inode's own descriptor, pinned: no duplicate to make and close per setattr (tar
+	 * sends three per extracted file) */
+	jfs_inode_pin(inode);
+	fd = jfs_inode_fd_pinned(fs, inode, 0, &idx);
+	r = fd < 0 ? fd : kill_setid(fs, fd, valid, ctx);
+	if (r == 0)
+		r = apply_setattr(fd, attr, valid, file);
 	if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && idx == JFS_UPPER)
 		jfs_quota_observe_fd(fs, inode, fd);
-	close(fd);
+	jfs_inode_unpin(inode);
 	return r;
 }
 
@@ -973,7 +1045,7 @@ void jfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid
 	struct stat st;
 	int r;
 
-	r = do_setattr(fs, inode, attr, valid, fi);
+	r = do_setattr(fs, inode, attr, valid, fi, fuse_req_ctx(req));
 	if (r == 0)
 		r = jfs_getattr(fs, inode, &st);
 	if (r < 0) {

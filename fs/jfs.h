@@ -154,6 +154,7 @@ struct jfs_inode {
 	bool keep_fds;	  /* name unreliable and no handle: never evict */
 	uint32_t fd_pins; /* requests using the cached descriptors (jfs_inode_pin) */
 	bool accessed;	  /* used since the evictor last passed */
+	bool no_fcaps;	  /* made by us and never given security.capability (xattr.c) */
 	int nlayers;
 	struct jfs_inode *parent; /* holds an nref on the parent; NULL for the root */
 	char *name;
@@ -228,6 +229,13 @@ struct jfs_fs {
 	bool no_opendir;   /* the kernel agreed to send no opendir: readdir has no handle */
 	bool no_open;	   /* nor open, nor create: reads and writes come without a handle */
 	bool open_handles; /* upper objects can be re-opened by file handle (jfs_inode_lose_name) */
+	uid_t euid;	   /* the daemon's own ids, what a new object gets unless changed */
+	gid_t egid;
+	gid_t work_gid;		 /* the group of what is made in the work dir (egid, or its own if
+				    set-group-ID) */
+	bool killpriv;		 /* we clear set-ID bits on write, truncate and chown (inode.c) */
+	uint64_t init_unique;	 /* the INIT request, whose reply super.c amends; 0 once done */
+	uint32_t init_add_flags; /* protocol flags the reply must carry (jfs_op_init) */
 	uint64_t evict_retry_at; /* atomic: no sweep below this many cached descriptors */
 	int64_t quota_used;	 /* atomic: bytes the upper holds and reserved (quota.c) */
 };

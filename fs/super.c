@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fuse.h>
 #include <malloc.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "jfs.h"
@@ -46,7 +49,11 @@ static void jfs_op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct jfs_fs *fs = userdata;
 
-	/* the kernel clears set-id bits on write and chown itself; as root we would not */
+	/* the kernel clears set-ID bits on write, truncate and chown itself unless we take that
+	 * over, but then it first asks for the mode (a GETATTR before every chown: tar's fchown of
+	 * each extracted file). Without opens every truncate reaches us as a setattr, so we can:
+	 * inode.c applies the kernel's rules. With opens an O_TRUNC truncates in the open, where
+	 * we would not know the caller: the kernel keeps the job. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* directories need no per-open state (readdir.c), and symlinks change only through us */
 	if (!fs->opts.plain && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)) {
@@ -59,6 +66,10 @@ static void jfs_op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
 		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 		fs->no_open = true;
+		if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV) {
+			fs->init_add_flags |= FUSE_HANDLE_KILLPRIV;
+			fs->killpriv = true;
+		}
 	}
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
@@ -82,6 +93,63 @@ void jfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	jfs_quota_statfs(fs, &sv); /* the view's size is its quota */
 	fuse_reply_statfs(req, &sv);
 }
+
+/*
+ * libfuse 3.14 takes FUSE_CAP_HANDLE_KILLPRIV in conn->want but never tells the kernel (libfuse
+ * issue 884, fixed in 3.16), so the INIT reply is amended on its way to /dev/fuse: the read hook
+ * notes the INIT request (it arrives by read(2): libfuse splices only after INIT), the writev
+ * hook adds fs->init_add_flags to the reply to it. Every other request and reply passes through
+ * untouched; both run in the thread serving INIT, before any other request is read.
+ */
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	struct jfs_fs *fs = userdata;
+	ssize_t n = read(fd, buf, len);
+	const struct fuse_in_header *in = buf;
+
+	if (n >= (ssize_t)sizeof(*in) && in->opcode == FUSE_INIT)
+		fs->init_unique = in->unique;
+	return n;
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct jfs_fs *fs = userdata;
+
+	if (fs->init_unique && count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+		const struct fuse_out_header *out = iov[0].iov_base;
+		if (out->unique == fs->init_unique) {
+			struct fuse_init_out *init = iov[1].iov_base;
+			if (out->error == 0)
+				init->flags |= fs->init_add_flags;
+			fs->init_unique = 0;
+		}
+	}
+	return writev(fd, iov, count);
+}
+
+/* Given custom I/O, libfuse splices only through these: the same calls it makes without it. */
+static ssize_t io_splice_receive(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+				 unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			      unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+static const struct fuse_custom_io jfs_io = {
+	.read = io_read,
+	.writev = io_writev,
+	.splice_receive = io_splice_receive,
+	.splice_send = io_splice_send,
+};
 
 static const struct fuse_lowlevel_ops jfs_ops = {
 	.init = jfs_op_init,
@@ -279,6 +347,9 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	if (!fs)
 		return set_error(err, -ENOMEM, "out of memory");
 	fs->work_fd = -1;
+	fs->euid = geteuid();
+	fs->egid = getegid();
+	fs->work_gid = fs->egid;
 	for (int i = 0; i < JFS_LOCK_STRIPES; i++) {
 		pthread_mutex_init(&fs->copy_locks[i], NULL);
 		pthread_mutex_init(&fs->list_locks[i], NULL);
@@ -368,6 +439,8 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 			      strerror(errno));
 		goto out_free;
 	}
+	fs->work_gid =
+		fstat(fs->work_fd, &wst) == 0 && (wst.st_mode & S_ISGID) ? wst.st_gid : fs->egid;
 	r = clean_work_dir(fs);
 	if (r < 0) {
 		set_error(err, r, "cannot clean work dir '%s': %s", cfg->work, strerror(-r));
@@ -514,6 +587,10 @@ int jfs_view_open(const struct jfs_config *cfg, struct jfs_view **ret_view, stru
 		goto out_free;
 	}
 	view->mounted = true;
+	if (fuse_session_custom_io(view->se, &jfs_io, fuse_session_fd(view->se)) < 0) {
+		r = set_error(err, -EIO, "cannot set up the FUSE session on '%s'", cfg->mountpoint);
+		goto out_free;
+	}
 	fuse_opt_free_args(&args);
 	*ret_view = view;
 	return 0;

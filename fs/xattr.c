@@ -73,6 +73,18 @@ static int target_open(struct jfs_fs *fs, struct jfs_inode *inode, struct xattr_
 	return 0;
 }
 
+#define XATTR_FCAPS "security.capability"
+
+static bool no_fcaps(struct jfs_inode *inode)
+{
+	bool r;
+
+	jfs_lock(&inode->lock);
+	r = inode->no_fcaps;
+	jfs_unlock(&inode->lock);
+	return r;
+}
+
 static ssize_t target_get(struct xattr_target *t, const char *name, void *buf, size_t size)
 {
 	ssize_t n;
@@ -145,6 +157,12 @@ void jfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 
 	if (jfs_is_private_xattr(fs, name)) {
 		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	/* the kernel asks before every write (file_remove_privs: FUSE never marks inodes S_NOSEC
+	 * without HANDLE_KILLPRIV_V2), and for a file made here the answer is known */
+	if (!strcmp(name, XATTR_FCAPS) && no_fcaps(jfs_inode_from_id(fs, ino))) {
+		fuse_reply_err(req, ENODATA);
 		return;
 	}
 	n = target_open(fs, jfs_inode_from_id(fs, ino), &t);
@@ -259,6 +277,11 @@ static int change_xattr(struct jfs_fs *fs, struct jfs_inode *inode, const char *
 			return -ENODATA;
 		if (n >= 0 && (flags & XATTR_CREATE))
 			return -EEXIST;
+	}
+	if (!remove && !strcmp(name, XATTR_FCAPS)) {
+		jfs_lock(&inode->lock); /* before it may exist: never set again */
+		inode->no_fcaps = false;
+		jfs_unlock(&inode->lock);
 	}
 	r = jfs_copy_up_meta(fs, inode);
 	if (r < 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ownership and permissions in a view shared with other users (allow_other): new entries belong to
-# the caller and honour its umask, other users cannot change root's files, and the mount is nosuid
-# and nodev.
+# the caller and honour its umask, other users cannot change root's files, set-ID bits are cleared
+# on write, truncate and chown as on a plain directory, and the mount is nosuid and nodev.
 # shellcheck disable=SC2016 # the sh -c scripts take the path as "$1"
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +23,9 @@ chmod 0755 "$L1/priv"
 printf 'root only\n' >"$L1/priv/root.txt"
 chmod 0644 "$L1/priv/root.txt"
 printf 'root in pub\n' >"$L1/pub/rootfile"
+printf 'data\n' >"$L1/pub/setid-lower"
+chown 65534:65534 "$L1/pub/setid-lower"
+chmod 4755 "$L1/pub/setid-lower"
 snapshot_lower "$L1"
 new_view v -o allow_other "$L1"
 
@@ -47,6 +50,26 @@ assert_content "$MNT/pub/n.txt" "$(printf 'hi\nmore')"
 assert_stat "$UPPER/pub/root-new" '%u:%g %a' '0:0 600'
 assert_stat "$UPPER/pub" '%u:%g %a' '0:0 1777'
 
+step "root's new entries in a set-group-ID dir take its group"
+mkdir "$MNT/pub/sg"
+chgrp 65534 "$MNT/pub/sg"
+chmod 2777 "$MNT/pub/sg"
+(
+	umask 022
+	echo x >"$MNT/pub/sg/file"
+	mkdir "$MNT/pub/sg/dir"
+	ln -s file "$MNT/pub/sg/link"
+	mkfifo "$MNT/pub/sg/fifo"
+)
+assert_stat "$MNT/pub/sg/file" '%u:%g %a' '0:65534 644'
+assert_stat "$UPPER/pub/sg/file" '%u:%g %a' '0:65534 644'
+assert_stat "$UPPER/pub/sg/dir" '%u:%g %a' '0:65534 2755'
+assert_stat "$UPPER/pub/sg/link" '%u:%g' '0:65534'
+assert_stat "$UPPER/pub/sg/fifo" '%u:%g %a' '0:65534 644'
+check "nobody creates in the set-group-ID dir" as_nobody sh -c 'umask 022 && echo y >"$1"' _ \
+	"$MNT/pub/sg/nfile"
+assert_stat "$UPPER/pub/sg/nfile" '%u:%g %a' '65534:65534 644'
+
 step "another user cannot change root's files"
 check_fails "nobody writes a root 0644 file" as_nobody sh -c 'echo x >>"$1"' _ "$MNT/priv/root.txt"
 check_fails "nobody creates in a root 0755 dir" as_nobody sh -c ': >"$1"' _ "$MNT/priv/new"
@@ -58,6 +81,60 @@ assert_content "$MNT/priv/root.txt" "root only"
 assert_content "$MNT/pub/rootfile" "root in pub"
 assert_missing "$MNT/priv/new"
 check "nobody reads a root 0644 file" as_nobody cat "$MNT/priv/root.txt"
+
+step "set-ID bits are cleared exactly as on a plain directory"
+# The daemon clears them itself (the kernel leaves it to it, fs/inode.c kill_setid): each case
+# makes a file of MODE owned by nobody in the view and in a plain directory, runs CMD on both
+# ({} is the path) as root or nobody, and the modes must both be the expected one.
+REF=$IT_DIR/setid-ref
+mkdir -p "$REF" "$MNT/pub/setid"
+chmod 0777 "$REF" "$MNT/pub/setid"
+setid_n=0
+setid_case()
+{
+	local desc=$1 mode=$2 who=$3 want=$4 dir f
+	shift 4
+	setid_n=$((setid_n + 1))
+	for dir in "$REF" "$MNT/pub/setid"; do
+		f=$dir/f$setid_n
+		printf 'data\n' >"$f"
+		chown 65534:65534 "$f"
+		chmod "$mode" "$f"
+		local cmd=("${@//\{\}/$f}")
+		if [ "$who" = nobody ]; then
+			check "$desc" as_nobody "${cmd[@]}"
+		else
+			check "$desc" "${cmd[@]}"
+		fi
+	done
+	assert_eq "$(stat -c %a "$REF/f$setid_n")" "$want" "$desc, plain directory"
+	assert_eq "$(stat -c %a "$MNT/pub/setid/f$setid_n")" "$want" "$desc, view"
+	assert_eq "$(stat -c %a "$UPPER/pub/setid/f$setid_n")" "$want" "$desc, upper"
+}
+append=(sh -c 'echo more >>"$1"' _ {})
+setid_case "nobody appends to its setuid file" 4755 nobody 755 "${append[@]}"
+setid_case "nobody appends to its setgid g+x file" 2755 nobody 755 "${append[@]}"
+setid_case "nobody appends to its setgid g-x file" 2745 nobody 2745 "${append[@]}"
+setid_case "nobody appends to its setuid+setgid file" 6755 nobody 755 "${append[@]}"
+setid_case "root appends to a setuid file" 4755 root 4755 "${append[@]}"
+setid_case "nobody truncates its setuid file" 4755 nobody 755 truncate -s 1 {}
+setid_case "root truncates a setuid file" 4755 root 4755 truncate -s 1 {}
+setid_case "nobody opens its setgid file with O_TRUNC" 2755 nobody 755 sh -c ': >"$1"' _ {}
+setid_case "nobody fallocates in its setuid file" 4755 nobody 755 fallocate -l 8192 {}
+setid_case "root chowns a setuid file" 4755 root 755 chown 65534:65534 {}
+setid_case "root chowns a setgid g+x file" 2755 root 755 chown 65534:65534 {}
+setid_case "root chowns a setgid g-x file" 2745 root 2745 chown 65534:65534 {}
+setid_case "root chowns a setuid file to -1:-1" 4755 root 755 \
+	python3 -c 'import os, sys; os.chown(sys.argv[1], -1, -1)' {}
+setid_case "root chmods a setuid file" 4755 root 4711 chmod 4711 {}
+mkdir -m 2755 "$MNT/pub/setid/dir"
+check "root chowns a setgid dir" chown 65534:65534 "$MNT/pub/setid/dir"
+assert_stat "$MNT/pub/setid/dir" '%a' 2755
+check "nobody appends to its setuid base file" as_nobody sh -c 'echo more >>"$1"' _ \
+	"$MNT/pub/setid-lower"
+assert_stat "$MNT/pub/setid-lower" '%a' 755
+assert_stat "$UPPER/pub/setid-lower" '%a' 755
+assert_stat "$L1/pub/setid-lower" '%a' 4755
 
 step "the mount is nosuid and nodev"
 mount_opts=$(mount_options "$MNT")

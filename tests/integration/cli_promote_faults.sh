@@ -258,12 +258,13 @@ check "a kill landed while the generation was being built" test "${phases[$build
 
 step "gc leaves nothing of the killed promotes"
 # what a kill between writing stack.tmp and renaming it leaves (too short a window to hit)
-stack_now=$(cat "$bases/stack")
 printf 'jobfs-stack 1\nG999999\n' >"$bases/stack.tmp"
 run gc --json
 expect_rc 0 "gc"
 clean_after_gc "after the killed promotes"
-check "stack.tmp was never read" test "$(cat "$bases/stack")" = "$stack_now"
+# (gc may flatten the stack when enough promotes completed: compare names, not the whole file)
+check "stack.tmp was never read" bash -c "! grep -q G999999 '$bases/stack'"
+check "stack.tmp is gone" test ! -e "$bases/stack.tmp"
 verify_base "$CT_DIR/before.m" "after gc"
 
 step "the next promote lands everything, with progress on stderr and JSON on stdout"

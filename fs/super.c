@@ -71,6 +71,11 @@ static void jfs_op_init(void *userdata, struct fuse_conn_info *conn)
 			fs->killpriv = true;
 		}
 	}
+	/* READDIRPLUS for every listing, not the kernel's adaptive choice: in AUTO mode a cold
+	 * find lists a directory with READDIRPLUS and then LOOKUPs half its entries anyway (one
+	 * request per entry); always plus, the listing brings every entry's attributes at once */
+	if (!fs->opts.plain)
+		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)

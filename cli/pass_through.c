@@ -1,6 +1,6 @@
 /* Pass-through directories: the real directory at a path inside a view, bound back through the
  * view once it is mounted (a bind mount as root, where the kernel clones mounts; a plain jobfs view
- * otherwise). *
+ * otherwise). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

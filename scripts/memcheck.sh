@@ -95,6 +95,9 @@ cmake --build "$build" --parallel "$(nproc)"
 logs=$build/memcheck
 rm -rf "$logs"
 mkdir -p "$logs/out"
+# tests run jobfs as other users too (runner_github, cli_home_view as 65534): their valgrind must
+# be able to write its log here
+chmod 1777 "$logs"
 
 # The wrapper every process under test is started through: it execs valgrind (the PID stays the
 # one the harness waits for), one log per process, named for the test and the program; a fork

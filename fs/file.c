@@ -11,7 +11,7 @@
 
 #include "jfs.h"
 
-static int file_new(int fd, int idx, int flags, struct jfs_file **ret)
+static int file_new(struct jfs_fs *fs, int fd, int idx, int flags, struct jfs_file **ret)
 {
 	struct jfs_file *file = calloc(1, sizeof(*file));
 
@@ -22,19 +22,39 @@ static int file_new(int fd, int idx, int flags, struct jfs_file **ret)
 	file->flags = flags;
 	file->retired_fd = -1;
 	pthread_mutex_init(&file->lock, NULL);
+	pthread_mutex_lock(&fs->files_lock);
+	file->next = fs->files;
+	if (fs->files)
+		fs->files->prev = file;
+	fs->files = file;
+	pthread_mutex_unlock(&fs->files_lock);
 	*ret = file;
 	return 0;
 }
 
-static void file_free(struct jfs_file *file)
+static void file_free(struct jfs_fs *fs, struct jfs_file *file)
 {
 	if (!file)
 		return;
+	pthread_mutex_lock(&fs->files_lock);
+	if (file->prev)
+		file->prev->next = file->next;
+	else
+		fs->files = file->next;
+	if (file->next)
+		file->next->prev = file->prev;
+	pthread_mutex_unlock(&fs->files_lock);
 	close(file->fd);
 	if (file->retired_fd >= 0)
 		close(file->retired_fd);
 	pthread_mutex_destroy(&file->lock);
 	free(file);
+}
+
+void jfs_files_free_all(struct jfs_fs *fs)
+{
+	while (fs->files)
+		file_free(fs, fs->files);
 }
 
 static struct jfs_file *fi_file(struct fuse_file_info *fi)
@@ -98,7 +118,7 @@ void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	r = file_new(fd, idx, fi->flags, &file);
+	r = file_new(fs, fd, idx, fi->flags, &file);
 	if (r < 0) {
 		close(fd);
 		fuse_reply_err(req, -r);
@@ -110,7 +130,7 @@ void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = !fs->opts.plain;
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		file_free(file);
+		file_free(fs, file);
 }
 
 void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -131,7 +151,7 @@ void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 		fuse_reply_err(req, -r);
 		return;
 	}
-	r = file_new(fd, JFS_UPPER, fi->flags, &file);
+	r = file_new(fs, fd, JFS_UPPER, fi->flags, &file);
 	if (r < 0) {
 		close(fd);
 		jfs_inode_forget(fs, jfs_inode_from_id(fs, e.ino), 1);
@@ -141,7 +161,7 @@ void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	fi->fh = (uintptr_t)file;
 	fi->noflush = 1;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
-		file_free(file);
+		file_free(fs, file);
 }
 
 /* A file opened read-only on a lower that has since been copied up must read the copy. */
@@ -274,7 +294,7 @@ void jfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf
 void jfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	file_free(fi_file(fi));
+	file_free(jfs_req_fs(req), fi_file(fi));
 	fuse_reply_err(req, 0);
 }
 

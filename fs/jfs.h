@@ -238,6 +238,8 @@ struct jfs_fs {
 	uint32_t init_add_flags; /* protocol flags the reply must carry (jfs_op_init) */
 	uint64_t evict_retry_at; /* atomic: no sweep below this many cached descriptors */
 	int64_t quota_used;	 /* atomic: bytes the upper holds and reserved (quota.c) */
+	pthread_mutex_t files_lock; /* protects files */
+	struct jfs_file *files;	    /* open files (per-open mode), for freeing at the end */
 };
 
 /* Resolution of one name in a merged directory (namei.c). The layers' fds are owned by the
@@ -418,9 +420,13 @@ struct jfs_file {
 	int fd;
 	int idx; /* layer the fd was opened on */
 	int flags;
-	int retired_fd;	      /* the lower descriptor, replaced after a copy-up */
-	pthread_mutex_t lock; /* guards re-opening after a copy-up */
+	int retired_fd;		      /* the lower descriptor, replaced after a copy-up */
+	pthread_mutex_t lock;	      /* guards re-opening after a copy-up */
+	struct jfs_file *prev, *next; /* in fs->files (files_lock) */
 };
+/* Frees what the kernel never released: it sends no RELEASE for files still open when the
+ * connection ends (a lazily detached mount whose last user goes as the daemon stops). */
+void jfs_files_free_all(struct jfs_fs *fs);
 void jfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		   struct fuse_file_info *fi);
 void jfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

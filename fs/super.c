@@ -269,6 +269,8 @@ static void fs_free(struct jfs_fs *fs)
 {
 	if (!fs)
 		return;
+	jfs_files_free_all(fs);
+	pthread_mutex_destroy(&fs->files_lock);
 	if (fs->root) {
 		for (int i = 0; i < fs->root->nlayers; i++)
 			close(fs->root->layers[i].fd);
@@ -352,6 +354,7 @@ static int fs_open(const struct jfs_config *cfg, struct jfs_fs **ret_fs, struct 
 	if (!fs)
 		return set_error(err, -ENOMEM, "out of memory");
 	fs->work_fd = -1;
+	pthread_mutex_init(&fs->files_lock, NULL);
 	fs->euid = geteuid();
 	fs->egid = getegid();
 	fs->work_gid = fs->egid;

@@ -16,16 +16,13 @@
 #include <cmocka.h>
 
 #include "bases.h"
+#include "bases_fixture.h"
 #include "fs.h"
 #include "policy.h"
 #include "store.h"
 
 struct fixture {
-	char dir[64];
-	char state[128];
-	int dir_fd;
-	struct store *store;
-	struct bases_view *bases;
+	struct bases_fixture b;
 };
 
 static int setup(void **state)
@@ -34,27 +31,15 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
-	strcpy(f->dir, "/tmp/test_bases.XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
-	f->dir_fd = open(f->dir, O_RDONLY | O_DIRECTORY);
-	if (f->dir_fd < 0 || store_open(f->state, true, &f->store) < 0 ||
-	    bases_open(f->store, "cache", true, &f->bases) < 0)
-		return -1;
 	*state = f;
-	return 0;
+	return bases_fixture_open(&f->b, "test_bases");
 }
 
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	bases_close(f->bases);
-	store_close(f->store);
-	jfs_remove_tree_at(f->dir_fd, "state");
-	close(f->dir_fd);
-	rmdir(f->dir);
+	bases_fixture_close(&f->b);
 	free(f);
 	return 0;
 }
@@ -62,7 +47,7 @@ static int teardown(void **state)
 /* Writes STATE/bases/cache/stack by hand, len bytes of text. */
 static void write_stack(struct fixture *f, const char *text, size_t len)
 {
-	int fd = openat(f->bases->dir_fd, "stack", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fd = openat(f->b.bases->dir_fd, "stack", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, len), (ssize_t)len);
@@ -116,7 +101,7 @@ static void test_bases_stack_missing_is_empty(void **state)
 	struct fixture *f = *state;
 	struct bases_stack stack;
 
-	assert_int_equal(bases_stack_read(f->bases, &stack), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), 0);
 	assert_int_equal(stack.n, 0);
 	bases_stack_free(&stack);
 }
@@ -129,11 +114,11 @@ static void test_bases_stack_round_trip(void **state)
 	/* push puts a name on top: G000003 G000002 G000001 */
 	make_stack(&out, 3, 1);
 	assert_string_equal(out.names[0], "G000003");
-	assert_int_equal(bases_stack_write(f->bases, &out), 0);
-	assert_string_equal(read_text(f->bases->dir_fd, "stack"),
+	assert_int_equal(bases_stack_write(f->b.bases, &out), 0);
+	assert_string_equal(read_text(f->b.bases->dir_fd, "stack"),
 			    "jobfs-stack 1\nG000003\nG000002\nG000001\n");
-	assert_int_equal(faccessat(f->bases->dir_fd, "stack.tmp", F_OK, 0), -1);
-	assert_int_equal(bases_stack_read(f->bases, &in), 0);
+	assert_int_equal(faccessat(f->b.bases->dir_fd, "stack.tmp", F_OK, 0), -1);
+	assert_int_equal(bases_stack_read(f->b.bases, &in), 0);
 	assert_int_equal(in.n, 3);
 	for (size_t i = 0; i < 3; i++)
 		assert_string_equal(in.names[i], out.names[i]);
@@ -143,8 +128,8 @@ static void test_bases_stack_round_trip(void **state)
 
 	/* an empty stack round-trips too */
 	bases_stack_free(&out);
-	assert_int_equal(bases_stack_write(f->bases, &out), 0);
-	assert_int_equal(bases_stack_read(f->bases, &in), 0);
+	assert_int_equal(bases_stack_write(f->b.bases, &out), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &in), 0);
 	assert_int_equal(in.n, 0);
 	bases_stack_free(&in);
 }
@@ -180,7 +165,7 @@ static void test_bases_stack_hostile(void **state)
 
 		write_stack(f, bad[i].text, len);
 		stack = (struct bases_stack){0};
-		if (bases_stack_read(f->bases, &stack) != -EINVAL)
+		if (bases_stack_read(f->b.bases, &stack) != -EINVAL)
 			fail_msg("stack %zu was accepted", i);
 		assert_null(stack.names);
 	}
@@ -195,29 +180,29 @@ static void test_bases_stack_depth(void **state)
 
 	/* the deepest stack there may be, through a file and back */
 	make_stack(&stack, BASES_STACK_MAX, 1);
-	assert_int_equal(bases_stack_write(f->bases, &stack), 0);
-	assert_int_equal(bases_stack_read(f->bases, &in), 0);
+	assert_int_equal(bases_stack_write(f->b.bases, &stack), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &in), 0);
 	assert_int_equal(in.n, BASES_STACK_MAX);
 	bases_stack_free(&in);
 	/* one more is refused by the writer, by publish and by the reader */
 	assert_int_equal(bases_stack_push(&stack, "G000999"), 0);
-	assert_int_equal(bases_stack_write(f->bases, &stack), -E2BIG);
+	assert_int_equal(bases_stack_write(f->b.bases, &stack), -E2BIG);
 	bases_stack_free(&stack);
 	make_stack(&stack, BASES_STACK_MAX, 1);
-	assert_int_equal(mkdirat(f->bases->tmp_fd, "next", 0755), 0);
-	assert_int_equal(bases_publish(f->bases, "next", "G000999", &stack), -E2BIG);
-	assert_int_equal(faccessat(f->bases->gens_fd, "G000999", F_OK, 0), -1);
+	assert_int_equal(mkdirat(f->b.bases->tmp_fd, "next", 0755), 0);
+	assert_int_equal(bases_publish(f->b.bases, "next", "G000999", &stack), -E2BIG);
+	assert_int_equal(faccessat(f->b.bases->gens_fd, "G000999", F_OK, 0), -1);
 	bases_stack_free(&stack);
 	len = (size_t)snprintf(text, sizeof(text), "jobfs-stack 1\n");
 	for (unsigned i = 0; i <= BASES_STACK_MAX; i++)
 		len += (size_t)snprintf(text + len, sizeof(text) - len, "G%06u\n", i + 1);
 	write_stack(f, text, len);
-	assert_int_equal(bases_stack_read(f->bases, &in), -EINVAL);
+	assert_int_equal(bases_stack_read(f->b.bases, &in), -EINVAL);
 	/* and a file past the size limit, whatever it holds */
 	memset(text, 'x', sizeof(text));
 	memcpy(text, "jobfs-stack 1\n", 14);
 	write_stack(f, text, sizeof(text));
-	assert_int_equal(bases_stack_read(f->bases, &in), -EINVAL);
+	assert_int_equal(bases_stack_read(f->b.bases, &in), -EINVAL);
 }
 
 static void test_bases_stack_write_refuses_unreadable(void **state)
@@ -227,10 +212,10 @@ static void test_bases_stack_write_refuses_unreadable(void **state)
 
 	make_stack(&stack, 2, 1);
 	memcpy(stack.names[1], stack.names[0], BASES_NAME_MAX); /* a repeat */
-	assert_int_equal(bases_stack_write(f->bases, &stack), -EINVAL);
+	assert_int_equal(bases_stack_write(f->b.bases, &stack), -EINVAL);
 	snprintf(stack.names[1], BASES_NAME_MAX, "../x");
-	assert_int_equal(bases_stack_write(f->bases, &stack), -EINVAL);
-	assert_int_equal(faccessat(f->bases->dir_fd, "stack", F_OK, 0), -1);
+	assert_int_equal(bases_stack_write(f->b.bases, &stack), -EINVAL);
+	assert_int_equal(faccessat(f->b.bases->dir_fd, "stack", F_OK, 0), -1);
 	assert_int_equal(bases_stack_push(&stack, "G1"), -EINVAL);
 	bases_stack_free(&stack);
 }
@@ -242,17 +227,17 @@ static void test_bases_stack_not_a_file(void **state)
 
 	/* a symlink is never followed, even to a valid stack */
 	write_stack(f, "jobfs-stack 1\nG000001\n", 22);
-	assert_int_equal(renameat(f->bases->dir_fd, "stack", f->bases->dir_fd, "real"), 0);
-	assert_int_equal(symlinkat("real", f->bases->dir_fd, "stack"), 0);
-	assert_int_equal(bases_stack_read(f->bases, &stack), -EINVAL);
-	assert_int_equal(unlinkat(f->bases->dir_fd, "stack", 0), 0);
+	assert_int_equal(renameat(f->b.bases->dir_fd, "stack", f->b.bases->dir_fd, "real"), 0);
+	assert_int_equal(symlinkat("real", f->b.bases->dir_fd, "stack"), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), -EINVAL);
+	assert_int_equal(unlinkat(f->b.bases->dir_fd, "stack", 0), 0);
 	/* a directory */
-	assert_int_equal(mkdirat(f->bases->dir_fd, "stack", 0755), 0);
-	assert_int_equal(bases_stack_read(f->bases, &stack), -EINVAL);
-	assert_int_equal(unlinkat(f->bases->dir_fd, "stack", AT_REMOVEDIR), 0);
+	assert_int_equal(mkdirat(f->b.bases->dir_fd, "stack", 0755), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), -EINVAL);
+	assert_int_equal(unlinkat(f->b.bases->dir_fd, "stack", AT_REMOVEDIR), 0);
 	/* a FIFO nobody writes to: refused at once, not waited on */
-	assert_int_equal(mkfifoat(f->bases->dir_fd, "stack", 0644), 0);
-	assert_int_equal(bases_stack_read(f->bases, &stack), -EINVAL);
+	assert_int_equal(mkfifoat(f->b.bases->dir_fd, "stack", 0644), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), -EINVAL);
 }
 
 static void test_bases_next_name(void **state)
@@ -261,26 +246,26 @@ static void test_bases_next_name(void **state)
 	struct bases_stack stack = {0};
 	char name[BASES_NAME_MAX];
 
-	assert_int_equal(bases_next_name(f->bases, &stack, name), 0);
+	assert_int_equal(bases_next_name(f->b.bases, &stack, name), 0);
 	assert_string_equal(name, "G000001");
 	/* one past the highest of the stack and gens/, whatever else gens/ holds */
 	make_stack(&stack, 1, 3);
-	assert_int_equal(bases_next_name(f->bases, &stack, name), 0);
+	assert_int_equal(bases_next_name(f->b.bases, &stack, name), 0);
 	assert_string_equal(name, "G000004");
-	assert_int_equal(mkdirat(f->bases->gens_fd, "G000007", 0755), 0); /* unnamed leftover */
-	assert_int_equal(mkdirat(f->bases->gens_fd, "G99", 0755), 0);
-	assert_int_equal(mkdirat(f->bases->gens_fd, "G0000500x", 0755), 0);
-	assert_int_equal(mkdirat(f->bases->gens_fd, "junk", 0755), 0);
-	assert_int_equal(bases_next_name(f->bases, &stack, name), 0);
+	assert_int_equal(mkdirat(f->b.bases->gens_fd, "G000007", 0755), 0); /* unnamed leftover */
+	assert_int_equal(mkdirat(f->b.bases->gens_fd, "G99", 0755), 0);
+	assert_int_equal(mkdirat(f->b.bases->gens_fd, "G0000500x", 0755), 0);
+	assert_int_equal(mkdirat(f->b.bases->gens_fd, "junk", 0755), 0);
+	assert_int_equal(bases_next_name(f->b.bases, &stack, name), 0);
 	assert_string_equal(name, "G000008");
 	/* past six digits the name grows */
-	assert_int_equal(mkdirat(f->bases->gens_fd, "G999999", 0755), 0);
-	assert_int_equal(bases_next_name(f->bases, &stack, name), 0);
+	assert_int_equal(mkdirat(f->b.bases->gens_fd, "G999999", 0755), 0);
+	assert_int_equal(bases_next_name(f->b.bases, &stack, name), 0);
 	assert_string_equal(name, "G1000000");
 	assert_true(bases_name_valid(name));
 	/* and stops before it wraps */
-	assert_int_equal(mkdirat(f->bases->gens_fd, "G999999999", 0755), 0);
-	assert_int_equal(bases_next_name(f->bases, &stack, name), -EOVERFLOW);
+	assert_int_equal(mkdirat(f->b.bases->gens_fd, "G999999999", 0755), 0);
+	assert_int_equal(bases_next_name(f->b.bases, &stack, name), -EOVERFLOW);
 	bases_stack_free(&stack);
 }
 
@@ -291,13 +276,13 @@ static void test_bases_publish(void **state)
 	struct stat st;
 
 	make_stack(&stack, 1, 1);
-	assert_int_equal(mkdirat(f->bases->gens_fd, "G000001", 0755), 0);
-	assert_int_equal(mkdirat(f->bases->tmp_fd, "build", 0755), 0);
-	assert_int_equal(mkdirat(f->bases->tmp_fd, "build/sub", 0755), 0);
-	assert_int_equal(bases_publish(f->bases, "build", "G000002", &stack), 0);
-	assert_int_equal(fstatat(f->bases->gens_fd, "G000002/sub", &st, 0), 0);
-	assert_int_equal(faccessat(f->bases->tmp_fd, "build", F_OK, 0), -1);
-	assert_int_equal(bases_stack_read(f->bases, &in), 0);
+	assert_int_equal(mkdirat(f->b.bases->gens_fd, "G000001", 0755), 0);
+	assert_int_equal(mkdirat(f->b.bases->tmp_fd, "build", 0755), 0);
+	assert_int_equal(mkdirat(f->b.bases->tmp_fd, "build/sub", 0755), 0);
+	assert_int_equal(bases_publish(f->b.bases, "build", "G000002", &stack), 0);
+	assert_int_equal(fstatat(f->b.bases->gens_fd, "G000002/sub", &st, 0), 0);
+	assert_int_equal(faccessat(f->b.bases->tmp_fd, "build", F_OK, 0), -1);
+	assert_int_equal(bases_stack_read(f->b.bases, &in), 0);
 	assert_int_equal(in.n, 2);
 	assert_string_equal(in.names[0], "G000002");
 	assert_string_equal(in.names[1], "G000001");
@@ -314,26 +299,26 @@ static void test_bases_clean_tmp(void **state)
 	int fd;
 
 	/* what a promote killed while building leaves, and a stack.tmp never renamed */
-	assert_int_equal(mkdirat(f->bases->tmp_fd, "G000001", 0755), 0);
-	assert_int_equal(mkdirat(f->bases->tmp_fd, "G000001/deep", 0755), 0);
-	assert_int_equal(symlinkat("/", f->bases->tmp_fd, "G000001/deep/root"), 0);
-	assert_int_equal(mkdirat(f->bases->tmp_fd, "G000001.work", 0700), 0);
-	fd = openat(f->bases->dir_fd, "stack.tmp", O_WRONLY | O_CREAT, 0644);
+	assert_int_equal(mkdirat(f->b.bases->tmp_fd, "G000001", 0755), 0);
+	assert_int_equal(mkdirat(f->b.bases->tmp_fd, "G000001/deep", 0755), 0);
+	assert_int_equal(symlinkat("/", f->b.bases->tmp_fd, "G000001/deep/root"), 0);
+	assert_int_equal(mkdirat(f->b.bases->tmp_fd, "G000001.work", 0700), 0);
+	fd = openat(f->b.bases->dir_fd, "stack.tmp", O_WRONLY | O_CREAT, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "jobfs-stack 1\nG000001\n", 22), 22);
 	close(fd);
 	write_stack(f, "jobfs-stack 1\n", 14);
-	assert_int_equal(bases_clean_tmp(f->bases), 0);
-	assert_int_equal(faccessat(f->bases->tmp_fd, "G000001", F_OK, 0), -1);
-	assert_int_equal(faccessat(f->bases->tmp_fd, "G000001.work", F_OK, 0), -1);
-	assert_int_equal(faccessat(f->bases->dir_fd, "stack.tmp", F_OK, 0), -1);
-	assert_int_equal(faccessat(f->bases->dir_fd, "tmp", F_OK, 0), 0);
+	assert_int_equal(bases_clean_tmp(f->b.bases), 0);
+	assert_int_equal(faccessat(f->b.bases->tmp_fd, "G000001", F_OK, 0), -1);
+	assert_int_equal(faccessat(f->b.bases->tmp_fd, "G000001.work", F_OK, 0), -1);
+	assert_int_equal(faccessat(f->b.bases->dir_fd, "stack.tmp", F_OK, 0), -1);
+	assert_int_equal(faccessat(f->b.bases->dir_fd, "tmp", F_OK, 0), 0);
 	/* the stack itself is left alone */
-	assert_int_equal(bases_stack_read(f->bases, &stack), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), 0);
 	assert_int_equal(stack.n, 0);
-	assert_string_equal(read_text(f->bases->dir_fd, "stack"), "jobfs-stack 1\n");
+	assert_string_equal(read_text(f->b.bases->dir_fd, "stack"), "jobfs-stack 1\n");
 	/* nothing to clean is not an error */
-	assert_int_equal(bases_clean_tmp(f->bases), 0);
+	assert_int_equal(bases_clean_tmp(f->b.bases), 0);
 }
 
 static void test_bases_lock(void **state)
@@ -341,13 +326,13 @@ static void test_bases_lock(void **state)
 	struct fixture *f = *state;
 	struct bases_view *other;
 
-	assert_int_equal(bases_lock(f->bases, false), 0);
-	assert_int_equal(bases_open(f->store, "cache", false, &other), 0);
+	assert_int_equal(bases_lock(f->b.bases, false), 0);
+	assert_int_equal(bases_open(f->b.store, "cache", false, &other), 0);
 	assert_int_equal(bases_lock(other, false), -EWOULDBLOCK);
-	bases_close(f->bases); /* releases it */
-	f->bases = NULL;
+	bases_close(f->b.bases); /* releases it */
+	f->b.bases = NULL;
 	assert_int_equal(bases_lock(other, false), 0);
-	f->bases = other;
+	f->b.bases = other;
 }
 
 static void test_bases_open(void **state)
@@ -355,12 +340,12 @@ static void test_bases_open(void **state)
 	struct fixture *f = *state;
 	struct bases_view *bases;
 
-	assert_int_equal(bases_open(f->store, "never", false, &bases), -ENOENT);
-	assert_int_equal(bases_open(f->store, "../cache", true, &bases), -EINVAL);
-	assert_int_equal(bases_open(f->store, "", true, &bases), -EINVAL);
+	assert_int_equal(bases_open(f->b.store, "never", false, &bases), -ENOENT);
+	assert_int_equal(bases_open(f->b.store, "../cache", true, &bases), -EINVAL);
+	assert_int_equal(bases_open(f->b.store, "", true, &bases), -EINVAL);
 	/* a symlink in place of a view's dir is not followed */
-	assert_int_equal(symlinkat(f->dir, f->bases->dir_fd, "../linked"), 0);
-	assert_int_equal(bases_open(f->store, "linked", false, &bases), -ENOTDIR);
+	assert_int_equal(symlinkat(f->b.dir, f->b.bases->dir_fd, "../linked"), 0);
+	assert_int_equal(bases_open(f->b.store, "linked", false, &bases), -ENOTDIR);
 }
 
 static void test_bases_view_lowers(void **state)
@@ -374,25 +359,25 @@ static void test_bases_view_lowers(void **state)
 	size_t n;
 
 	make_stack(&stack, 2, 1);
-	assert_int_equal(bases_stack_write(f->bases, &stack), 0);
+	assert_int_equal(bases_stack_write(f->b.bases, &stack), 0);
 	bases_stack_free(&stack);
-	assert_int_equal(bases_view_lowers(f->store, &view, &lowers, &n), 0);
+	assert_int_equal(bases_view_lowers(f->b.store, &view, &lowers, &n), 0);
 	assert_int_equal(n, 4);
-	snprintf(want, sizeof(want), "%s/bases/cache/gens/G000002", f->state);
+	snprintf(want, sizeof(want), "%s/bases/cache/gens/G000002", f->b.state);
 	assert_string_equal(lowers[0], want);
-	snprintf(want, sizeof(want), "%s/bases/cache/gens/G000001", f->state);
+	snprintf(want, sizeof(want), "%s/bases/cache/gens/G000001", f->b.state);
 	assert_string_equal(lowers[1], want);
 	assert_string_equal(lowers[2], "/srv/a");
 	assert_string_equal(lowers[3], "/srv/b");
 	bases_lowers_free(lowers, n);
 	/* a view never promoted into: its policy lowers only */
-	assert_int_equal(bases_view_lowers(f->store, &fresh, &lowers, &n), 0);
+	assert_int_equal(bases_view_lowers(f->b.store, &fresh, &lowers, &n), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(lowers[0], "/srv/a");
 	bases_lowers_free(lowers, n);
 	/* a malformed stack is an error, not an empty base */
 	write_stack(f, "jobfs-stack 1\nbad\n", 18);
-	assert_int_equal(bases_view_lowers(f->store, &view, &lowers, &n), -EINVAL);
+	assert_int_equal(bases_view_lowers(f->b.store, &view, &lowers, &n), -EINVAL);
 }
 
 int main(void)

@@ -17,16 +17,13 @@
 #include <cmocka.h>
 
 #include "bases.h"
+#include "bases_fixture.h"
 #include "fs.h"
 #include "gc.h"
 #include "store.h"
 
 struct fixture {
-	char dir[64];
-	char state[128];
-	int dir_fd;
-	struct store *store;
-	struct bases_view *bases;
+	struct bases_fixture b;
 	char actions[16][64]; /* "ACTION NAME", as reported */
 	size_t n_actions;
 };
@@ -37,27 +34,15 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
-	strcpy(f->dir, "/tmp/test_gc_gens.XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
-	f->dir_fd = open(f->dir, O_RDONLY | O_DIRECTORY);
-	if (f->dir_fd < 0 || store_open(f->state, true, &f->store) < 0 ||
-	    bases_open(f->store, "cache", true, &f->bases) < 0)
-		return -1;
 	*state = f;
-	return 0;
+	return bases_fixture_open(&f->b, "test_gc_gens");
 }
 
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	bases_close(f->bases);
-	store_close(f->store);
-	jfs_remove_tree_at(f->dir_fd, "state");
-	close(f->dir_fd);
-	rmdir(f->dir);
+	bases_fixture_close(&f->b);
 	free(f);
 	return 0;
 }
@@ -90,10 +75,10 @@ static void put(struct fixture *f, const char *path, const char *text)
 	snprintf(buf, sizeof(buf), "%s", path);
 	for (char *slash = strchr(buf, '/'); slash; slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
-		mkdirat(f->bases->gens_fd, buf, 0755);
+		mkdirat(f->b.bases->gens_fd, buf, 0755);
 		*slash = '/';
 	}
-	fd = openat(f->bases->gens_fd, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	fd = openat(f->b.bases->gens_fd, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
 	close(fd);
@@ -103,7 +88,7 @@ static ino_t ino_of(struct fixture *f, const char *path)
 {
 	struct stat st;
 
-	assert_int_equal(fstatat(f->bases->gens_fd, path, &st, AT_SYMLINK_NOFOLLOW), 0);
+	assert_int_equal(fstatat(f->b.bases->gens_fd, path, &st, AT_SYMLINK_NOFOLLOW), 0);
 	return st.st_ino;
 }
 
@@ -111,7 +96,7 @@ static bool exists(struct fixture *f, const char *path)
 {
 	struct stat st;
 
-	return fstatat(f->bases->gens_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return fstatat(f->b.bases->gens_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* G000003 over G000002 over G000001; x is a dir in 1 and 3 with a file in between. */
@@ -126,12 +111,12 @@ static void build_stack(struct fixture *f)
 	put(f, "G000002/d/b", "b");
 	put(f, "G000003/x/z", "z");
 	put(f, "G000003/d/a", "new a");
-	assert_int_equal(symlinkat("d/a", f->bases->gens_fd, "G000003/link"), 0);
-	assert_int_equal(fchmodat(f->bases->gens_fd, "G000003/d", 0750, 0), 0);
+	assert_int_equal(symlinkat("d/a", f->b.bases->gens_fd, "G000003/link"), 0);
+	assert_int_equal(fchmodat(f->b.bases->gens_fd, "G000003/d", 0750, 0), 0);
 	assert_int_equal(bases_stack_push(&stack, "G000001"), 0);
 	assert_int_equal(bases_stack_push(&stack, "G000002"), 0);
 	assert_int_equal(bases_stack_push(&stack, "G000003"), 0);
-	assert_int_equal(bases_stack_write(f->bases, &stack), 0);
+	assert_int_equal(bases_stack_write(f->b.bases, &stack), 0);
 	bases_stack_free(&stack);
 }
 
@@ -148,9 +133,9 @@ static void test_gc_gens_flatten(void **state)
 	a = ino_of(f, "G000003/d/a");
 	b = ino_of(f, "G000002/d/b");
 	z = ino_of(f, "G000003/x/z");
-	assert_int_equal(gc_generations(f->store, "cache", 2, false, report, f), 0);
+	assert_int_equal(gc_generations(f->b.store, "cache", 2, false, report, f), 0);
 	assert_true(reported(f, "flattened G000004"));
-	assert_int_equal(bases_stack_read(f->bases, &stack), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), 0);
 	assert_int_equal(stack.n, 1);
 	assert_string_equal(stack.names[0], "G000004");
 	bases_stack_free(&stack);
@@ -160,8 +145,9 @@ static void test_gc_gens_flatten(void **state)
 	assert_int_equal(ino_of(f, "G000004/d/a"), a);
 	assert_int_equal(ino_of(f, "G000004/d/b"), b);
 	assert_int_equal(ino_of(f, "G000004/x/z"), z);
-	assert_int_equal(readlinkat(f->bases->gens_fd, "G000004/link", target, sizeof(target)), 3);
-	assert_int_equal(fstatat(f->bases->gens_fd, "G000004/d", &st, 0), 0);
+	assert_int_equal(readlinkat(f->b.bases->gens_fd, "G000004/link", target, sizeof(target)),
+			 3);
+	assert_int_equal(fstatat(f->b.bases->gens_fd, "G000004/d", &st, 0), 0);
 	assert_int_equal(st.st_mode & 07777, 0750);
 	/* G000002's file x hides G000001's dir x from a mount: from the flattening too */
 	assert_false(exists(f, "G000004/x/y"));
@@ -179,9 +165,9 @@ static void test_gc_gens_shallow_stack_kept(void **state)
 	struct bases_stack stack;
 
 	build_stack(f);
-	assert_int_equal(gc_generations(f->store, "cache", 3, false, report, f), 0);
+	assert_int_equal(gc_generations(f->b.store, "cache", 3, false, report, f), 0);
 	assert_int_equal(f->n_actions, 0);
-	assert_int_equal(bases_stack_read(f->bases, &stack), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), 0);
 	assert_int_equal(stack.n, 3);
 	bases_stack_free(&stack);
 	assert_true(exists(f, "G000001/x/y"));
@@ -196,17 +182,17 @@ static void test_gc_gens_crash_leftovers(void **state)
 	build_stack(f);
 	/* a generation renamed into gens/ but never named, a half-built one in tmp/, a stack.tmp */
 	put(f, "G000009/orphan", "never published");
-	assert_int_equal(mkdirat(f->bases->tmp_fd, "G000010", 0755), 0);
-	fd = openat(f->bases->dir_fd, "stack.tmp", O_WRONLY | O_CREAT, 0644);
+	assert_int_equal(mkdirat(f->b.bases->tmp_fd, "G000010", 0755), 0);
+	fd = openat(f->b.bases->dir_fd, "stack.tmp", O_WRONLY | O_CREAT, 0644);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(gc_generations(f->store, "cache", 8, false, report, f), 0);
+	assert_int_equal(gc_generations(f->b.store, "cache", 8, false, report, f), 0);
 	assert_true(reported(f, "removed G000009"));
 	assert_int_equal(f->n_actions, 1);
 	assert_false(exists(f, "G000009"));
-	assert_int_equal(faccessat(f->bases->tmp_fd, "G000010", F_OK, 0), -1);
-	assert_int_equal(faccessat(f->bases->dir_fd, "stack.tmp", F_OK, 0), -1);
-	assert_int_equal(bases_stack_read(f->bases, &stack), 0);
+	assert_int_equal(faccessat(f->b.bases->tmp_fd, "G000010", F_OK, 0), -1);
+	assert_int_equal(faccessat(f->b.bases->dir_fd, "stack.tmp", F_OK, 0), -1);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), 0);
 	assert_int_equal(stack.n, 3);
 	bases_stack_free(&stack);
 }
@@ -218,13 +204,13 @@ static void test_gc_gens_dry_run(void **state)
 
 	build_stack(f);
 	put(f, "G000009/orphan", "never published");
-	assert_int_equal(mkdirat(f->bases->tmp_fd, "G000010", 0755), 0);
-	assert_int_equal(gc_generations(f->store, "cache", 2, true, report, f), 0);
+	assert_int_equal(mkdirat(f->b.bases->tmp_fd, "G000010", 0755), 0);
+	assert_int_equal(gc_generations(f->b.store, "cache", 2, true, report, f), 0);
 	assert_true(reported(f, "would flatten (new)"));
 	assert_true(reported(f, "would remove G000009"));
 	assert_true(exists(f, "G000009"));
-	assert_int_equal(faccessat(f->bases->tmp_fd, "G000010", F_OK, 0), 0);
-	assert_int_equal(bases_stack_read(f->bases, &stack), 0);
+	assert_int_equal(faccessat(f->b.bases->tmp_fd, "G000010", F_OK, 0), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), 0);
 	assert_int_equal(stack.n, 3);
 	bases_stack_free(&stack);
 }
@@ -235,14 +221,14 @@ static void test_gc_gens_locked_view_skipped(void **state)
 	struct bases_stack stack;
 
 	build_stack(f);
-	assert_int_equal(bases_lock(f->bases, false), 0); /* a promote at work */
-	assert_int_equal(gc_generations(f->store, "cache", 1, false, report, f), 0);
+	assert_int_equal(bases_lock(f->b.bases, false), 0); /* a promote at work */
+	assert_int_equal(gc_generations(f->b.store, "cache", 1, false, report, f), 0);
 	assert_int_equal(f->n_actions, 0);
-	assert_int_equal(bases_stack_read(f->bases, &stack), 0);
+	assert_int_equal(bases_stack_read(f->b.bases, &stack), 0);
 	assert_int_equal(stack.n, 3);
 	bases_stack_free(&stack);
 	/* and a view that was never promoted into is no error */
-	assert_int_equal(gc_generations(f->store, "other", 1, false, report, f), 0);
+	assert_int_equal(gc_generations(f->b.store, "other", 1, false, report, f), 0);
 }
 
 int main(void)

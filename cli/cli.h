@@ -51,6 +51,11 @@ struct cli_job {
 int cli_job_open(const struct cli_verb *verb, const struct policy *policy, const char *job_id,
 		 struct cli_job *ret);
 void cli_job_close(struct cli_job *job);
+/* What a verb on one job does once its options are parsed: no stray arguments, a valid --job,
+ * the policy, the job opened (cli_job_open). Reports errors; on any, nothing is left open or
+ * allocated and the exit code is returned. */
+int cli_job_verb_open(const struct cli_verb *verb, int argc, char **argv, const char *job_id,
+		      const char *policy_path, struct policy **ret_policy, struct cli_job *ret_job);
 /* Records the job's outcome in its record. A success is what promote trusts, so its layers are
  * flushed to disk first and the record after them: after a power cut a job is either not marked
  * ok or marked ok with its data whole. Reports errors; JOBFS_EXIT_OK or JOBFS_EXIT_SYSTEM. */

@@ -106,18 +106,9 @@ int cmd_exec(const struct cli_verb *verb, int argc, char **argv)
 			return cli_option_error(verb, c, argv);
 		}
 	}
-	rc = cli_check_args(verb, argc, argv);
+	rc = cli_job_verb_open(verb, argc, argv, job_id, path, &policy, &job);
 	if (rc)
 		return rc;
-	rc = cli_require_job_id(verb, job_id);
-	if (rc)
-		return rc;
-	rc = cli_load_policy(path, NULL, &policy);
-	if (rc)
-		return rc;
-	rc = cli_job_open(verb, policy, job_id, &job);
-	if (rc)
-		goto out;
 	private_ns = job.rec->private_ns;
 	/* where to be inside: the same path, or --cwd (relative to it) */
 	if (private_ns && (!cwd || cwd[0] != '/') && !getcwd(here, sizeof(here))) {

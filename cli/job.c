@@ -54,6 +54,27 @@ fail_no_job:
 	return JOBFS_EXIT_NO_JOB;
 }
 
+int cli_job_verb_open(const struct cli_verb *verb, int argc, char **argv, const char *job_id,
+		      const char *policy_path, struct policy **ret_policy, struct cli_job *ret_job)
+{
+	int rc;
+
+	*ret_policy = NULL;
+	*ret_job = (struct cli_job){.job_fd = -1, .lock_fd = -1};
+	rc = cli_check_args(verb, argc, argv);
+	if (!rc)
+		rc = cli_require_job_id(verb, job_id);
+	if (!rc)
+		rc = cli_load_policy(policy_path, NULL, ret_policy);
+	if (!rc)
+		rc = cli_job_open(verb, *ret_policy, job_id, ret_job);
+	if (rc) {
+		policy_free(*ret_policy);
+		*ret_policy = NULL;
+	}
+	return rc;
+}
+
 void cli_job_close(struct cli_job *job)
 {
 	store_record_free(job->rec);

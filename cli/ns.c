@@ -28,18 +28,40 @@ int ns_create_private(void)
 		return -errno;
 	/* the copies start shared with the host's: make them slaves, so nothing mounted here
 	 * propagates back, while what the host mounts later still shows here */
-	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+	if (mount("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
 		return -errno;
 	return 0;
 }
 
-int ns_holder_open(pid_t pid, uint64_t start_ticks, int *ret_pidfd)
+/* Without pidfd_open (a kernel before 5.3, or valgrind 3.19): the namespace file itself, opened
+ * before the start time is checked. If the recorded process still has its start time after the
+ * open, the file was its namespace: a process that got the PID later cannot have that time. */
+static int ns_file_open(pid_t pid, uint64_t start_ticks, int *ret_fd)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+	if (!procs_alive(pid, start_ticks)) {
+		close(fd);
+		return -ESRCH;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int ns_holder_open(pid_t pid, uint64_t start_ticks, int *ret_fd)
 {
 	int fd;
 
 	if (pid <= 0)
 		return -ESRCH;
 	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0 && errno == ENOSYS)
+		return ns_file_open(pid, start_ticks, ret_fd);
 	if (fd < 0)
 		return errno == ESRCH ? -ESRCH : -errno;
 	/* the pidfd names whoever had the PID at open: if that was the recorded daemon, its start
@@ -49,11 +71,11 @@ int ns_holder_open(pid_t pid, uint64_t start_ticks, int *ret_pidfd)
 		close(fd);
 		return -ESRCH;
 	}
-	*ret_pidfd = fd;
+	*ret_fd = fd;
 	return 0;
 }
 
-int ns_enter(int pidfd, struct ns_saved *ret_saved)
+int ns_enter(int fd, struct ns_saved *ret_saved)
 {
 	struct ns_saved saved = NS_SAVED_INIT;
 	int r;
@@ -62,7 +84,7 @@ int ns_enter(int pidfd, struct ns_saved *ret_saved)
 	if (saved.ns_fd < 0)
 		return -errno;
 	saved.cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (setns(pidfd, CLONE_NEWNS) < 0) {
+	if (setns(fd, CLONE_NEWNS) < 0) {
 		r = errno == ESRCH ? -ESRCH : -errno;
 		ns_stay(&saved);
 		return r;
@@ -122,24 +144,26 @@ static int enter_leftover(const struct store_record *rec, struct ns_saved *ret_s
 	while ((de = readdir(proc))) {
 		struct procs_mount m;
 		uint64_t ino = 0;
-		char *end;
+		char *end, path[64];
 		long pid = strtol(de->d_name, &end, 10);
 		bool found = false;
-		int pidfd, r;
+		struct stat st;
+		int fd, r;
 
 		if (*end || pid <= 0 || pid == self || ns_inode((pid_t)pid, &ino) < 0 ||
 		    ino != rec->ns_ino)
 			continue;
-		pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-		if (pidfd < 0)
+		/* the namespace file, checked once open: whoever has the PID now, it is the one */
+		snprintf(path, sizeof(path), "/proc/%ld/ns/mnt", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
 			continue;
-		/* the pidfd may name a later process with this PID: look again */
-		if (ns_inode((pid_t)pid, &ino) < 0 || ino != rec->ns_ino) {
-			close(pidfd);
+		if (fstat(fd, &st) < 0 || (uint64_t)st.st_ino != rec->ns_ino) {
+			close(fd);
 			continue;
 		}
-		r = ns_enter(pidfd, ret_saved);
-		close(pidfd);
+		r = ns_enter(fd, ret_saved);
+		close(fd);
 		if (r < 0)
 			continue;
 		for (size_t i = 0; i < rec->n_views && !found; i++)

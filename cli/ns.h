@@ -22,14 +22,15 @@ struct ns_saved {
  * host's (mounts the host makes later still appear in it; none of its own reach the host). */
 int ns_create_private(void);
 
-/* A pidfd of the process recorded as pid, started at start_ticks (/proc/PID/stat field 22). The
- * pidfd is opened first and the start time checked after, so it names the recorded process and
+/* A descriptor setns(2) takes for the mount namespace of the process recorded as pid, started at
+ * start_ticks (/proc/PID/stat field 22): its pidfd, or its /proc/PID/ns/mnt where pidfd_open is
+ * missing. Opened first and the start time checked after, so it names the recorded process and
  * never one that got its PID later. -ESRCH when that process is gone (or a zombie). */
-int ns_holder_open(pid_t pid, uint64_t start_ticks, int *ret_pidfd);
+int ns_holder_open(pid_t pid, uint64_t start_ticks, int *ret_fd);
 
-/* Enters the mount namespace of the process pidfd names (the working directory and root become
+/* Enters the mount namespace fd names (from ns_holder_open) (the working directory and root become
  * the namespace's root), saving where the caller was. The caller must be single-threaded. */
-int ns_enter(int pidfd, struct ns_saved *ret_saved);
+int ns_enter(int fd, struct ns_saved *ret_saved);
 /* Back to the saved namespace and directory; nothing when nothing was entered. Exits the program
  * when that fails: carrying on in a job's namespace would act on the wrong mounts. */
 void ns_leave(struct ns_saved *saved);

@@ -15,6 +15,18 @@ mounted_anywhere() { # JOB: a view of JOB mounted in any process's mount namespa
 gone_everywhere() { # JOB: no view of JOB in any namespace
 	! mounted_anywhere "$1"
 }
+wait_exec_sleep() { # PID JOB: waits until PID, an exec into JOB's namespace, runs sleep there
+	local i ns
+	ns=$(record_field "$2" namespace_ino)
+	for ((i = 0; i < 300; i++)); do
+		if [ "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" = "sleep 1000 " ] &&
+			[ "$(stat -L -c %i "/proc/$1/ns/mnt" 2>/dev/null)" = "$ns" ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
 
 step "mount --namespace private: the host does not see the views"
 run mount --job x1 --namespace bogus
@@ -107,7 +119,7 @@ bg "${JOBFS_CMD[@]}" exec --job x1 --cwd "$ws" -- sleep 1000
 holder=$BG_PID
 bg sleep 1000
 other=$BG_PID
-sleep 0.3
+check "the exec runs sleep in x1's namespace" wait_exec_sleep "$holder" x1
 run umount --job x1
 expect_rc 4 "umount of a busy private view"
 expect_grep "$CT_DIR/err" "  $holder sleep 1000" "the holder inside is listed"
@@ -153,7 +165,7 @@ check "the record names the namespace's inode" test "$(record_field x5 namespace
 	"$(stat -L -c %i "/proc/$(record_field x5 pid)/ns/mnt")"
 bg "${JOBFS_CMD[@]}" exec --job x5 --cwd "$CT_DIR/mnt/x5/ws" -- sleep 1000
 leftover=$BG_PID
-sleep 0.3
+check "the exec runs sleep in x5's namespace" wait_exec_sleep "$leftover" x5
 kill -KILL "$(record_field x5 pid)"
 check "the daemon is gone" wait_gone "$(record_field x5 pid)" 50
 check "the leftover keeps the namespace and its dead views" mounted_anywhere x5
@@ -171,7 +183,7 @@ check "no view of x5 left" gone_everywhere x5
 jmount x6 --namespace private
 bg "${JOBFS_CMD[@]}" exec --job x6 --cwd "$CT_DIR/mnt/x6/ws" -- sleep 1000
 leftover=$BG_PID
-sleep 0.3
+check "the exec runs sleep in x6's namespace" wait_exec_sleep "$leftover" x6
 kill -KILL "$(record_field x6 pid)"
 run gc --older-than 0s --json
 expect_rc 0 "gc with a leftover"

@@ -30,10 +30,10 @@
 
 static int open_dir(int dirfd, const char *name, bool create, mode_t mode, int *ret_fd)
 {
-	int fd;
+	int fd, r;
 
-	if (create && mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
-		return -errno;
+	if (create && (r = store_mkdirat(dirfd, name, mode)) < 0 && r != -EEXIST)
+		return r;
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ELOOP || errno == ENOTDIR ? -ENOTDIR : -errno;
@@ -101,10 +101,10 @@ void bases_close(struct bases_view *bases)
 int bases_lock(struct bases_view *bases, bool wait)
 {
 	if (bases->lock_fd < 0) {
-		bases->lock_fd = openat(bases->dir_fd, "lock",
-					O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		bases->lock_fd =
+			store_openat_new(bases->dir_fd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (bases->lock_fd < 0)
-			return -errno;
+			return bases->lock_fd;
 	}
 	while (flock(bases->lock_fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
 		if (errno == EINTR)
@@ -271,10 +271,10 @@ int bases_stack_write(struct bases_view *bases, const struct bases_stack *stack)
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\n", stack->names[i]);
 	if (len >= sizeof(buf))
 		return -E2BIG;
-	fd = openat(bases->dir_fd, "stack.tmp",
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	fd = store_openat_new(bases->dir_fd, "stack.tmp", O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			      0644);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	r = write_all(fd, buf, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;

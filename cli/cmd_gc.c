@@ -204,6 +204,15 @@ static void collect_job(struct gc_run *run, const char *id)
 	}
 	switch (store_live_state(rec)) {
 	case STORE_MOUNTED:
+		/* a job no view matched has no daemon whose death would end it: if its umount never
+		 * comes (the runner died, its completed hook skipped), it would count as mounted
+		 * forever. It holds nothing but its record, so it expires with the retention,
+		 * counted from its mount. */
+		if (rec->n_views == 0 && rec->pid == 0 && run->now >= rec->created &&
+		    (uint64_t)(run->now - rec->created) >= run->keep) {
+			remove_job(run, id, "no views, expired");
+			goto out;
+		}
 		list_add(&run->skipped, id, "skipped", "mounted", 0);
 		goto out;
 	case STORE_UNMOUNTED:

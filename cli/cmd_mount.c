@@ -148,22 +148,24 @@ static int make_view_dirs(int job_fd, const char *name)
 {
 	int views_fd, view_fd, r = 0;
 
-	if (mkdirat(job_fd, "views", 0700) < 0 && errno != EEXIST)
-		return -errno;
+	r = store_mkdirat(job_fd, "views", 0700);
+	if (r < 0 && r != -EEXIST)
+		return r;
+	r = 0;
 	views_fd = openat(job_fd, "views", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (views_fd < 0)
 		return -errno;
-	if (mkdirat(views_fd, name, 0700) < 0) {
-		r = -errno;
+	r = store_mkdirat(views_fd, name, 0700);
+	if (r < 0)
 		goto out_close;
-	}
 	view_fd = openat(views_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (view_fd < 0) {
 		r = -errno;
 		goto out_close;
 	}
-	if (mkdirat(view_fd, "upper", 0755) < 0 || mkdirat(view_fd, "work", 0700) < 0)
-		r = -errno;
+	r = store_mkdirat(view_fd, "upper", 0755);
+	if (r == 0)
+		r = store_mkdirat(view_fd, "work", 0700);
 	close(view_fd);
 out_close:
 	close(views_fd);
@@ -454,11 +456,11 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 		goto out_rollback;
 	}
 	if (!foreground) {
-		log_fd = openat(job_fd, "daemon.log",
-				O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+		log_fd = store_openat_new(job_fd, "daemon.log",
+					  O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (log_fd < 0) {
 			cli_error(verb, "cannot open the daemon log of job '%s': %s", job_id,
-				  strerror(errno));
+				  strerror(-log_fd));
 			goto out_rollback;
 		}
 	}

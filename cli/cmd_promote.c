@@ -199,10 +199,10 @@ static int build_generation(const struct cli_verb *verb, struct bases_view *base
 	snprintf(work_name, sizeof(work_name), "%s.work", res->generation);
 	snprintf(gen_path, sizeof(gen_path), "%s/tmp/%s", bases->path, res->generation);
 	snprintf(work_path, sizeof(work_path), "%s/tmp/%s", bases->path, work_name);
-	if (mkdirat(bases->tmp_fd, res->generation, 0755) < 0 ||
+	if (store_mkdirat(bases->tmp_fd, res->generation, 0755) < 0 ||
 	    (gen_fd = openat(bases->tmp_fd, res->generation,
 			     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
-	    mkdirat(bases->tmp_fd, work_name, 0700) < 0 ||
+	    store_mkdirat(bases->tmp_fd, work_name, 0700) < 0 ||
 	    (work_fd = openat(bases->tmp_fd, work_name,
 			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		r = -errno;

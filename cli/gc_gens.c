@@ -118,7 +118,7 @@ static int flatten(struct bases_view *bases, const struct bases_stack *stack, ch
 	for (size_t i = 0; i < stack->n; i++)
 		fds[i] = openat(bases->gens_fd, stack->names[i],
 				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (mkdirat(bases->tmp_fd, ret_name, 0755) < 0 ||
+	if (store_mkdirat(bases->tmp_fd, ret_name, 0755) < 0 ||
 	    (out_fd = openat(bases->tmp_fd, ret_name,
 			     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		r = -errno;

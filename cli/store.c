@@ -81,12 +81,75 @@ int store_outcome_from_name(const char *name, enum store_outcome *ret_outcome)
 	return 0;
 }
 
-static int open_subdir(int dirfd, const char *name, bool create, int *ret_fd)
+/* Root working in a state dir it does not own (the hourly jobfs-gc.service over a runner user's,
+ * a root promote) gives what it creates there to the state dir's owner: a lock, tmp dir or stack
+ * file left owned by root would make the owner's next mount, promote or gc fail with EACCES. Set
+ * by store_open(); a process works in one state dir. */
+static struct {
+	bool adopt;
+	uid_t uid;
+	gid_t gid;
+} state_owner;
+
+int store_adopt(int fd)
 {
+	if (!state_owner.adopt)
+		return 0;
+	if (fchown(fd, state_owner.uid, state_owner.gid) < 0)
+		return -errno;
+	return 0;
+}
+
+int store_adopt_at(int dirfd, const char *name)
+{
+	if (!state_owner.adopt)
+		return 0;
+	if (fchownat(dirfd, name, state_owner.uid, state_owner.gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+int store_mkdirat(int dirfd, const char *name, mode_t mode)
+{
+	int r;
+
+	if (mkdirat(dirfd, name, mode) < 0)
+		return -errno;
+	r = store_adopt_at(dirfd, name);
+	if (r < 0) {
+		unlinkat(dirfd, name, AT_REMOVEDIR);
+		errno = -r; /* callers may read errno, as after mkdirat */
+	}
+	return r;
+}
+
+int store_openat_new(int dirfd, const char *name, int flags, mode_t mode)
+{
+	struct stat st;
 	int fd;
 
-	if (create && mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+	fd = openat(dirfd, name, flags | O_CREAT, mode);
+	if (fd < 0)
 		return -errno;
+	/* only what is root's: an existing file keeps its owner */
+	if (state_owner.adopt && fstat(fd, &st) == 0 && st.st_uid == 0) {
+		int r = store_adopt(fd);
+
+		if (r < 0) {
+			close(fd);
+			errno = -r;
+			return r;
+		}
+	}
+	return fd;
+}
+
+static int open_subdir(int dirfd, const char *name, bool create, int *ret_fd)
+{
+	int fd, r;
+
+	if (create && (r = store_mkdirat(dirfd, name, 0700)) < 0 && r != -EEXIST)
+		return r;
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -144,6 +207,9 @@ int store_open(const char *state_dir, bool create, struct store **ret_store)
 			goto out_free;
 		}
 		procs_set_state_dir(st.st_dev, st.st_ino);
+		state_owner.adopt = geteuid() == 0 && st.st_uid != 0;
+		state_owner.uid = st.st_uid;
+		state_owner.gid = st.st_gid;
 	}
 	r = open_subdir(store->dir_fd, "jobs", create, &store->jobs_fd);
 	if (r < 0)
@@ -182,10 +248,10 @@ void store_close(struct store *store)
 int store_lock_state(struct store *store, bool exclusive)
 {
 	if (store->lock_fd < 0) {
-		store->lock_fd = openat(store->dir_fd, "lock",
-					O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		store->lock_fd =
+			store_openat_new(store->dir_fd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (store->lock_fd < 0)
-			return -errno;
+			return store->lock_fd;
 	}
 	while (flock(store->lock_fd, exclusive ? LOCK_EX : LOCK_SH) < 0)
 		if (errno != EINTR)
@@ -203,9 +269,9 @@ int store_job_lock(int job_fd, bool wait, int *ret_lock_fd)
 {
 	int fd, r;
 
-	fd = openat(job_fd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = store_openat_new(job_fd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
 		if (errno == EINTR)
 			continue;
@@ -239,10 +305,9 @@ int store_job_create(struct store *store, const char *id, int *ret_job_fd, int *
 	r = store_lock_state(store, false);
 	if (r < 0)
 		return r;
-	if (mkdirat(store->jobs_fd, id, 0700) < 0) {
-		r = -errno;
+	r = store_mkdirat(store->jobs_fd, id, 0700);
+	if (r < 0)
 		goto out_unlock;
-	}
 	r = store_job_open(store, id, &job_fd);
 	if (r < 0)
 		goto out_unlock;
@@ -678,10 +743,10 @@ int store_record_write(int job_fd, const struct store_record *record)
 		r = -ENOMEM;
 	if (r < 0)
 		goto out_free;
-	fd = openat(job_fd, "record.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
+	fd = store_openat_new(job_fd, "record.tmp", O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			      0600);
 	if (fd < 0) {
-		r = -errno;
+		r = fd;
 		goto out_free;
 	}
 	while (done < len) {

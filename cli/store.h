@@ -85,6 +85,15 @@ int store_outcome_from_name(const char *name, enum store_outcome *ret_outcome);
 int store_open(const char *state_dir, bool create, struct store **ret_store);
 void store_close(struct store *store);
 
+/* Root in a state dir owned by another user gives what it creates there to that owner (see
+ * store.c); otherwise these are mkdirat/openat. store_mkdirat returns 0 or -errno (-EEXIST
+ * included); store_openat_new (O_CREAT implied) a descriptor or -errno, and gives the file away
+ * only if root owns it. store_adopt* do it for what the caller made some other way. */
+int store_mkdirat(int dirfd, const char *name, mode_t mode);
+int store_openat_new(int dirfd, const char *name, int flags, mode_t mode);
+int store_adopt(int fd);
+int store_adopt_at(int dirfd, const char *name);
+
 /* The state-dir lock: mount takes it shared while it creates a job dir and takes the job's lock;
  * gc takes it exclusive while it decides about one job. So gc never sees a job dir that mount
  * created but has not locked yet. */

@@ -102,9 +102,9 @@ expect_rc 0 "exec in a job without views runs the command (on the host)"
 check "exec's output" test "$(cat "$CT_DIR/out")" = "in $PWD"
 run mark-ok --job nv
 expect_rc 0 "mark-ok nv"
-run gc --older-than 0s
+run gc
 expect_rc 0 "gc"
-check "gc keeps a mounted job without views" test -d "$state/jobs/nv"
+check "gc keeps a mounted job without views within the retention" test -d "$state/jobs/nv"
 run umount --job nv --kill
 expect_rc 0 "umount nv"
 check "umount of nv is quiet" test ! -s "$CT_DIR/err"
@@ -126,6 +126,21 @@ expect_rc 0 "exec in nv2"
 run umount --job nv2 --collect
 expect_rc 0 "umount --collect nv2"
 check "nv2 collected" test ! -e "$state/jobs/nv2"
+
+step "a job without views whose umount never comes expires with the retention"
+CT_JOBS+=(nv3)
+run mount --job nv3 --context repository=other/x
+expect_rc 0 "mount nv3 (no views)"
+run gc --older-than 1h --json
+expect_rc 0 "gc --older-than 1h"
+check "nv3 kept: younger than the retention" test "$(json "[s['reason'] for s in d['skipped'] if s['id'] == 'nv3']")" = "['mounted']"
+sleep 1.1
+run gc --older-than 1s --json
+expect_rc 0 "gc --older-than 1s"
+check "nv3 removed as expired" test "$(json "[r['reason'] for r in d['removed'] if r['id'] == 'nv3']")" = "['no views, expired']"
+check "nv3's dir is gone" test ! -e "$state/jobs/nv3"
+run umount --job nv3
+expect_rc 3 "a late umount of nv3: no such job"
 
 step "hostile --context values are refused, naming the argument"
 long=$(printf 'r%.0s' {1..1025})

@@ -534,6 +534,12 @@ int cmd_gc(const struct cli_verb *verb, int argc, char **argv)
 		}
 		enforce_max_total(&run);
 		collect_generations(&run, policy->gc.max_generations);
+		r = store_expire_logs(run.store, run.now, run.keep, run.dry_run);
+		if (r < 0) {
+			cli_error(verb, "cannot expire the logs in '%s/logs': %s", run.store->path,
+				  strerror(-r));
+			run.errors++;
+		}
 	}
 	if (json)
 		print_json(&run);

@@ -480,10 +480,19 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 		r = daemon_start(&spec, &pid, err, sizeof(err));
 	}
 	if (r < 0) {
+		char log_path[PATH_MAX];
+
 		pid = 0;
-		cli_error(verb, "job '%s': %s%s%s/jobs/%s/daemon.log)", job_id, err,
-			  foreground ? "" : " (see ", foreground ? "" : store->path,
-			  foreground ? "" : job_id);
+		/* the job dir is rolled back; its log, which tells the rest, is kept */
+		if (foreground)
+			cli_error(verb, "job '%s': %s (the daemon logged to this terminal)", job_id,
+				  err);
+		else if ((r = store_keep_daemon_log(store, job_fd, job_id, log_path,
+						    sizeof(log_path))) == 0)
+			cli_error(verb, "job '%s': %s (daemon log: %s)", job_id, err, log_path);
+		else
+			cli_error(verb, "job '%s': %s (its daemon log could not be kept: %s)", job_id,
+				  err, strerror(-r));
 		goto out_rollback;
 	}
 	rec->pid = pid;

@@ -221,6 +221,48 @@ static int unmount_view(const struct cli_verb *verb, const char *job_id,
 	return r == -EINVAL ? 0 : r;
 }
 
+/* --kill: ends the processes that carry the job's marker (JOBFS_JOB_ID=ID in the environment they
+ * were started with; the GitHub hook gives it to every step of the job) but hold none of its
+ * views, e.g. a server whose cwd is in a pass-through directory. Never this process or its
+ * ancestors (a hook of the job runs us). TERM, then KILL after the timeout. */
+static void kill_marked(const char *job_id, long timeout)
+{
+	char entry[sizeof(PROCS_MARKER_VAR) + POLICY_JOB_ID_MAX + 2];
+	struct holder *marked;
+	pid_t *pids;
+	size_t n, kept = 0;
+
+	snprintf(entry, sizeof(entry), "%s=%s", PROCS_MARKER_VAR, job_id);
+	if (procs_marked(entry, &pids, &n) < 0)
+		return;
+	if (n == 0) {
+		free(pids);
+		return;
+	}
+	marked = calloc(n, sizeof(*marked));
+	if (!marked) {
+		free(pids);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char cmd[512];
+
+		if (procs_start_time(pids[i], &marked[kept].start) < 0)
+			continue;
+		marked[kept++].pid = pids[i];
+		procs_cmdline(pids[i], cmd, sizeof(cmd));
+		fprintf(stderr, "jobfs: umount: sending SIGTERM to %d %s (it carries %s)\n",
+			(int)pids[i], cmd, entry);
+	}
+	free(pids);
+	signal_holders(marked, kept, SIGTERM);
+	if (!wait_holders(marked, kept, (double)timeout)) {
+		signal_holders(marked, kept, SIGKILL);
+		wait_holders(marked, kept, 5);
+	}
+	free(marked);
+}
+
 /* Waits for the recorded daemon to exit; stops it if it outlives its views. */
 static void wait_daemon(const struct cli_verb *verb, const struct store_record *rec, long timeout)
 {
@@ -360,6 +402,8 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 			rc = JOBFS_EXIT_BUSY;
 			goto out;
 		}
+		if (kill_them)
+			kill_marked(rec->id, timeout);
 		wait_daemon(verb, rec, timeout);
 		ns_leave(&saved);
 		rec->state = STORE_UNMOUNTED;
@@ -372,6 +416,8 @@ int cmd_umount(const struct cli_verb *verb, int argc, char **argv)
 		for (size_t i = rec->n_views;
 		     i-- > 0;) /* later views may sit in dirs made for earlier ones */
 			store_remove_target(store, rec->id, &rec->views[i]);
+	} else if (kill_them) {
+		kill_marked(rec->id, timeout); /* what the job left running after its umount */
 	}
 	if (collect) {
 		r = gc_remove_job(store, job_id);

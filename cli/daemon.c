@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/close_range.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,6 +82,60 @@ static void report(int fd, const char *text)
 		text += n;
 		len -= (size_t)n;
 	}
+}
+
+/* libfuse and fusermount3 say why a mount failed on stderr only ("fuse: mountpoint is not
+ * empty", "fusermount3: failed to access mountpoint ..."). While a view is opened, stderr goes to
+ * a memfd; afterwards its text is copied where stderr went (the log or the terminal) and its last
+ * line kept as the cause. Other threads' lines written meanwhile are copied the same way. */
+static int capture_begin(int *ret_saved)
+{
+	int memfd, saved;
+
+	fflush(stderr);
+	memfd = memfd_create("jobfs-mount-stderr", MFD_CLOEXEC);
+	if (memfd < 0)
+		return -errno;
+	saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (saved < 0 || dup2(memfd, STDERR_FILENO) < 0) {
+		int r = -errno;
+
+		if (saved >= 0)
+			close(saved);
+		close(memfd);
+		return r;
+	}
+	*ret_saved = saved;
+	return memfd;
+}
+
+static void capture_end(int memfd, int saved, char *last, size_t size)
+{
+	char buf[4096], *line, *end;
+	ssize_t n;
+	off_t off = 0;
+
+	last[0] = '\0';
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	while ((n = pread(memfd, buf, sizeof(buf) - 1, off)) > 0) {
+		buf[n] = '\0';
+		report(STDERR_FILENO, buf);
+		off += n;
+		/* the last non-empty line of this chunk (a cause is far shorter than a chunk) */
+		end = buf + n;
+		while (end > buf && (end[-1] == '\n' || end[-1] == '\r'))
+			*--end = '\0';
+		if (end == buf)
+			continue;
+		line = memrchr(buf, '\n', (size_t)(end - buf));
+		line = line ? line + 1 : buf;
+		n = end - line < (ssize_t)size ? end - line : (ssize_t)size - 1;
+		memcpy(last, line, (size_t)n);
+		last[n] = '\0';
+	}
+	close(memfd);
 }
 
 /* Releases every view's pass-throughs; a server that was never told to mount exits. Those still
@@ -159,6 +214,7 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		const struct daemon_view *dv = &spec->views[i];
 		struct jfs_config cfg;
 		struct jfs_error err = {{0}};
+		char cause[512] = "";
 		int r;
 
 		jfs_config_defaults(&cfg);
@@ -181,9 +237,23 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		procs_view_source(spec->job_id, dv->name, views[i].fsname, sizeof(views[i].fsname));
 		cfg.fsname = views[i].fsname;
 		views[i].spec = dv;
-		r = jfs_view_open(&cfg, &views[i].view, &err);
+		{
+			int saved = -1, memfd = capture_begin(&saved);
+
+			r = jfs_view_open(&cfg, &views[i].view, &err);
+			if (memfd >= 0)
+				capture_end(memfd, saved, cause, sizeof(cause));
+		}
 		if (r < 0) {
-			snprintf(msg, sizeof(msg), "view '%s': %s\n", dv->name, err.msg);
+			static const char see[] = " (see the message above)";
+			size_t len = strlen(err.msg), see_len = sizeof(see) - 1;
+
+			/* one line: the message above is the cause, said here instead */
+			if (cause[0] && len > see_len && !strcmp(err.msg + len - see_len, see))
+				snprintf(msg, sizeof(msg), "view '%s': %.*s: %s\n", dv->name,
+					 (int)(len - see_len), err.msg, cause);
+			else
+				snprintf(msg, sizeof(msg), "view '%s': %s\n", dv->name, err.msg);
 			goto out_fail;
 		}
 		opened++;

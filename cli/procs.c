@@ -529,3 +529,139 @@ int procs_holders(const struct procs_mount *mount, pid_t **ret_pids, size_t *ret
 	*ret_n = n;
 	return 0;
 }
+
+/* --- the job marker ------------------------------------------------------------------------ */
+
+bool procs_environ_has(const char *env, size_t len, const char *entry)
+{
+	size_t entry_len = strlen(entry);
+
+	for (size_t at = 0; at < len;) {
+		const char *s = env + at;
+		const char *nul = memchr(s, '\0', len - at);
+		size_t slen = nul ? (size_t)(nul - s) : len - at;
+
+		if (slen == entry_len && memcmp(s, entry, entry_len) == 0)
+			return true;
+		at += slen + 1;
+	}
+	return false;
+}
+
+/* The environment pid was exec'ed with; -EACCES for another user's (unless root), -E2BIG past
+ * PROCS_ENVIRON_MAX. */
+static int read_environ(pid_t pid, char **ret_env, size_t *ret_len)
+{
+	char path[64], *env = NULL;
+	size_t len = 0, cap = 0;
+	int fd, r = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			char *grown;
+
+			if (cap >= PROCS_ENVIRON_MAX) {
+				r = -E2BIG;
+				break;
+			}
+			grown = realloc(env, cap = cap ? cap * 2 : 16384);
+			if (!grown) {
+				r = -ENOMEM;
+				break;
+			}
+			env = grown;
+		}
+		n = read(fd, env + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (r < 0) {
+		free(env);
+		return r;
+	}
+	*ret_env = env;
+	*ret_len = len;
+	return 0;
+}
+
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	const char *p;
+	int ppid;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_small(path, buf, sizeof(buf), NULL) < 0)
+		return 0;
+	p = strrchr(buf, ')'); /* the command name may hold anything, ')' too */
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return (pid_t)ppid;
+}
+
+int procs_marked(const char *entry, pid_t **ret_pids, size_t *ret_n)
+{
+	pid_t *pids = NULL, ancestors[64];
+	size_t n = 0, cap = 0, n_ancestors = 0;
+	struct dirent *de;
+	DIR *proc;
+
+	/* this process and its ancestors carry the marker when a hook of the job runs us: never
+	 * them */
+	for (pid_t p = getpid(); p > 0 && n_ancestors < 64; p = parent_of(p))
+		ancestors[n_ancestors++] = p;
+	proc = opendir("/proc");
+	if (!proc)
+		return -errno;
+	while ((de = readdir(proc))) {
+		char *end, *env = NULL;
+		long pid = strtol(de->d_name, &end, 10);
+		size_t len = 0, i;
+		bool has;
+
+		if (*end || pid <= 0)
+			continue;
+		for (i = 0; i < n_ancestors && ancestors[i] != (pid_t)pid; i++)
+			;
+		if (i < n_ancestors)
+			continue;
+		/* another user's (unreadable), a kernel thread's (empty) or a gone process's
+		 * environment is not the job's */
+		if (read_environ((pid_t)pid, &env, &len) < 0)
+			continue;
+		has = procs_environ_has(env, len, entry);
+		free(env);
+		if (!has)
+			continue;
+		if (n == cap) {
+			pid_t *grown = realloc(pids, sizeof(*pids) * (cap = cap ? cap * 2 : 16));
+			if (!grown) {
+				free(pids);
+				closedir(proc);
+				return -ENOMEM;
+			}
+			pids = grown;
+		}
+		pids[n++] = (pid_t)pid;
+	}
+	closedir(proc);
+	if (n)
+		qsort(pids, n, sizeof(*pids), compare_pids);
+	*ret_pids = pids;
+	*ret_n = n;
+	return 0;
+}

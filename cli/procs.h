@@ -69,3 +69,17 @@ void procs_cmdline_format(const char *raw, size_t len, char *buf, size_t size);
 /* Processes (other than this one) whose cwd, root, exe, an open file or a mapped file is on the
  * mount. *ret_pids is malloc'ed, sorted ascending. */
 int procs_holders(const struct procs_mount *mount, pid_t **ret_pids, size_t *ret_n);
+
+/* The job marker: `JOBFS_JOB_ID=ID` in a process's environment. The GitHub job-started hook puts it
+ * in GITHUB_ENV, so the runner gives it to every later step of the job and whatever they start
+ * inherits it; umount --kill ends such processes even when they hold no view (a server whose cwd
+ * is in a pass-through). */
+#define PROCS_MARKER_VAR "JOBFS_JOB_ID"
+#define PROCS_ENVIRON_MAX (4 * 1024 * 1024) /* bytes of /proc/PID/environ read at most */
+
+/* True when the NUL-separated block env holds entry ("NAME=VALUE") exactly (pure, for tests). */
+bool procs_environ_has(const char *env, size_t len, const char *entry);
+/* Processes whose environment (as /proc/PID/environ shows it: the one they were exec'ed with)
+ * holds entry exactly, except this process and its ancestors; only those whose environment we
+ * may read (our own user's, or all for root). *ret_pids is malloc'ed, sorted ascending. */
+int procs_marked(const char *entry, pid_t **ret_pids, size_t *ret_n);

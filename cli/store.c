@@ -8,6 +8,8 @@
  *   STATE/jobs/ID/views/NAME/upper  the view's upper layer
  *   STATE/jobs/ID/views/NAME/work   its work dir
  *   STATE/trash/                    gc moves a job dir here with one rename, then deletes it
+ *   STATE/logs/ID.daemon.log        the daemon log of a mount that failed (its job dir is rolled
+ *                                   back); gc removes it after the retention
  *
  * Lock order: STATE/lock before a job's lock. A record is text, one "key=value" per line, in a
  * fixed order, parsed strictly (anything unexpected makes the job an orphan):
@@ -322,6 +324,54 @@ int store_job_create(struct store *store, const char *id, int *ret_job_fd, int *
 out_unlock:
 	store_unlock_state(store);
 	return r;
+}
+
+int store_keep_daemon_log(struct store *store, int job_fd, const char *id, char *ret_path,
+			  size_t size)
+{
+	char name[POLICY_JOB_ID_MAX + 16];
+	int logs_fd, r;
+
+	r = store_mkdirat(store->dir_fd, "logs", 0700);
+	if (r < 0 && r != -EEXIST)
+		return r;
+	logs_fd = openat(store->dir_fd, "logs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (logs_fd < 0)
+		return -errno;
+	snprintf(name, sizeof(name), "%s.daemon.log", id);
+	r = renameat(job_fd, "daemon.log", logs_fd, name) < 0 ? -errno : 0;
+	close(logs_fd);
+	if (r == 0)
+		snprintf(ret_path, size, "%s/logs/%s", store->path, name);
+	return r;
+}
+
+int store_expire_logs(struct store *store, int64_t now, uint64_t keep, bool dry_run)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd, removed = 0;
+
+	fd = openat(store->dir_fd, "logs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(dir))) {
+		struct stat st;
+
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (now < st.st_mtim.tv_sec || (uint64_t)(now - st.st_mtim.tv_sec) < keep)
+			continue;
+		if (dry_run || unlinkat(fd, de->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(dir);
+	return removed;
 }
 
 /* --- records ------------------------------------------------------------------------------- */

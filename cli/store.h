@@ -107,6 +107,14 @@ int store_job_open(struct store *store, const char *id, int *ret_job_fd);
 /* flock on JOB/lock: -EWOULDBLOCK when another process holds it and !wait. */
 int store_job_lock(int job_fd, bool wait, int *ret_lock_fd);
 
+/* A failed mount's daemon log, moved to STATE/logs/ID.daemon.log before its job dir is rolled
+ * back; its path in ret_path. */
+int store_keep_daemon_log(struct store *store, int job_fd, const char *id, char *ret_path,
+			  size_t size);
+/* Removes the logs in STATE/logs last written keep seconds or more before now; returns how many
+ * (would be) removed, or -errno. */
+int store_expire_logs(struct store *store, int64_t now, uint64_t keep, bool dry_run);
+
 /* Records: key=value lines; see store.c. Parse returns -EINVAL for anything unexpected. */
 int store_record_parse(const char *text, size_t size, struct store_record **ret_record);
 int store_record_format(const struct store_record *record, FILE *out);

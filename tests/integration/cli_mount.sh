@@ -213,3 +213,32 @@ check "the other view is not limited" \
 	dd if=/dev/zero of="$CT_DIR/mnt4/q1/free/big" bs=1M count=4 status=none
 run umount --policy "$CT_DIR/quota.yaml" --job q1
 expect_rc 0 "umount q1"
+
+step "a daemon that fails: one line naming the job, the cause and the kept daemon log"
+mkdir -p "$CT_DIR/vanishing"
+write_policy "$CT_DIR/vanish.yaml" "$CT_DIR/state5" "  - name: base
+    lower: [$CT_DIR/vanishing]
+    target: $CT_DIR/mnt5/\${JOB_ID}/base"
+rmdir "$CT_DIR/vanishing" # the lower vanished between the policy and the job
+CT_JOBS+=(v1 v2)
+run mount --policy "$CT_DIR/vanish.yaml" --job v1
+expect_rc 6 "mount over a vanished lower"
+log5=$CT_DIR/state5/logs/v1.daemon.log
+check "the error is exactly one line" test "$(wc -l <"$CT_DIR/err")" -eq 1
+check "it names the job, the view, the cause and the log" test "$(cat "$CT_DIR/err")" = \
+	"jobfs: mount: job 'v1': view 'base': cannot open lower layer '$CT_DIR/vanishing': No such file or directory (daemon log: $log5)"
+check "the job dir is rolled back" test ! -e "$CT_DIR/state5/jobs/v1"
+check "the daemon log is kept where the message says" \
+	grep -q "jobfs-daemon\[[0-9]*\]: view 'base': cannot open lower layer '$CT_DIR/vanishing'" "$log5"
+run mount --policy "$CT_DIR/vanish.yaml" --job v2 --foreground
+expect_rc 6 "mount --foreground over a vanished lower"
+check "--foreground: the daemon's line, then jobfs's" test "$(grep -c . "$CT_DIR/err")" -eq 2
+check "--foreground: jobfs's line says where the log went" test "$(tail -n 1 "$CT_DIR/err")" = \
+	"jobfs: mount: job 'v2': view 'base': cannot open lower layer '$CT_DIR/vanishing': No such file or directory (the daemon logged to this terminal)"
+check "--foreground: no log file" test ! -e "$CT_DIR/state5/logs/v2.daemon.log"
+run gc --policy "$CT_DIR/vanish.yaml"
+check "gc keeps the log within the retention" test -f "$log5"
+touch -d '2 hours ago' "$log5"
+run gc --policy "$CT_DIR/vanish.yaml"
+expect_rc 0 "gc of the logs"
+check "gc removes the log after the retention" test ! -e "$log5"

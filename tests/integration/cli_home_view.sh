@@ -32,8 +32,11 @@ home_on_exit() {
 	done
 	CT_PIDS=()
 	for id in "${U_JOBS[@]}"; do
-		as_user env HOME="$CT_DIR/uhome" "$JOBFS" umount --policy "$CT_DIR/upolicy.yaml" \
-			--job "$id" --kill --timeout 2 >/dev/null 2>&1
+		for policy in "$CT_DIR/upolicy.yaml" "$CT_DIR/own.yaml"; do
+			[ -e "$policy" ] || continue
+			as_user env HOME="$CT_DIR/uhome" "$JOBFS" umount --policy "$policy" \
+				--job "$id" --kill --timeout 2 >/dev/null 2>&1
+		done
 	done
 	(exit "$status")
 	ct_on_exit
@@ -293,6 +296,72 @@ if command -v setpriv >/dev/null && command -v fusermount3 >/dev/null; then
 	echo " user_allow_other  # for jobfs pass_through" >>"$CT_DIR/fuse.conf"
 
 	scenario unprivileged "$UH" "$CT_DIR/ustate" "$CT_DIR/upolicy.yaml" u1 "${AS_USER[@]}"
+
+	step "root's promote and gc in the user's state dir leave everything the user's"
+	# the hourly jobfs-gc.service runs gc as root over the runner user's state dir, and an admin
+	# may promote as root: what they create there (bases, generations, tmp, stack, locks, trash,
+	# records) must stay usable by the user's next mount, promote and gc
+	OS=$CT_DIR/ostate
+	mkdir -p "$OS" "$CT_DIR/otgt" "$CT_DIR/obase"
+	echo "base" >"$CT_DIR/obase/base-file"
+	chown $U_UID:$U_UID "$OS" "$CT_DIR/otgt"
+	cat >"$CT_DIR/own.yaml" <<OWN
+version: 1
+state_dir: $OS
+views:
+  - name: cache
+    lower: [$CT_DIR/obase]
+    target: $CT_DIR/otgt/\${JOB_ID}
+    promote: add-only
+gc:
+  keep_unmounted: 1h
+  max_generations: 2
+OWN
+	chmod 0644 "$CT_DIR/own.yaml"
+	own() { # AS(user|root) ARGS...: jobfs on own.yaml; sets rc, leaves out and err
+		local who=$1
+		shift
+		rc=0
+		if [ "$who" = user ]; then
+			as_user "${JOBFS_CMD[@]}" "$@" --policy "$CT_DIR/own.yaml" >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+		else
+			"${JOBFS_CMD[@]}" "$@" --policy "$CT_DIR/own.yaml" >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+		fi
+	}
+	own_job() { # ID: the user mounts the job, writes ID-file, unmounts it, marks it ok
+		U_JOBS+=("$1")
+		own user mount --job "$1"
+		expect_rc 0 "user mounts $1"
+		check "user writes in $1" as_user sh -c "echo $1 >'$CT_DIR/otgt/$1/$1-file'"
+		own user umount --job "$1"
+		expect_rc 0 "user unmounts $1"
+		own user mark-ok --job "$1"
+		expect_rc 0 "user marks $1 ok"
+	}
+	not_users() { find "$OS" ! -user $U_UID -printf '%p %u\n'; }
+	own_job o1
+	own root promote --job o1
+	expect_rc 0 "root promotes o1 (creates the view's bases)"
+	own_job o2
+	own user promote --job o2
+	expect_rc 0 "the user promotes o2 after root made the bases ($(head -c 300 "$CT_DIR/err"))"
+	own_job o3
+	own root promote --job o3
+	expect_rc 0 "root promotes o3"
+	own root gc --older-than 0s
+	expect_rc 0 "root's gc (flattens 3 generations, removes 3 layers)"
+	expect_grep "$CT_DIR/out" "flatten" "root's gc flattened the stack"
+	check "after root: everything in the state dir is the user's ($(not_users | head -3 | tr '\n' ' '))" \
+		test -z "$(not_users)"
+	check "one generation holds the three jobs' files" \
+		test "$(cd "$OS/bases/cache/gens" && ls */o*-file | sed 's|.*/||' | tr '\n' ' ')" = "o1-file o2-file o3-file "
+	own_job o4
+	own user promote --job o4
+	expect_rc 0 "the user promotes o4 ($(head -c 300 "$CT_DIR/err"))"
+	own user gc --older-than 0s
+	expect_rc 0 "the user's gc ($(head -c 300 "$CT_DIR/err"))"
+	check "the user's gc removed every layer" test -z "$(ls -A "$OS/jobs")"
+	check "still everything the user's ($(not_users | head -3 | tr '\n' ' '))" test -z "$(not_users)"
 	umount /etc/fuse.conf /dev/fuse
 else
 	echo "--- $CT_NAME: no setpriv or fusermount3: the unprivileged way is not tested"

@@ -174,6 +174,10 @@ step "test artifacts" 'sqlite3 test-results.db "create table t(name text, ok int
 	mkdir -p report && echo "<h1>$RUNNER_NAME</h1>" >report/index.html'
 step "a server left running" 'mkdir -p "${SERVER_DIR:-report}" && cd "${SERVER_DIR:-report}" && setsid python3 -m http.server 0 --bind 127.0.0.1 >/dev/null 2>&1 </dev/null &
 	echo $! >"$SYNC/$RUNNER_NAME.server.pid"'
+# a server whose cwd is the workspace, under the runner's _work: with a view over the whole $HOME,
+# _work is a pass-through, so it holds no view; umount --kill finds it by the job's marker
+[ -n "${WS_SERVER:-}" ] && step "a server left in the workspace" 'setsid python3 -m http.server 0 --bind 127.0.0.1 >/dev/null 2>&1 </dev/null &
+	echo $! >"$SYNC/$RUNNER_NAME.ws-server.pid"'
 # what each job sees at the shared paths, after both wrote there
 step "look" 'npm_cache=${npm_config_cache:-$HOME/.npm}
 	ls "$npm_cache" >"$SYNC/$RUNNER_NAME.npm-ls"; cat "$npm_cache/_cacache/shared-name" >"$SYNC/$RUNNER_NAME.shared-name"'
@@ -194,7 +198,7 @@ RUNNER_PIDS=()
 start_runner() {
 	local cmd=(env HOME="${run_home:-$home}" HOOKS="$hooks" SEED="$seed" PNPM="$pnpm" SYNC="$sync"
 		JOBFS="$JOBFS" OTHER="$2" MARK_OK="$4" JOBFS_RUNNER_MODE="$mode"
-		SETUP_PNPM="${setup_pnpm:-0}" SERVER_DIR="${server_dir:-}"
+		SETUP_PNPM="${setup_pnpm:-0}" SERVER_DIR="${server_dir:-}" WS_SERVER="${ws_server:-}"
 		bash "$CT_DIR/runner.sh" "$1" "$3" build "$sync" "${runners_dir:-$CT_DIR/runners}/$1")
 	if [ "$5" = 1 ]; then
 		bg unshare --mount --propagation slave "${cmd[@]}"
@@ -364,7 +368,9 @@ for r in r1 r2; do
 	expect_grep "$env_file" "pnpm_config_store_dir=$CT_DIR/runners/$r/_work/_jobfs/home/.local/share/pnpm/store" "host: $r's store exported"
 	expect_grep "$env_file" "npm_config_cache=$CT_DIR/runners/$r/_work/_jobfs/home/.npm" "host: $r's npm cache exported"
 	expect_grep "$env_file" "JOBFS_VIEW_WORKSPACE=$CT_DIR/runners/$r/_work/app/app" "host: $r's workspace exported"
-	check "host: canonical mode exported nothing" test ! -s "$CT_DIR/sync-canonical/$r.job-started.env"
+	check "host: canonical mode exported only the job's marker" test "$(cat "$CT_DIR/sync-canonical/$r.job-started.env")" = \
+		"JOBFS_JOB_ID=$(key_of "$r" "$([ "$r" = r1 ] && echo 101 || echo 202)")"
+	expect_grep "$env_file" "JOBFS_JOB_ID=$(key_of "$r" "$([ "$r" = r1 ] && echo 303 || echo 404)")" "host: $r's marker exported"
 done
 check "host: job 1 (run 303) promoted too" grep -qx "written-by-r1-303" <(gen_files npm-cache)
 check "host: job 2 (run 404) not" test -z "$(gen_files npm-cache | grep -x written-by-r2-404)"
@@ -400,7 +406,7 @@ gc:
 HOMEPOLICY
 export JOBFS_POLICY=$CT_DIR/home.yaml
 mode=canonical sync=$CT_DIR/sync-home run_home=$home2 runners_dir=$home2/runners
-setup_pnpm=1 server_dir=$home2/srv # in the home view
+setup_pnpm=1 server_dir=$home2/srv ws_server=1 # in the home view, and in the pass-through _work
 mkdir -p "$sync"
 kh1=$(key_of r1 1201) kh2=$(key_of r2 1202)
 RG_JOBS+=("$kh1" "$kh2")
@@ -430,9 +436,15 @@ check "home: pnpm's store at its default path" test "$(cat "$sync/r1.store-path"
 check "home: the runner dir stays real (r1's db, written through the view)" \
 	test "$(sqlite3 "$home2/runners/r1/_work/app/app/test-results.db" 'select name from t')" = r1
 srv1=$(cat "$sync/r1.server.pid") srv2=$(cat "$sync/r2.server.pid")
-CT_PIDS+=("$srv1" "$srv2")
+ws1=$(cat "$sync/r1.ws-server.pid") ws2=$(cat "$sync/r2.ws-server.pid")
+CT_PIDS+=("$srv1" "$srv2" "$ws1" "$ws2")
 check "home: both servers run" pid_running "$srv1"
 check "home: both servers run (2)" pid_running "$srv2"
+check "home: both workspace servers run" pid_running "$ws1"
+check "home: both workspace servers run (2)" pid_running "$ws2"
+check "home: r1's workspace server's cwd is in the pass-through" \
+	test "$(readlink "/proc/$ws1/cwd")" = "$home2/runners/r1/_work/app/app"
+check "home: it carries job 1's marker" grep -qzx "JOBFS_JOB_ID=$kh1" "/proc/$ws1/environ"
 d1=$(record_field "$kh1" pid) d2=$(record_field "$kh2" pid)
 touch "$sync/r1.go"
 check "home: job 1 completed" wait_file "$sync/r1.done"
@@ -440,11 +452,15 @@ check "home: r1 job-completed exit 0" test "$(cat "$sync/r1.job-completed.rc")" 
 expect_no_grep "$sync/r1.job-completed.out" "::warning" "home: r1 job-completed without warnings"
 check "home: job 1's server killed" wait_gone "$srv1" 50
 check "home: job 2's server alive" pid_running "$srv2"
+check "home: job 1's workspace server killed (by its marker)" wait_gone "$ws1" 50
+check "home: job 2's identical workspace server alive" pid_running "$ws2"
+expect_grep "$sync/r1.job-completed.out" "(it carries JOBFS_JOB_ID=$kh1)" "home: umount says why it ended it"
 check "home: r2 still in its view" test -e "/proc/$p2/root$home2/setup-pnpm/owner"
 touch "$sync/r2.go"
 check "home: job 2 completed" wait_file "$sync/r2.done"
 check "home: r2 job-completed exit 0" test "$(cat "$sync/r2.job-completed.rc")" = 0
 check "home: job 2's server killed" wait_gone "$srv2" 50
+check "home: job 2's workspace server killed" wait_gone "$ws2" 50
 touch "$sync/r1.exit" "$sync/r2.exit"
 check "home: runner 1 exited" wait_gone "$p1" 100
 check "home: runner 2 exited" wait_gone "$p2" 100
@@ -456,7 +472,7 @@ for pid in "$d1" "$d2"; do
 done
 check "home: the real home unchanged (outside the runners' dirs)" test "$(home_manifest)" = "$home_before"
 export JOBFS_POLICY=$CT_DIR/policy.yaml
-unset run_home runners_dir setup_pnpm server_dir
+unset run_home runners_dir setup_pnpm server_dir ws_server
 
 # --- the same, as the runner user: no root in the runner, views mounted through fusermount3 ------
 U_UID=65534

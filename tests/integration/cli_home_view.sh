@@ -297,6 +297,22 @@ if command -v setpriv >/dev/null && command -v fusermount3 >/dev/null; then
 
 	scenario unprivileged "$UH" "$CT_DIR/ustate" "$CT_DIR/upolicy.yaml" u1 "${AS_USER[@]}"
 
+	step "unprivileged: a target the user may not mount on: one line with fusermount3's cause"
+	DS=$CT_DIR/dstate DT=$CT_DIR/root-target
+	mkdir -p "$DS" "$DT"
+	chown $U_UID:$U_UID "$DS"
+	printf 'version: 1\nstate_dir: %s\nviews:\n  - name: w\n    lower: []\n    target: %s\n' "$DS" "$DT" >"$CT_DIR/deny.yaml"
+	chmod 0644 "$CT_DIR/deny.yaml"
+	rc=0
+	as_user "${JOBFS_CMD[@]}" mount --policy "$CT_DIR/deny.yaml" --job d1 >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+	expect_rc 6 "mount on a root-owned target as the user"
+	check "one line: the job, the view, fusermount3's cause, the kept log ($(cat "$CT_DIR/err"))" \
+		test "$(cat "$CT_DIR/err")" = "jobfs: mount: job 'd1': view 'w': cannot mount on '$DT': fusermount3: user has no write access to mountpoint $DT (daemon log: $DS/logs/d1.daemon.log)"
+	expect_grep "$DS/logs/d1.daemon.log" "fusermount3: user has no write access to mountpoint $DT" \
+		"the log holds fusermount3's own line"
+	check "the log is the user's" test "$(stat -c %u "$DS/logs/d1.daemon.log")" = $U_UID
+	check "nothing mounted at the root-owned target" test "$(mounted_under "$DT")" -eq 0
+
 	step "root's promote and gc in the user's state dir leave everything the user's"
 	# the hourly jobfs-gc.service runs gc as root over the runner user's state dir, and an admin
 	# may promote as root: what they create there (bases, generations, tmp, stack, locks, trash,

@@ -101,8 +101,8 @@ void bases_close(struct bases_view *bases)
 int bases_lock(struct bases_view *bases, bool wait)
 {
 	if (bases->lock_fd < 0) {
-		bases->lock_fd =
-			store_openat_new(bases->dir_fd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+		bases->lock_fd = store_openat_new(bases->dir_fd, "lock",
+						  O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (bases->lock_fd < 0)
 			return bases->lock_fd;
 	}
@@ -271,8 +271,8 @@ int bases_stack_write(struct bases_view *bases, const struct bases_stack *stack)
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\n", stack->names[i]);
 	if (len >= sizeof(buf))
 		return -E2BIG;
-	fd = store_openat_new(bases->dir_fd, "stack.tmp", O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-			      0644);
+	fd = store_openat_new(bases->dir_fd, "stack.tmp",
+			      O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return fd;
 	r = write_all(fd, buf, len);

@@ -491,8 +491,8 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 						    sizeof(log_path))) == 0)
 			cli_error(verb, "job '%s': %s (daemon log: %s)", job_id, err, log_path);
 		else
-			cli_error(verb, "job '%s': %s (its daemon log could not be kept: %s)", job_id,
-				  err, strerror(-r));
+			cli_error(verb, "job '%s': %s (its daemon log could not be kept: %s)",
+				  job_id, err, strerror(-r));
 		goto out_rollback;
 	}
 	rec->pid = pid;

@@ -250,8 +250,8 @@ void store_close(struct store *store)
 int store_lock_state(struct store *store, bool exclusive)
 {
 	if (store->lock_fd < 0) {
-		store->lock_fd =
-			store_openat_new(store->dir_fd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+		store->lock_fd = store_openat_new(store->dir_fd, "lock",
+						  O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (store->lock_fd < 0)
 			return store->lock_fd;
 	}

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -132,6 +134,55 @@ static void test_procs_mount_at_root(void **state)
 	assert_false(procs_view_connected("/"));
 }
 
+static void test_procs_environ_has(void **state)
+{
+	static const char env[] = "PATH=/bin\0JOBFS_JOB_ID=r1.7.1.build\0HOME=/h";
+	static const char cut[] = "JOBFS_JOB_ID=r1.7"; /* no NUL at the end: the last entry */
+
+	(void)state;
+	assert_true(procs_environ_has(env, sizeof(env) - 1, "JOBFS_JOB_ID=r1.7.1.build"));
+	assert_true(procs_environ_has(env, sizeof(env) - 1, "HOME=/h"));
+	/* a prefix, a longer value or a value inside another entry is not the marker */
+	assert_false(procs_environ_has(env, sizeof(env) - 1, "JOBFS_JOB_ID=r1.7"));
+	assert_false(procs_environ_has(env, sizeof(env) - 1, "JOBFS_JOB_ID=r1.7.1.build.x"));
+	assert_false(procs_environ_has(env, sizeof(env) - 1, "B_ID=r1.7.1.build"));
+	assert_false(procs_environ_has(env, 0, "HOME=/h"));
+	assert_true(procs_environ_has(cut, sizeof(cut) - 1, "JOBFS_JOB_ID=r1.7"));
+}
+
+static void test_procs_marked_child(void **state)
+{
+	char entry[64], *envp[2] = {entry, NULL};
+	pid_t *pids = NULL, child;
+	size_t n = 0;
+	int status;
+
+	(void)state;
+	snprintf(entry, sizeof(entry), "JOBFS_TEST_MARK=%d", (int)getpid());
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		execle("/bin/sleep", "sleep", "10", (char *)NULL, envp);
+		_exit(127);
+	}
+	/* found once the child has exec'ed with the entry; a prefix of it finds nothing */
+	for (int i = 0; i < 200 && n == 0; i++) {
+		free(pids);
+		pids = NULL;
+		assert_int_equal(procs_marked(entry, &pids, &n), 0);
+		if (n == 0)
+			usleep(10000);
+	}
+	assert_int_equal(n, 1);
+	assert_int_equal(pids[0], child);
+	free(pids);
+	assert_int_equal(procs_marked("JOBFS_TEST_MARK=", &pids, &n), 0);
+	assert_int_equal(n, 0);
+	free(pids);
+	kill(child, SIGKILL);
+	waitpid(child, &status, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +193,8 @@ int main(void)
 		cmocka_unit_test(test_procs_cmdline_format),
 		cmocka_unit_test(test_procs_alive_self),
 		cmocka_unit_test(test_procs_mount_at_root),
+		cmocka_unit_test(test_procs_environ_has),
+		cmocka_unit_test(test_procs_marked_child),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

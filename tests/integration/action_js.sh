@@ -126,6 +126,7 @@ check "the view shows the lower" test "$(cat "$ws/file" 2>/dev/null)" = "lower f
 echo "written by the job" >"$ws/new"
 check "a write lands in the job's upper" test -f "$state/jobs/$job/views/ws/upper/new"
 check "the lower is untouched" test ! -e "$CT_DIR/lower/new"
+check "GITHUB_ENV: the job's marker JOBFS_JOB_ID" test "$(gh_file "$gh/env" JOBFS_JOB_ID)" = "$expected_job"
 check "GITHUB_ENV: JOBFS_WS is ws's target" test "$(gh_file "$gh/env" JOBFS_WS)" = "$ws"
 check "GITHUB_ENV: JOBFS_TMP is tmp's target" test "$(gh_file "$gh/env" JOBFS_TMP)" = "$CT_DIR/mnt/$job/tmp"
 check "output mounted=true" test "$(gh_file "$gh/output" mounted)" = true

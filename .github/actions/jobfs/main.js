@@ -127,6 +127,10 @@ function main() {
 		lib.saveState('job', job);
 		mounted = true;
 		lib.setOutput('mounted', 'true');
+		// the job's marker: every later step gets it, and whatever they start inherits it, so
+		// post's `umount --kill` also ends what holds none of the views (README, "Runner
+		// integration")
+		lib.setEnv('JOBFS_JOB_ID', job);
 		const targets = parseTargets(mount.stdout);
 		for (const [name, target] of Object.entries(targets)) {
 			console.log(`jobfs: view ${name} at ${target}`);

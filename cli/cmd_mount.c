@@ -409,6 +409,7 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 	for (size_t i = 0; i < policy->n_views; i++) {
 		const struct policy_view *pv = &policy->views[i];
 		struct procs_mount m;
+		bool nested;
 
 		r = make_view_dirs(job_fd, pv->name);
 		if (r < 0) {
@@ -421,8 +422,15 @@ int cmd_mount(const struct cli_verb *verb, int argc, char **argv)
 				  pv->target);
 			goto out_rollback;
 		}
-		r = make_target(pv->target, private_ns ? &kept : &made,
-				&rec->views[i].target_created);
+		nested = false;
+		for (size_t j = 0; j < i; j++) /* the policy lists an outer view first */
+			nested =
+				nested || policy_path_overlaps(pv->target, policy->views[j].target);
+		/* a nested view's target is made by the daemon, through the view it is in (once
+		 * that serves), so it never lands in the real directory the outer view covers */
+		r = nested ? 0
+			   : make_target(pv->target, private_ns ? &kept : &made,
+					 &rec->views[i].target_created);
 		/* A private job's targets stay: other jobs may mount their own views at the same
 		 * canonical path in their namespaces, and removing a directory detaches every mount
 		 * on it in every namespace (the kernel does that since 3.18). */

@@ -6,6 +6,7 @@
  * view is served (pass_through.c); on a stop they are detached first. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <linux/close_range.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,6 +140,66 @@ static void capture_end(int memfd, int saved, char *last, size_t size)
 	close(memfd);
 }
 
+/* True when inner lies strictly below outer (normalised absolute paths). */
+static bool target_inside(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	return strncmp(inner, outer, n) == 0 && inner[n] == '/';
+}
+
+/* The index of a later view nested in view i, or spec->n_views when none is. */
+static size_t nested_in(const struct daemon_spec *spec, size_t i)
+{
+	size_t j;
+
+	for (j = i + 1; j < spec->n_views; j++)
+		if (target_inside(spec->views[j].target, spec->views[i].target))
+			break;
+	return j;
+}
+
+/* A nested view's target is made through the view it is nested in, which serves by now (the
+ * policy lists the outer first): where the job sees it, in the outer's upper when the outer's
+ * base lacks it. */
+static int make_nested_target(const struct daemon_spec *spec, size_t i, char *why, size_t size)
+{
+	const char *target = spec->views[i].target;
+	char path[PATH_MAX];
+	size_t outer_len = 0;
+
+	for (size_t j = 0; j < i; j++)
+		if (target_inside(target, spec->views[j].target) &&
+		    strlen(spec->views[j].target) > outer_len)
+			outer_len = strlen(spec->views[j].target);
+	if (!outer_len)
+		return 0;
+	if (strlen(target) >= sizeof(path)) {
+		snprintf(why, size, "target '%s' is too long", target);
+		return -ENAMETOOLONG;
+	}
+	strcpy(path, target);
+	for (char *p = path + outer_len + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			int r = -errno;
+
+			snprintf(why, size,
+				 "cannot make its target '%s' in the view it is nested in: %s",
+				 path, strerror(errno));
+			return r;
+		}
+		*p = saved;
+		if (!saved)
+			break;
+	}
+	return 0;
+}
+
 /* Releases every view's pass-throughs; a server that was never told to mount exits. Those still
  * serving a detached mount go on by themselves. */
 static void close_pass_throughs(const struct daemon_spec *spec, struct served_view *views)
@@ -182,6 +244,15 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		const struct daemon_view *dv = &spec->views[i];
 
 		views[i].spec = dv;
+		if (nested_in(spec, i) < spec->n_views && geteuid() != 0 &&
+		    !pass_through_user_allow_other(NULL)) {
+			snprintf(msg, sizeof(msg),
+				 "view '%s': view '%s' nested in it needs 'user_allow_other' in "
+				 "/etc/fuse.conf (fusermount3 mounts inside a view only if it is "
+				 "allow_other)\n",
+				 dv->name, spec->views[nested_in(spec, i)].name);
+			goto out_fail;
+		}
 		if (!dv->n_pass_through)
 			continue;
 		if (geteuid() != 0 && !pass_through_user_allow_other(NULL)) {
@@ -231,8 +302,16 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		}
 		/* fusermount3 (set-uid root, uid the user's) mounts a pass-through inside the view
 		 * only if the kernel lets it in: that takes allow_other (user_allow_other) */
-		if (dv->n_pass_through)
+		if (dv->n_pass_through || nested_in(spec, i) < spec->n_views)
 			cfg.opts.allow_other = true;
+		{
+			char why[PATH_MAX + 200];
+
+			if (make_nested_target(spec, i, why, sizeof(why)) < 0) {
+				snprintf(msg, sizeof(msg), "view '%s': %.1100s\n", dv->name, why);
+				goto out_fail;
+			}
+		}
 		/* how umount and gc find this mount wherever it was moved (procs_view_mount) */
 		procs_view_source(spec->job_id, dv->name, views[i].fsname, sizeof(views[i].fsname));
 		cfg.fsname = views[i].fsname;
@@ -311,7 +390,7 @@ static int daemon_main(const struct daemon_spec *spec, int report_fd)
 		if (all_done)
 			break;
 	}
-	for (i = 0; i < spec->n_views; i++) {
+	for (i = spec->n_views; i-- > 0;) { /* a nested view goes before the one it is in */
 		pthread_join(views[i].thread, NULL);
 		if (views[i].result < 0) {
 			log_line("view '%s': %s", views[i].spec->name, views[i].err.msg);

@@ -1131,6 +1131,35 @@ static int check_pass_through(const struct policy *policy, size_t i, bool litera
 	return 0;
 }
 
+/* View i nested in the earlier view j (its target strictly inside j's): the daemon mounts it
+ * once j is served and it is unmounted first. Not in or around one of j's pass-throughs (the real
+ * directory bound back there would hide it, or it them), and none of its lowers inside j's target,
+ * which it would read through j. */
+static int check_nested(const struct policy *policy, size_t i, size_t j, struct policy_error *err)
+{
+	const struct policy_view *view = &policy->views[i], *outer = &policy->views[j];
+	char field[64], quoted[POLICY_QUOTE_MAX], other[POLICY_QUOTE_MAX];
+
+	snprintf(field, sizeof(field), "views[%zu].target", i);
+	for (size_t k = 0; k < outer->n_pass_through; k++)
+		if (policy_path_overlaps(view->target, outer->pass_through[k]))
+			return policy_error_set(err, policy->source, &view->target_mark, field,
+						"%s overlaps %s, a pass_through of view '%s'",
+						policy_quote(view->target, quoted),
+						policy_quote(outer->pass_through[k], other),
+						outer->name);
+	for (size_t k = 0; k < view->n_lower; k++)
+		if (policy_path_overlaps(view->lower[k], outer->target)) {
+			snprintf(field, sizeof(field), "views[%zu].lower[%zu]", i, k);
+			return policy_error_set(err, policy->source, &view->target_mark, field,
+						"%s overlaps %s, the target of view '%s' this "
+						"view is nested in",
+						policy_quote(view->lower[k], quoted),
+						policy_quote(outer->target, other), outer->name);
+		}
+	return 0;
+}
+
 int policy_check_targets(const struct policy *policy, bool literal_only, struct policy_error *err)
 {
 	size_t i, j;
@@ -1161,10 +1190,17 @@ int policy_check_targets(const struct policy *policy, bool literal_only, struct 
 							field, "%s is also the target of view '%s'",
 							policy_quote(view->target, quoted),
 							earlier->name);
+			if (path_inside(view->target, earlier->target)) {
+				r = check_nested(policy, i, j, err);
+				if (r < 0)
+					return r;
+				continue;
+			}
 			if (policy_path_overlaps(view->target, earlier->target))
 				return policy_error_set(
 					err, policy->source, &view->target_mark, field,
-					"%s overlaps %s, the target of view '%s'",
+					"%s contains %s, the target of view '%s' listed before it "
+					"(list the outer view first)",
 					policy_quote(view->target, quoted),
 					policy_quote(earlier->target, other), earlier->name);
 		}

@@ -32,7 +32,7 @@ home_on_exit() {
 	done
 	CT_PIDS=()
 	for id in "${U_JOBS[@]}"; do
-		for policy in "$CT_DIR/upolicy.yaml" "$CT_DIR/own.yaml"; do
+		for policy in "$CT_DIR/upolicy.yaml" "$CT_DIR/own.yaml" "$CT_DIR/unest.yaml"; do
 			[ -e "$policy" ] || continue
 			as_user env HOME="$CT_DIR/uhome" "$JOBFS" umount --policy "$policy" \
 				--job "$id" --kill --timeout 2 >/dev/null 2>&1
@@ -198,12 +198,88 @@ scenario() {
 	check "$label: no daemon or pass-through server of the job is left" test -z "$(job_processes "$id")"
 }
 
+# nested LABEL HOME STATE POLICY-FILE JOB RUN-AS...: a workspace view nested in the home view of
+# the same job: mounted after it, inside it; unmounted first; a stale pair detached by gc.
+nested() {
+	local label=$1 H=$2 S=$3 policy=$4 id=$5 holder daemon home_mnt ws_parent
+	shift 5
+	local -a as=("$@")
+	cat >"$policy" <<NEST
+version: 1
+state_dir: $S
+views:
+  - name: home
+    lower: [$H]
+    target: \${HOME}
+    promote: none
+    pass_through: ["\${HOME}/actions-runner"]
+  - name: ws
+    lower: []
+    target: \${HOME}/work/\${JOB_ID}
+gc:
+  keep_unmounted: 1h
+NEST
+	chmod 0644 "$policy"
+	step "$label: a workspace view nested in the home view of the same job"
+	rc=0
+	"${as[@]}" env HOME="$H" "${JOBFS_CMD[@]}" mount --policy "$policy" --job "$id" \
+		>"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+	expect_rc 0 "$label: mount with a nested view"
+	read -r home_mnt _ <<<"$(mount_of "$H")"
+	read -r _ ws_parent <<<"$(mount_of "$H/work/$id")"
+	check "$label: the workspace view is mounted on the home view" \
+		test "${ws_parent:-x}" = "${home_mnt:-y}"
+	check "$label: the workspace view is a view of this job" \
+		grep -q " $H/work/$id .* fuse.jobfs jobfs:$id/ws@" /proc/self/mountinfo
+	check "$label: its target was made in the home view's layer" \
+		test -d "$S/jobs/$id/views/home/upper/work/$id"
+	check "$label: write in the workspace view" "${as[@]}" sh -c 'echo ws >"$1/work/$2/out"' _ "$H" "$id"
+	check "$label: ... lands in its own layer" test -f "$S/jobs/$id/views/ws/upper/out" -a \
+		! -e "$S/jobs/$id/views/home/upper/work/$id/out"
+	bg "${as[@]}" bash -c 'cd "$1/work/$2" && exec sleep 1000' _ "$H" "$id"
+	holder=$BG_PID
+	sleep 0.3
+	rc=0
+	"${as[@]}" env HOME="$H" "${JOBFS_CMD[@]}" umount --policy "$policy" --job "$id" \
+		>"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+	expect_rc 4 "$label: umount while a process works in the nested view"
+	expect_grep "$CT_DIR/err" "view 'ws' at '$H/work/$id' is busy" "$label: names the nested view"
+	check "$label: both views stay mounted" test "$(mounted_under "$H/work/$id")" -eq 1
+	rc=0
+	"${as[@]}" env HOME="$H" "${JOBFS_CMD[@]}" umount --policy "$policy" --job "$id" --kill \
+		--timeout 2 >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+	expect_rc 0 "$label: umount --kill (the nested view first, then the home view)"
+	check "$label: the holder was ended" wait_gone "$holder" 50
+	check "$label: nothing is mounted at the home" test "$(mounted_under "$H")" -eq 0
+	check "$label: ... and the real home got no workspace dir" test ! -e "$H/work"
+	wait "$holder" 2>/dev/null || true
+	CT_PIDS=()
+
+	step "$label: a nested pair whose daemon died is detached by gc"
+	rc=0
+	"${as[@]}" env HOME="$H" "${JOBFS_CMD[@]}" mount --policy "$policy" --job "$id-b" \
+		>"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+	expect_rc 0 "$label: mount $id-b"
+	daemon=$(sed -n 's/^pid=//p' "$S/jobs/$id-b/record")
+	kill -KILL "$daemon" # this job's daemon, started by this test through jobfs mount
+	wait_gone "$daemon" 50 || true
+	rc=0
+	"${as[@]}" env HOME="$H" "${JOBFS_CMD[@]}" gc --policy "$policy" --older-than 0s \
+		>"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
+	expect_rc 0 "$label: gc of the stale pair ($(head -c 300 "$CT_DIR/err"))"
+	check "$label: nothing is mounted at the home after gc" test "$(mounted_under "$H")" -eq 0
+	check "$label: both layers collected" test ! -e "$S/jobs/$id" -a ! -e "$S/jobs/$id-b"
+}
+
 H=$CT_DIR/home
 make_home "$H"
 home_policy "$CT_DIR/hpolicy.yaml" "$CT_DIR/state" "$H" "\${HOME}/actions-runner"
 CT_POLICIES+=("$CT_DIR/hpolicy.yaml")
 CT_JOBS+=(r1)
 scenario root "$H" "$CT_DIR/state" "$CT_DIR/hpolicy.yaml" r1
+CT_POLICIES+=("$CT_DIR/nest.yaml")
+CT_JOBS+=(n1 n1-b)
+nested root "$H" "$CT_DIR/state" "$CT_DIR/nest.yaml" n1
 
 step "a plain view serves a real directory as it is"
 P=$CT_DIR/plain
@@ -296,6 +372,8 @@ if command -v setpriv >/dev/null && command -v fusermount3 >/dev/null; then
 	echo " user_allow_other  # for jobfs pass_through" >>"$CT_DIR/fuse.conf"
 
 	scenario unprivileged "$UH" "$CT_DIR/ustate" "$CT_DIR/upolicy.yaml" u1 "${AS_USER[@]}"
+	U_JOBS+=(un1 un1-b)
+	nested unprivileged "$UH" "$CT_DIR/ustate" "$CT_DIR/unest.yaml" un1 "${AS_USER[@]}"
 
 	step "unprivileged: a target the user may not mount on: one line with fusermount3's cause"
 	DS=$CT_DIR/dstate DT=$CT_DIR/root-target

@@ -414,7 +414,7 @@ void procs_cmdline_format(const char *raw, size_t len, char *buf, size_t size)
 void procs_cmdline(pid_t pid, char *buf, size_t size)
 {
 	char path[64], raw[4096];
-	size_t len;
+	size_t len = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	if (read_small(path, raw, sizeof(raw), &len) < 0 || len == 0) {

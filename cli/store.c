@@ -232,7 +232,7 @@ int store_job_open(struct store *store, const char *id, int *ret_job_fd)
 
 int store_job_create(struct store *store, const char *id, int *ret_job_fd, int *ret_lock_fd)
 {
-	int job_fd, lock_fd, r;
+	int job_fd = -1, lock_fd = -1, r; /* initialised for gcc -O3 (Release) */
 
 	if (!policy_job_id_valid(id))
 		return -EINVAL;
@@ -757,7 +757,7 @@ static bool target_in_use(struct store *store, const char *self_id, const char *
 	}
 	while (!in_use && (de = readdir(jobs))) {
 		struct store_record *rec;
-		int job_fd;
+		int job_fd = -1;
 
 		if (!policy_job_id_valid(de->d_name) || strcmp(de->d_name, self_id) == 0)
 			continue;

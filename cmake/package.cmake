@@ -29,11 +29,4 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/scripts/host/deb/prerm
     ${PROJECT_SOURCE_DIR}/scripts/host/deb/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
-# jobfs has the hooks' path compiled in (JOBFS_GITHUB_HOOKS_DIR, cli/CMakeLists.txt): a package
-# for /usr wants a build configured for /usr
-if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-	message(STATUS "jobfs: for the .deb, configure with -DCMAKE_INSTALL_PREFIX=/usr (now "
-		"${CMAKE_INSTALL_PREFIX}: the packaged jobfs would look for its runner hooks in "
-		"${JOBFS_GITHUB_HOOKS_DIR})")
-endif()
 include(CPack)

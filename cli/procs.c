@@ -252,8 +252,14 @@ bool procs_view_mount_connected(pid_t pid, const char *job_id, const char *view)
 		snprintf(path, sizeof(path), "%s", m.mountpoint);
 	else
 		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, m.mountpoint);
-	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us */
-	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
+	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us. A view another
+	 * user mounted (the runner user's, looked at by root's gc) refuses every attribute to us
+	 * without allow_other (EACCES), yet a statx that asks for none still resolves the path, and
+	 * the kernel reports the mount ID it reached */
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) <
+		    0 &&
+	    (errno != EACCES ||
+	     statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, 0, &stx) < 0))
 		return false;
 	return !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == m.mnt_id;
 }
@@ -303,8 +309,14 @@ bool procs_view_connected(const char *path)
 
 	if (procs_mount_at(path, &m) < 0 || strcmp(m.fstype, "fuse.jobfs") != 0)
 		return false;
-	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us */
-	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
+	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us. A view another
+	 * user mounted (the runner user's, looked at by root's gc) refuses every attribute to us
+	 * without allow_other (EACCES), yet a statx that asks for none still resolves the path, and
+	 * the kernel reports the mount ID it reached */
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) <
+		    0 &&
+	    (errno != EACCES ||
+	     statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, 0, &stx) < 0))
 		return false;
 	return !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == m.mnt_id;
 }

@@ -342,7 +342,9 @@ for lib in $libs; do
 		sed -n '1s/:.*//p') || true
 	check "Depends names $pkg (for $lib): $depends" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
 done
-for pkg in fuse3 libfuse3-3 libyaml-0-2 libxxhash0 libsqlite3-0; do
+# python3: the GitHub runner hooks read `jobfs policy show --json` with it (a fresh Debian 12
+# has none: the hooks then could not make the views' targets)
+for pkg in fuse3 libfuse3-3 libyaml-0-2 libxxhash0 libsqlite3-0 python3; do
 	check "Depends names $pkg" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
 done
 mkdir "$CT_DIR/control"

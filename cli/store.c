@@ -667,6 +667,7 @@ int store_record_write(int job_fd, const struct store_record *record)
 {
 	char *text = NULL;
 	size_t len = 0, done = 0;
+	struct stat job_st;
 	FILE *mem;
 	int fd, r;
 
@@ -684,6 +685,11 @@ int store_record_write(int job_fd, const struct store_record *record)
 		r = -errno;
 		goto out_free;
 	}
+	/* root's gc rewriting a job of the runner user: the record stays the job owner's, who must
+	 * read it (a record the owner cannot read makes the job an orphan to it) */
+	if (geteuid() == 0 && fstat(job_fd, &job_st) == 0 && job_st.st_uid != 0 &&
+	    fchown(fd, job_st.st_uid, job_st.st_gid) < 0)
+		(void)0; /* best effort: without CAP_CHOWN the record is root's, as it was before */
 	while (done < len) {
 		ssize_t n = write(fd, text + done, len - done);
 		if (n < 0) {

@@ -101,11 +101,9 @@ chmod 1777 "$logs"
 
 # The wrapper every process under test is started through: it execs valgrind (the PID stays the
 # one the harness waits for), one log per process, named for the test and the program; a fork
-# (the job daemon) gets a log of its own. --sim-hints=fuse-compatible: valgrind otherwise keeps its
-# one-thread-at-a-time lock across a stat or mount that a FUSE request of the process's own view
-# must answer (a nested view is mounted on a view its daemon serves from another thread), and the
-# daemon hangs. --vgdb=no: no /tmp/vgdb-* files, which a process of another user (uid 65534) cannot
-# replace when a stale one of an earlier run has its PID in the name.
+# (the job daemon) gets a log of its own. --vgdb=no: no /tmp/vgdb-* files, which a process of
+# another user (uid 65534) cannot replace when a stale one of an earlier run has its PID in the
+# name. (Not --sim-hints=fuse-compatible: valgrind 3.19 then fails an assertion at close_range.)
 supp=""
 if [ -f "$root/scripts/memcheck.supp" ]; then
 	supp="--suppressions=$root/scripts/memcheck.supp"
@@ -118,7 +116,7 @@ cat >"$wrapper" <<EOF
 tag=\$(cat '$logs/tag' 2>/dev/null || echo manual).\$(basename "\$1")
 exec valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \\
 	--errors-for-leak-kinds=definite --error-exitcode=99 --num-callers=40 \\
-	--sim-hints=fuse-compatible --vgdb=no \\
+	--vgdb=no \\
 	${supp:+"\"$supp\""} --log-file="$logs/\$tag.%p.log" "\$@"
 EOF
 chmod +x "$wrapper"

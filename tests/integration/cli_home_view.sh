@@ -277,9 +277,19 @@ home_policy "$CT_DIR/hpolicy.yaml" "$CT_DIR/state" "$H" "\${HOME}/actions-runner
 CT_POLICIES+=("$CT_DIR/hpolicy.yaml")
 CT_JOBS+=(r1)
 scenario root "$H" "$CT_DIR/state" "$CT_DIR/hpolicy.yaml" r1
-CT_POLICIES+=("$CT_DIR/nest.yaml")
-CT_JOBS+=(n1 n1-b)
-nested root "$H" "$CT_DIR/state" "$CT_DIR/nest.yaml" n1
+# Under valgrind (scripts/memcheck.sh) a daemon cannot mount a nested view: the mount stats the
+# outer view, which the same process serves from another thread, and valgrind 3.19 holds its
+# one-thread-at-a-time lock across that stat (its fuse-compatible hint crashes at close_range).
+NESTED_OK=1
+if [ -n "${JOBFS_TEST_WRAPPER:-}" ]; then
+	NESTED_OK=0
+	echo "--- $CT_NAME: under $JOBFS_TEST_WRAPPER: nested views are not tested (valgrind holds its thread lock across a stat of the daemon's own view)"
+fi
+if [ "$NESTED_OK" = 1 ]; then
+	CT_POLICIES+=("$CT_DIR/nest.yaml")
+	CT_JOBS+=(n1 n1-b)
+	nested root "$H" "$CT_DIR/state" "$CT_DIR/nest.yaml" n1
+fi
 
 step "a plain view serves a real directory as it is"
 P=$CT_DIR/plain
@@ -372,8 +382,10 @@ if command -v setpriv >/dev/null && command -v fusermount3 >/dev/null; then
 	echo " user_allow_other  # for jobfs pass_through" >>"$CT_DIR/fuse.conf"
 
 	scenario unprivileged "$UH" "$CT_DIR/ustate" "$CT_DIR/upolicy.yaml" u1 "${AS_USER[@]}"
-	U_JOBS+=(un1 un1-b)
-	nested unprivileged "$UH" "$CT_DIR/ustate" "$CT_DIR/unest.yaml" un1 "${AS_USER[@]}"
+	if [ "$NESTED_OK" = 1 ]; then
+		U_JOBS+=(un1 un1-b)
+		nested unprivileged "$UH" "$CT_DIR/ustate" "$CT_DIR/unest.yaml" un1 "${AS_USER[@]}"
+	fi
 
 	step "unprivileged: a target the user may not mount on: one line with fusermount3's cause"
 	DS=$CT_DIR/dstate DT=$CT_DIR/root-target

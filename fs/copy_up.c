@@ -1,6 +1,5 @@
-/* Atomic copy-up: a lower object is rebuilt (data, xattrs, owner, mode, times) as an unnamed file
- * in its upper parent, or in the work dir, then given its name in the upper, parents first; see the
- * invariants in jfs.h. */
+/* Atomic copy-up: a lower object is rebuilt in the work dir (data, xattrs, owner, mode, times),
+ * then renamed into the upper, parents first; see the invariants in jfs.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -160,107 +159,26 @@ out:
 	return r;
 }
 
-/* Gives the copy at fd the original's owner, mode and times; made_gid is the group fd was made
- * with. An fd open on a file or directory (not O_PATH) takes fchmod, cheaper than a chmod of its
- * /proc/self/fd path. */
-static int set_metadata(struct jfs_fs *fs, int fd, const struct stat *st, gid_t made_gid)
+static int set_metadata(struct jfs_fs *fs, int fd, const struct stat *st, bool is_symlink)
 {
 	struct timespec ts[2] = {st->st_atim, st->st_mtim};
 	char proc[64];
-	int r;
 
-	/* a copy we made already has our owner: skip a chown that changes nothing (a base owned by
-	 * the daemon's user: one syscall less per copy-up and per link of a base file); the chmod
-	 * below sets the exact mode either way */
-	if ((st->st_uid != fs->euid || st->st_gid != made_gid) &&
+	/* a copy made in the work dir already has our owner: skip a chown that changes nothing
+	 * (a base owned by the daemon's user: one syscall less per copy-up and per link of a base
+	 * file); the chmod below sets the exact mode either way */
+	if ((st->st_uid != fs->euid || st->st_gid != fs->work_gid) &&
 	    fchownat(fd, "", st->st_uid, st->st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	/* after chown, which clears set-id bits */
-	if (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)) {
-		r = fchmod(fd, st->st_mode & 07777);
-	} else if (!S_ISLNK(st->st_mode)) {
+	if (!is_symlink) {
 		jfs_proc_path(proc, sizeof(proc), fd);
-		r = chmod(proc, st->st_mode & 07777);
-	} else {
-		r = 0;
+		/* after chown, which clears set-id bits */
+		if (chmod(proc, st->st_mode & 07777) < 0)
+			return -errno;
 	}
-	if (r < 0)
-		return -errno;
 	if (utimensat(fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	return 0;
-}
-
-/* Fills the new regular file fd with the data of src_fd (or, with a redirect, makes it a metacopy
- * of the same size) and gives it the original's xattrs, owner, mode and times. */
-static int fill_reg_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, int fd,
-			 gid_t made_gid, const char *redirect)
-{
-	char proc[64];
-	int data_fd, r;
-
-	if (redirect) {
-		if (ftruncate(fd, st->st_size) < 0)
-			return -errno;
-	} else {
-		jfs_proc_path(proc, sizeof(proc), src_fd);
-		data_fd = jfs_open_noatime(AT_FDCWD, proc, O_RDONLY);
-		if (data_fd < 0)
-			return data_fd;
-		r = jfs_copy_data(data_fd, fd, st->st_size);
-		close(data_fd);
-		if (r == 0 && fs->opts.fsync_copy_up && fsync(fd) < 0)
-			r = -errno;
-		if (r < 0)
-			return r;
-	}
-	r = jfs_copy_xattrs(fs, src_fd, fd);
-	if (r == 0 && redirect)
-		r = jfs_set_metacopy(fs, fd, redirect);
-	if (r == 0)
-		r = set_metadata(fs, fd, st, made_gid);
-	return r;
-}
-
-/*
- * Copies a regular file up as an unnamed file (O_TMPFILE) in its upper parent pfd, linked at name
- * only once complete: what kernel overlayfs does. Against a named temporary in the work dir it
- * spares the rename, and the work dir's lock that every copy-up (every link of a base file by
- * pnpm) took twice; a crash leaves nothing behind. Returns 0, or -EOPNOTSUPP before doing
- * anything when the upper's filesystem has no O_TMPFILE (the caller then uses the work dir).
- */
-static int copy_reg_tmpfile(struct jfs_fs *fs, int src_fd, const struct stat *st, int pfd,
-			    const char *name, const char *redirect)
-{
-	struct stat pst;
-	char proc[64];
-	int fd, r;
-
-	if (fstat(pfd, &pst) < 0)
-		return -errno;
-	fd = openat(pfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		/* EISDIR: a kernel without O_TMPFILE; EOPNOTSUPP: a filesystem without it */
-		if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)
-			return -EOPNOTSUPP;
-		return -errno;
-	}
-	/* it gets the parent's group if that is set-group-ID, else ours */
-	r = fill_reg_copy(fs, src_fd, st, fd, (pst.st_mode & S_ISGID) ? pst.st_gid : fs->egid,
-			  redirect);
-	if (r < 0)
-		goto out_close;
-	jfs_proc_path(proc, sizeof(proc), fd);
-	if (linkat(AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW) < 0) {
-		r = -errno;
-		goto out_close;
-	}
-	/* the parent's times are the view's: our copy appearing in it must not move them */
-	struct timespec ts[2] = {pst.st_atim, pst.st_mtim};
-	futimens(pfd, ts);
-out_close:
-	close(fd);
-	return r;
 }
 
 /* Builds a copy of the object behind src_fd in the work dir under tmp; with a redirect, a regular
@@ -269,8 +187,8 @@ out_close:
 static int build_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, const char *tmp,
 		      const char *redirect)
 {
-	char target[PATH_MAX + 1];
-	int fd = -1, r = 0;
+	char proc[64], target[PATH_MAX + 1];
+	int fd = -1, data_fd = -1, r = 0;
 	ssize_t n;
 
 	switch (st->st_mode & S_IFMT) {
@@ -280,13 +198,34 @@ static int build_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, cons
 		fd = openat(fs->work_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		break;
 	case S_IFREG:
+		if (redirect) {
+			fd = openat(fs->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+				    0600);
+			if (fd < 0)
+				return -errno;
+			if (ftruncate(fd, st->st_size) < 0) {
+				r = -errno;
+				goto out_close;
+			}
+			break;
+		}
+		jfs_proc_path(proc, sizeof(proc), src_fd);
+		data_fd = jfs_open_noatime(AT_FDCWD, proc, O_RDONLY);
+		if (data_fd < 0)
+			return data_fd;
 		fd = openat(fs->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return -errno;
-		r = fill_reg_copy(fs, src_fd, st, fd, fs->work_gid, redirect);
+		if (fd < 0) {
+			r = -errno;
+			close(data_fd);
+			return r;
+		}
+		r = jfs_copy_data(data_fd, fd, st->st_size);
+		close(data_fd);
+		if (r == 0 && fs->opts.fsync_copy_up && fsync(fd) < 0)
+			r = -errno;
 		if (r < 0)
 			goto out_close;
-		return fd;
+		break;
 	case S_IFLNK:
 		n = readlinkat(src_fd, "", target, sizeof(target) - 1);
 		if (n < 0)
@@ -309,7 +248,12 @@ static int build_copy(struct jfs_fs *fs, int src_fd, const struct stat *st, cons
 		if (r < 0)
 			goto out_close;
 	}
-	r = set_metadata(fs, fd, st, fs->work_gid);
+	if (redirect && S_ISREG(st->st_mode)) {
+		r = jfs_set_metacopy(fs, fd, redirect);
+		if (r < 0)
+			goto out_close;
+	}
+	r = set_metadata(fs, fd, st, S_ISLNK(st->st_mode));
 	if (r < 0)
 		goto out_close;
 	return fd;
@@ -390,22 +334,16 @@ static int copy_up_locked(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs
 		reserved = 0;
 		goto out_close_src;
 	}
-	r = S_ISREG(st.st_mode) ? copy_reg_tmpfile(fs, src_fd, &st, pfd, name, redirect)
-				: -EOPNOTSUPP;
-	if (r == -EOPNOTSUPP) {
-		jfs_tmpname(fs, tmp, sizeof(tmp));
-		copy_fd = build_copy(fs, src_fd, &st, tmp, redirect);
-		if (copy_fd < 0) {
-			r = copy_fd;
-			goto out_remove;
-		}
-		close(copy_fd);
-		r = publish_copy(fs, tmp, pfd, name);
-		if (r < 0)
-			goto out_remove;
-	} else if (r < 0) {
-		goto out_close_src;
+	jfs_tmpname(fs, tmp, sizeof(tmp));
+	copy_fd = build_copy(fs, src_fd, &st, tmp, redirect);
+	if (copy_fd < 0) {
+		r = copy_fd;
+		goto out_remove;
 	}
+	close(copy_fd);
+	r = publish_copy(fs, tmp, pfd, name);
+	if (r < 0)
+		goto out_remove;
 	upper_fd = jfs_open_object(pfd, name, st.st_mode);
 	if (upper_fd < 0) {
 		r = upper_fd;

@@ -27,15 +27,12 @@
  *
  * Copy-up (copy_up.c). An object lives in one of three states:
  *   LOWER    its top layer is a lower (layers[0].idx > 0);
- *   COPYING  jfs_copy_up() holds the inode lock and builds a copy: a regular file as an unnamed
- *            O_TMPFILE in its upper parent, anything else (or where the upper has no O_TMPFILE)
- *            under a temporary name in the work dir;
+ *   COPYING  jfs_copy_up() holds the inode lock and builds a copy in the work dir;
  *   UPPER    its top layer is the upper (layers[0].idx == 0).
  * Invariants:
  *   1. The parent is UPPER before the child leaves LOWER (jfs_copy_up copies parents first).
- *   2. The copy is complete (data, xattrs, owner, mode, times; fsync) before one linkat(2) of the
- *      unnamed file, or one rename(2) from the work dir, gives it its name in the upper, so no
- *      partial copy is ever visible at the real name (and a crash leaves none behind).
+ *   2. The copy is complete (data, xattrs, owner, mode, times; fsync) before one rename(2) moves it
+ *      from the work dir into the upper, so no partial copy is ever visible at the real name.
  *   3. The view inode number does not change: the upper's (dev, ino) is recorded in the inode map
  *      (jfs_inomap_add) as an alias of the original view number.
  *   4. A directory copied up keeps its lowers merged (it is not made opaque), unless it is moved,

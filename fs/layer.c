@@ -91,19 +91,18 @@ int jfs_get_metacopy(struct jfs_fs *fs, int fd, char **ret_redirect)
 	return 1;
 }
 
-/* Marks the file open (not O_PATH) at fd a metacopy: set through the descriptor, not a
- * /proc/self/fd path, which costs a procfs walk per xattr (two per link of a base file). */
 int jfs_set_metacopy(struct jfs_fs *fs, int fd, const char *redirect)
 {
-	char name[64];
+	char proc[64], name[64];
 
 	if (fs->opts.plain)
 		return -EIO;
+	jfs_proc_path(proc, sizeof(proc), fd);
 	xattr_name(fs, "redirect", name, sizeof(name));
-	if (redirect && fsetxattr(fd, name, redirect, strlen(redirect), 0) < 0)
+	if (redirect && setxattr(proc, name, redirect, strlen(redirect), 0) < 0)
 		return -errno;
 	xattr_name(fs, "metacopy", name, sizeof(name));
-	if (fsetxattr(fd, name, "", 0, 0) < 0)
+	if (setxattr(proc, name, "", 0, 0) < 0)
 		return -errno;
 	return 0;
 }

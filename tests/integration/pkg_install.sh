@@ -307,7 +307,7 @@ for lib in $libs; do
 		sed -n '1s/:.*//p') || true
 	check "Depends names $pkg (for $lib): $depends" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
 done
-for pkg in fuse3 libfuse3-3 libyaml-0-2 libxxhash0 libsqlite3-0; do
+for pkg in fuse3 libfuse3-3 libyaml-0-2 libsqlite3-0; do
 	check "Depends names $pkg" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
 done
 mkdir "$CT_DIR/control"

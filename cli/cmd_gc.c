@@ -167,7 +167,7 @@ static int detach_stale(struct gc_run *run, int job_fd, struct store_record *rec
  * never seen unlocked. Returns -EWOULDBLOCK when someone works on it. */
 static int lock_job(struct gc_run *run, const char *id, int *ret_job_fd, int *ret_lock_fd)
 {
-	int job_fd, r;
+	int job_fd = -1, r;
 
 	r = store_lock_state(run->store, true);
 	if (r < 0)
@@ -187,7 +187,7 @@ static int lock_job(struct gc_run *run, const char *id, int *ret_job_fd, int *re
 static void collect_job(struct gc_run *run, const char *id)
 {
 	struct store_record *rec = NULL;
-	int job_fd, lock_fd, r;
+	int job_fd = -1, lock_fd = -1, r;
 	uint64_t bytes;
 
 	r = lock_job(run, id, &job_fd, &lock_fd);
@@ -255,7 +255,7 @@ static void enforce_max_total(struct gc_run *run)
 		qsort(run->kept.items, run->kept.n, sizeof(*run->kept.items), compare_oldest);
 	for (size_t i = 0; i < run->kept.n && total > run->max_total; i++) {
 		struct store_record *rec = NULL;
-		int job_fd, lock_fd;
+		int job_fd = -1, lock_fd = -1;
 
 		if (lock_job(run, run->kept.items[i].id, &job_fd, &lock_fd) < 0)
 			continue;

@@ -15,8 +15,18 @@
 #include "exit_codes.h"
 #include "json.h"
 
+/* Where the hooks are installed relative to the prefix jobfs itself was installed under, so a
+ * package or `cmake --install --prefix` finds them whatever prefix the build was configured for. */
+#ifndef JOBFS_INSTALL_BINDIR
+#define JOBFS_INSTALL_BINDIR "bin"
+#endif
+#ifndef JOBFS_INSTALL_LIBEXECDIR
+#define JOBFS_INSTALL_LIBEXECDIR "libexec"
+#endif
+#define HOOKS_SUBDIR "jobfs/runner/github"
+/* the fallback when jobfs does not run from PREFIX/BINDIR (a build tree) */
 #ifndef JOBFS_GITHUB_HOOKS_DIR
-#define JOBFS_GITHUB_HOOKS_DIR "/usr/local/libexec/jobfs/runner/github"
+#define JOBFS_GITHUB_HOOKS_DIR "/usr/local/" JOBFS_INSTALL_LIBEXECDIR "/" HOOKS_SUBDIR
 #endif
 
 #define DROPIN_NAME "jobfs.conf"
@@ -47,6 +57,38 @@ static bool service_name_valid(const char *name)
 		      (*p >= '0' && *p <= '9') || strchr(":_.-@\\", *p)))
 			return false;
 	return true;
+}
+
+/* The hooks beside the running program: /proc/self/exe is PREFIX/BINDIR/jobfs, the hooks are in
+ * PREFIX/LIBEXECDIR/jobfs/runner/github. The compiled-in dir when jobfs runs from elsewhere or
+ * that dir is missing. */
+static const char *default_hooks_dir(char *buf, size_t size)
+{
+	static const char bindir[] = "/" JOBFS_INSTALL_BINDIR;
+	char exe[PATH_MAX];
+	struct stat st;
+	ssize_t len;
+	char *slash;
+	size_t prefix_len;
+
+	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len <= 0)
+		return JOBFS_GITHUB_HOOKS_DIR;
+	exe[len] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return JOBFS_GITHUB_HOOKS_DIR;
+	*slash = '\0'; /* exe is now the program's dir */
+	prefix_len = strlen(exe);
+	if (prefix_len < strlen(bindir) || strcmp(exe + prefix_len - strlen(bindir), bindir) != 0)
+		return JOBFS_GITHUB_HOOKS_DIR;
+	prefix_len -= strlen(bindir);
+	if (snprintf(buf, size, "%.*s/" JOBFS_INSTALL_LIBEXECDIR "/" HOOKS_SUBDIR, (int)prefix_len,
+		     exe) >= (int)size)
+		return JOBFS_GITHUB_HOOKS_DIR;
+	if (stat(buf, &st) < 0 || !S_ISDIR(st.st_mode))
+		return JOBFS_GITHUB_HOOKS_DIR;
+	return buf;
 }
 
 /* The runner's own record of its service: DIR/.service, one line, written by svc.sh install. */
@@ -345,10 +387,9 @@ int cmd_runner_install(const struct cli_verb *verb, int argc, char **argv)
 	};
 	struct runner_install ri = {
 		.mode = "canonical",
-		.hooks_dir = JOBFS_GITHUB_HOOKS_DIR,
 		.root = "",
 	};
-	char service_buf[512], runner_dir[PATH_MAX];
+	char service_buf[512], runner_dir[PATH_MAX], hooks_buf[PATH_MAX];
 	struct stat st;
 	int c, rc;
 
@@ -387,6 +428,8 @@ int cmd_runner_install(const struct cli_verb *verb, int argc, char **argv)
 	rc = cli_check_args(verb, argc, argv);
 	if (rc)
 		return rc;
+	if (!ri.hooks_dir)
+		ri.hooks_dir = default_hooks_dir(hooks_buf, sizeof(hooks_buf));
 	if (!ri.runner_dir)
 		return cli_usage_error(verb, "missing --github DIR (the runner's directory)");
 	if (strcmp(ri.mode, "canonical") != 0 && strcmp(ri.mode, "host") != 0)

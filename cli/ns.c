@@ -180,7 +180,7 @@ static int enter_leftover(const struct store_record *rec, struct ns_saved *ret_s
 
 int ns_enter_job(const struct store_record *rec, struct ns_saved *ret_saved)
 {
-	int pidfd, r;
+	int pidfd = -1, r;
 
 	if (!rec->private_ns)
 		return 0;

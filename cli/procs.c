@@ -169,7 +169,8 @@ int procs_mounts_below(uint64_t mnt_id, struct procs_mount **ret_mounts, size_t 
 }
 
 /* The topmost jobfs mount with that source in the mount table at mountinfo_path. */
-static int mount_by_source_in(const char *mountinfo_path, const char *source,
+/* The fuse.jobfs mount named source that user uid made (the kernel's user_id= option). */
+static int mount_by_source_in(const char *mountinfo_path, const char *source, uid_t uid,
 			      struct procs_mount *ret_mount)
 {
 	struct procs_mount m, found;
@@ -187,7 +188,7 @@ static int mount_by_source_in(const char *mountinfo_path, const char *source,
 			line[len - 1] = '\0';
 		/* a user's own FUSE mount may copy the name, not the user_id the kernel sets */
 		if (procs_mountinfo_parse(line, &m) == 0 && strcmp(m.fstype, "fuse.jobfs") == 0 &&
-		    strcmp(m.source, source) == 0 && m.user_id == (long)geteuid()) {
+		    strcmp(m.source, source) == 0 && m.user_id == (long)uid) {
 			found = m;
 			any = true;
 		}
@@ -202,7 +203,7 @@ static int mount_by_source_in(const char *mountinfo_path, const char *source,
 
 int procs_mount_by_source(const char *source, struct procs_mount *ret_mount)
 {
-	return mount_by_source_in("/proc/self/mountinfo", source, ret_mount);
+	return mount_by_source_in("/proc/self/mountinfo", source, geteuid(), ret_mount);
 }
 
 int procs_mount_at(const char *path, struct procs_mount *ret_mount)
@@ -236,24 +237,35 @@ int procs_mount_at(const char *path, struct procs_mount *ret_mount)
 
 bool procs_view_mount_connected(pid_t pid, const char *job_id, const char *view)
 {
-	char mountinfo[64], path[4096 + 64], source[PROCS_SOURCE_MAX];
+	char mountinfo[64], proc_dir[32], path[4096 + 64], source[PROCS_SOURCE_MAX];
 	struct procs_mount m;
+	struct stat proc_st;
 	struct statx stx;
+	uid_t owner;
 
 	/* The views live in the mount namespace of the daemon that serves them (a runner's private
 	 * namespace, say), which need not be ours: look there, through /proc/PID, when we may. */
 	snprintf(mountinfo, sizeof(mountinfo), "/proc/%d/mountinfo", (int)pid);
 	if (pid <= 0 || access(mountinfo, R_OK) < 0)
 		snprintf(mountinfo, sizeof(mountinfo), "/proc/self/mountinfo");
+	/* the daemon's user made the mount: root's gc looks at the runner user's jobs */
+	snprintf(proc_dir, sizeof(proc_dir), "/proc/%d", (int)pid);
+	owner = pid > 0 && stat(proc_dir, &proc_st) == 0 ? proc_st.st_uid : geteuid();
 	procs_view_source(job_id, view, source, sizeof(source));
-	if (mount_by_source_in(mountinfo, source, &m) < 0)
+	if (mount_by_source_in(mountinfo, source, owner, &m) < 0)
 		return false;
 	if (strcmp(mountinfo, "/proc/self/mountinfo") == 0)
 		snprintf(path, sizeof(path), "%s", m.mountpoint);
 	else
 		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, m.mountpoint);
-	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us */
-	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
+	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us. A view another
+	 * user mounted (the runner user's, looked at by root's gc) refuses every attribute to us
+	 * without allow_other (EACCES), yet a statx that asks for none still resolves the path, and
+	 * the kernel reports the mount ID it reached */
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) <
+		    0 &&
+	    (errno != EACCES ||
+	     statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, 0, &stx) < 0))
 		return false;
 	return !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == m.mnt_id;
 }
@@ -303,8 +315,14 @@ bool procs_view_connected(const char *path)
 
 	if (procs_mount_at(path, &m) < 0 || strcmp(m.fstype, "fuse.jobfs") != 0)
 		return false;
-	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us */
-	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
+	/* cached attributes only: a dead daemon answers ENOTCONN, never hangs us. A view another
+	 * user mounted (the runner user's, looked at by root's gc) refuses every attribute to us
+	 * without allow_other (EACCES), yet a statx that asks for none still resolves the path, and
+	 * the kernel reports the mount ID it reached */
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) <
+		    0 &&
+	    (errno != EACCES ||
+	     statx(AT_FDCWD, path, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, 0, &stx) < 0))
 		return false;
 	return !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == m.mnt_id;
 }
@@ -414,7 +432,7 @@ void procs_cmdline_format(const char *raw, size_t len, char *buf, size_t size)
 void procs_cmdline(pid_t pid, char *buf, size_t size)
 {
 	char path[64], raw[4096];
-	size_t len;
+	size_t len = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	if (read_small(path, raw, sizeof(raw), &len) < 0 || len == 0) {

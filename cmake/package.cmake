@@ -21,7 +21,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "fuse3, libsqlite3-0 (>= 3.37.0)")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "fuse3, libsqlite3-0 (>= 3.37.0), python3")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "systemd")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/scripts/host/deb/conffiles
@@ -29,11 +29,4 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/scripts/host/deb/prerm
     ${PROJECT_SOURCE_DIR}/scripts/host/deb/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
-# jobfs has the hooks' path compiled in (JOBFS_GITHUB_HOOKS_DIR, cli/CMakeLists.txt): a package
-# for /usr wants a build configured for /usr
-if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-	message(STATUS "jobfs: for the .deb, configure with -DCMAKE_INSTALL_PREFIX=/usr (now "
-		"${CMAKE_INSTALL_PREFIX}: the packaged jobfs would look for its runner hooks in "
-		"${JOBFS_GITHUB_HOOKS_DIR})")
-endif()
 include(CPack)

@@ -180,8 +180,11 @@ static int remove_tree(int dirfd, const char *name, dev_t dev, uint64_t mnt_id, 
 {
 	struct stat st, sub;
 	struct dirent *de;
-	uint64_t sub_mnt;
-	bool mount_root;
+	/* set by mount_id_at on success; initialised because gcc -O2 cannot see that a failing
+	 * statx returns a negative -errno (a Release build failed with -Werror=maybe-uninitialized)
+	 */
+	uint64_t sub_mnt = 0;
+	bool mount_root = false;
 	DIR *dir;
 	int fd, r = 0;
 
@@ -252,8 +255,8 @@ static int remove_tree(int dirfd, const char *name, dev_t dev, uint64_t mnt_id, 
 int jfs_remove_tree_at(int dirfd, const char *name)
 {
 	struct stat parent;
-	uint64_t mnt_id;
-	bool mount_root;
+	uint64_t mnt_id = 0; /* initialised for gcc -O2, as in remove_tree */
+	bool mount_root = false;
 	int r;
 
 	if (fstat(dirfd, &parent) < 0)

@@ -107,6 +107,41 @@ expect_rc 0 "jobfs-fs --version"
 expect_same "$(cat "$CT_DIR/out")" "jobfs-fs $version" "jobfs-fs --version"
 run policy check "$prefix/etc/jobfs/policy.yaml.example"
 expect_rc 0 "the installed example policy is valid"
+
+step "runner install finds the hooks beside the installed jobfs, whatever prefix it was built for"
+hooks=$prefix/libexec/jobfs/runner/github
+built_hooks=$(sed -n 's/^JOBFS_GITHUB_HOOKS_DIR:PATH=//p' "$build/CMakeCache.txt")
+mkdir -p "$CT_DIR/runner" "$CT_DIR/sysroot/etc/systemd/system"
+echo actions.runner.acme-app.r1.service >"$CT_DIR/runner/.service"
+run runner install --github "$CT_DIR/runner" --root "$CT_DIR/sysroot" --json
+expect_rc 0 "runner install from the installed tree"
+expect_same "$(json 'd["hooks_dir"]')" "$hooks" "the default hooks dir is PREFIX/libexec/jobfs/runner/github"
+dropin=$CT_DIR/sysroot/etc/systemd/system/actions.runner.acme-app.r1.service.d/jobfs.conf
+for hook in job-started.sh job-completed.sh; do
+	line=$(grep "=$hooks/$hook\$" "$dropin")
+	check "the drop-in names the installed $hook" test -n "$line"
+	check "the drop-in's $hook is executable" test -x "${line##*=}"
+done
+# a symlink to the program (an admin's /usr/local/bin/jobfs): /proc/self/exe resolves it
+mkdir "$CT_DIR/linkbin"
+ln -s "$prefix/bin/jobfs" "$CT_DIR/linkbin/jobfs"
+JOBFS_CMD=("$CT_DIR/linkbin/jobfs")
+run runner install --github "$CT_DIR/runner" --root "$CT_DIR/sysroot" --dry-run --json
+expect_same "$(json 'd["hooks_dir"]')" "$hooks" "a symlinked jobfs finds the hooks of the real one"
+JOBFS_CMD=("$prefix/bin/jobfs")
+run runner install --github "$CT_DIR/runner" --root "$CT_DIR/sysroot" --dry-run --json \
+	--hooks-dir /opt/hooks
+expect_same "$(json 'd["hooks_dir"]')" /opt/hooks "--hooks-dir overrides the default"
+# a jobfs outside PREFIX/bin, or without hooks beside it, falls back to the build's prefix
+mkdir -p "$CT_DIR/nohooks/bin"
+cp "$prefix/bin/jobfs" "$CT_DIR/nohooks/bin/jobfs"
+JOBFS_CMD=("$CT_DIR/nohooks/bin/jobfs")
+run runner install --github "$CT_DIR/runner" --root "$CT_DIR/sysroot" --dry-run --json
+expect_same "$(json 'd["hooks_dir"]')" "$built_hooks" "no hooks beside jobfs: the build's hooks dir"
+JOBFS_CMD=("$build/cli/jobfs")
+run runner install --github "$CT_DIR/runner" --root "$CT_DIR/sysroot" --dry-run --json
+expect_same "$(json 'd["hooks_dir"]')" "$built_hooks" "the build tree's jobfs: the build's hooks dir"
+JOBFS_CMD=("$prefix/bin/jobfs")
 rc=0
 MANPATH=$prefix/share/man man -w jobfs >"$CT_DIR/out" 2>&1 || rc=$?
 expect_same "$(cat "$CT_DIR/out")" "$prefix/share/man/man1/jobfs.1" "man finds the installed page"
@@ -307,7 +342,9 @@ for lib in $libs; do
 		sed -n '1s/:.*//p') || true
 	check "Depends names $pkg (for $lib): $depends" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
 done
-for pkg in fuse3 libfuse3-3 libyaml-0-2 libsqlite3-0; do
+# python3: the GitHub runner hooks read `jobfs policy show --json` with it (a fresh Debian 12
+# has none: the hooks then could not make the views' targets)
+for pkg in fuse3 libfuse3-3 libyaml-0-2 libsqlite3-0 python3; do
 	check "Depends names $pkg" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
 done
 mkdir "$CT_DIR/control"

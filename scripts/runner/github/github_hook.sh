@@ -15,7 +15,7 @@
 #   GITHUB_ENV            host mode writes the per-job paths there
 #   GITHUB_REPOSITORY GITHUB_REF GITHUB_WORKFLOW GITHUB_JOB GITHUB_EVENT_NAME   the job's context
 
-# shellcheck disable=SC2034 # hook_err, mode, job_state, job_key: set here, read by the hooks
+# shellcheck disable=SC2034 # hook_err, mode, job_state, job_key, targets: set here, read by the hooks
 JOBFS=${JOBFS:-jobfs}
 hook_timeout=${JOBFS_HOOK_TIMEOUT:-120}
 hook_out=""
@@ -130,6 +130,21 @@ hook_job_state() {
 	return 0
 }
 
+# hook_targets KEY: sets targets to the views' targets as the policy expands them for job KEY, one
+# a line (python3 reads `jobfs policy show --json`); returns 1 with hook_err when it cannot, so a
+# missing python3 is an error and not a silently empty list.
+hook_targets() {
+	targets=""
+	jfs policy show --job "$1" --json >/dev/null || return 1
+	if ! targets=$(printf '%s' "$hook_out" | python3 -c '
+import json, sys
+for v in json.load(sys.stdin)["views"]:
+    print(v["target"])' 2>&1); then
+		hook_err="cannot read the views' targets: ${targets:-python3 failed}"
+		targets=""
+		return 1
+	fi
+}
 # hook_job_pid ID: the PID of the job's daemon, from `jobfs ls --json` (python3 reads it).
 hook_job_pid() {
 	jfs ls --json >/dev/null || return 1

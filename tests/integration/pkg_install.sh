@@ -331,7 +331,8 @@ depends=$(field Depends)
 # package named in Depends
 libs=$({
 	objdump -p "$prefix/bin/jobfs" "$prefix/bin/jobfs-fs" | awk '/NEEDED/ { print $2 }'
-	strings "$prefix/bin/jobfs" "$prefix/bin/jobfs-fs" | grep -E '^lib[A-Za-z0-9_.+-]+\.so\.[0-9]+$'
+	# (-o: strings joins a name to printable bytes before it, as xxhash's inlined constants are)
+	strings "$prefix/bin/jobfs" "$prefix/bin/jobfs-fs" | grep -oE 'lib[A-Za-z0-9_.+-]+\.so\.[0-9]+$'
 } | sort -u)
 check "the programs need libsqlite3.so.0 (linked or opened)" grep -qx libsqlite3.so.0 <<<"$libs"
 for lib in $libs; do

@@ -40,15 +40,37 @@ struct served_view {
 
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* YYYY-MM-DDTHH:MM:SSZ of a time, computed here: glibc's gmtime_r and strftime first load the
+ * local time zone (tzset reads /etc/localtime), a disk read before the daemon reports ready on a
+ * cold mount. Days to a civil date as in Howard Hinnant's days_from_civil notes. */
+static void utc_stamp(time_t now, char *buf, size_t size)
+{
+	long long days = now / 86400, secs = now % 86400, era, doe, yoe, doy, mp, y;
+	unsigned m, d;
+
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	days += 719468;
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+	m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+	y = yoe + era * 400 + (m <= 2);
+	snprintf(buf, size, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ", y, m, d, secs / 3600,
+		 secs / 60 % 60, secs % 60);
+}
+
 static void log_line(const char *fmt, ...)
 {
-	char stamp[32];
-	time_t now = time(NULL);
-	struct tm tm;
+	char stamp[48];
 	va_list ap;
 
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	utc_stamp(time(NULL), stamp, sizeof(stamp));
 	fprintf(stderr, "%s jobfs-daemon[%d]: ", stamp, (int)getpid());
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

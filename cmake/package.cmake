@@ -1,6 +1,6 @@
 # The Debian package, built by `cd build && cpack -G DEB`: jobfs_VERSION_ARCH.deb, installing under
 # /usr with the example policy in /etc/jobfs. The library dependencies come from dpkg-shlibdeps
-# over what the two programs link (libfuse3-3, libyaml-0-2, libxxhash0, libc6). Added by hand:
+# over what the two programs link (libfuse3-3, libyaml-0-2, libc6; xxhash is compiled in). Added by hand:
 # fuse3 for fusermount3, which unprivileged mounts and unmounts go through, and libsqlite3-0,
 # which jobfs opens with dlopen (cli/sqlite_lazy.c: libsqlite3.so.0, 3.37 or later) when promote
 # merges a pnpm index.

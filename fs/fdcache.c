@@ -250,6 +250,70 @@ int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, cha
 	return pfd;
 }
 
+/* Stats layer pos of an inode whose descriptor the cache evicted, by name from the parent's
+ * descriptor in the same layer, checked by inode number: a GETATTR (one per file after every
+ * read, the kernel's atime invalidation) then costs one fstatat instead of an open, a stat, a
+ * close of another inode's descriptor and the dup and close of the parent's. -ESTALE when it
+ * cannot (no name, the layer's object replaced, an upper reached by file handle): the caller
+ * re-opens. */
+static int stat_by_name(struct jfs_fs *fs, struct jfs_inode *inode, int pos, struct stat *ret_st)
+{
+	struct jfs_inode *parent;
+	struct stat st;
+	char *name;
+	int idx, ppos, pfd, r = -ESTALE;
+	ino_t ino;
+
+	jfs_lock(&inode->lock);
+	if (pos >= inode->nlayers || inode->layers[pos].fd >= 0 || !inode->parent || !inode->name ||
+	    (inode->rare && (inode->rare->handle || (pos > 0 && inode->rare->redirect)))) {
+		jfs_unlock(&inode->lock);
+		return -ESTALE;
+	}
+	idx = inode->layers[pos].idx;
+	ino = inode->layers[pos].ino;
+	parent = inode->parent;
+	name = strdup(inode->name);
+	jfs_unlock(&inode->lock);
+	if (!name)
+		return -ENOMEM;
+	ppos = find_layer_pos(parent, idx);
+	if (ppos < 0)
+		goto out_free;
+	jfs_inode_pin(parent);
+	pfd = jfs_inode_fd_pinned(fs, parent, ppos, NULL);
+	if (pfd >= 0 && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino) {
+		*ret_st = st;
+		r = 0;
+	}
+	jfs_inode_unpin(parent);
+out_free:
+	free(name);
+	return r;
+}
+
+/* The stat of layer pos of an inode: through its cached descriptor, or by name when the cache
+ * evicted it (stat_by_name), re-opening only when that cannot serve. */
+int jfs_inode_stat(struct jfs_fs *fs, struct jfs_inode *inode, int pos, struct stat *ret_st)
+{
+	struct stat st;
+	int fd, r;
+
+	jfs_inode_pin(inode);
+	r = stat_by_name(fs, inode, pos, &st);
+	if (r == -ESTALE) {
+		fd = jfs_inode_fd_pinned(fs, inode, pos, NULL);
+		r = fd < 0 ? fd : fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		if (r == -1)
+			r = -errno;
+	}
+	jfs_inode_unpin(inode);
+	if (r < 0)
+		return r;
+	*ret_st = st;
+	return 0;
+}
+
 /* Re-opens an evicted descriptor from the parent's descriptor in the same layer and the name, or
  * a metacopy's data by its redirect. */
 static int reopen_layer(struct jfs_fs *fs, struct jfs_inode *inode, int pos, int idx, ino_t ino,

@@ -831,14 +831,9 @@ static void stat_view(struct jfs_inode *inode, struct stat *st)
 int jfs_getattr(struct jfs_fs *fs, struct jfs_inode *inode, struct stat *ret_st)
 {
 	struct stat st;
-	int fd, r;
+	int r;
 
-	jfs_inode_pin(inode);
-	fd = jfs_inode_fd_pinned(fs, inode, 0, NULL);
-	r = fd < 0 ? fd : fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	if (r == -1)
-		r = -errno;
-	jfs_inode_unpin(inode);
+	r = jfs_inode_stat(fs, inode, 0, &st);
 	if (r < 0)
 		return r;
 	stat_view(inode, &st);

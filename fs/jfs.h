@@ -342,6 +342,7 @@ int jfs_inode_data_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
 int jfs_inode_read_fd(struct jfs_fs *fs, struct jfs_inode *inode, int *ret_idx);
 int jfs_inode_io_fd_pinned(struct jfs_fs *fs, struct jfs_inode *inode, int accmode, int *ret_idx);
 int jfs_inode_parent_fd(struct jfs_fs *fs, struct jfs_inode *inode, int idx, char **ret_name);
+int jfs_inode_stat(struct jfs_fs *fs, struct jfs_inode *inode, int pos, struct stat *ret_st);
 int jfs_inode_layers_pin(struct jfs_fs *fs, struct jfs_inode *inode, struct jfs_ilayer *out,
 			 int max);
 void jfs_fdlist_init(struct jfs_fs *fs);

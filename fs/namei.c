@@ -180,6 +180,9 @@ int jfs_resolve_in(struct jfs_fs *fs, const struct jfs_ilayer *dl, int ndl, cons
 		}
 		if (!S_ISDIR(st.st_mode) || ret->nlayers == JFS_MAX_LAYERS)
 			break;
+		if (i + 1 == ndl)
+			break; /* nothing below to hide: an opaque marker would change nothing, so
+				* its fgetxattr is saved (every directory of a one-lower base) */
 		r = jfs_is_opaque(fs, fd);
 		if (r < 0)
 			goto out_release;

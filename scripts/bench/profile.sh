@@ -34,6 +34,7 @@ workloads (the benchmark's cells; docs/bench.md):
   read-cold    every file of store/ and app/ read once (cat)    read-warm   the same, again
   large-cold   cat large/big (256 MiB)                          large-warm  the same, again
   pnpm-cold    pnpm install --offline --frozen-lockfile in seed/, caches dropped
+  pnpm-warm    the same in seed2/ right after the one in seed/ (the benchmark's second project)
   append       4 KiB appended to each of the 100 large lower files (copy-up), caches dropped
   randwrite    4096 random 4 KiB writes into large/big, then fsync, caches dropped
 
@@ -88,7 +89,7 @@ done
 [ $# -eq 1 ] || { echo "profile: one WORKLOAD expected" >&2; echo "try 'scripts/bench/profile.sh --help'" >&2; exit 1; }
 workload=$1
 case $workload in
-mount-cold | find-cold | find-warm | read-cold | read-warm | large-cold | large-warm | pnpm-cold | \
+mount-cold | find-cold | find-warm | read-cold | read-warm | large-cold | large-warm | pnpm-cold | pnpm-warm | \
 	append | randwrite) ;;
 *) echo "profile: unknown workload '$workload'" >&2; echo "try 'scripts/bench/profile.sh --help'" >&2; exit 1 ;;
 esac
@@ -118,7 +119,7 @@ jobfs) [ -x "$jobfs" ] || die 2 "no jobfs in '$build' (--build)" ;;
 jobfs-fs) [ -x "$jobfs_fs" ] || die 2 "no jobfs-fs in '$build' (--build)" ;;
 fuse-overlayfs) command -v fuse-overlayfs >/dev/null || die 2 "fuse-overlayfs is not installed" ;;
 esac
-[ "$workload" != pnpm-cold ] || [ -x "$pnpm" ] || die 2 "no pnpm in '$data/tools'"
+case $workload in pnpm-*) ;; *) false ;; esac || [ -x "$pnpm" ] || [ -x "$pnpm" ] || die 2 "no pnpm in '$data/tools'"
 # the interpreter itself, not a version manager's shim (a shell script that would be profiled too)
 py=$(python3 -c 'import sys; print(sys.executable)')
 [ -z "$out" ] || mkdir -p "$out"
@@ -224,6 +225,13 @@ server_pid() {
 	esac
 }
 
+# pnpm install of the project in $view/$1 from the view's store, as the benchmark runs it.
+pnpm_install() {
+	(cd "$view/$1" && env -u XDG_CONFIG_HOME -u XDG_CACHE_HOME -u XDG_DATA_HOME \
+		HOME="$view/home" CI=true "$pnpm" install --offline --frozen-lockfile \
+		--store-dir "$view/store" --reporter=silent)
+}
+
 # The workload itself, as scripts/bench/workloads.py runs it, on $view.
 run_workload() {
 	case $workload in
@@ -235,11 +243,8 @@ run_workload() {
 			xargs -0 -r cat >/dev/null
 		;;
 	large-*) cat "$view/large/big" >/dev/null ;;
-	pnpm-cold)
-		(cd "$view/seed" && env -u XDG_CONFIG_HOME -u XDG_CACHE_HOME -u XDG_DATA_HOME \
-			HOME="$view/home" CI=true "$pnpm" install --offline --frozen-lockfile \
-			--store-dir "$view/store" --reporter=silent)
-		;;
+	pnpm-cold) pnpm_install seed ;;
+	pnpm-warm) pnpm_install seed2 ;;
 	append)
 		"$py" - "$view/large" <<'EOF'
 import os, sys
@@ -273,7 +278,7 @@ workload_script() {
 	{
 		echo 'set -euo pipefail'
 		declare -p workload view pnpm py
-		declare -f run_workload
+		declare -f pnpm_install run_workload
 		echo run_workload
 	} >"$tmp/workload.sh"
 }
@@ -296,6 +301,7 @@ prepare() {
 	esac
 	mount_view
 	case $workload in
+	pnpm-warm) pnpm_install seed ;;
 	*-warm) run_workload ;;
 	*) drop_caches ;;
 	esac

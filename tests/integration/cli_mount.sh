@@ -54,6 +54,12 @@ done
 check "the view shows the lower" cmp -s "$CT_DIR/lower/file" "$CT_DIR/mnt/j1/ws/file"
 check "the daemon log exists" test -f "$state/jobs/j1/daemon.log"
 check "one daemon serves all views" test "$(grep -c "mounted at" "$state/jobs/j1/daemon.log")" -eq 2
+# the daemon formats its time stamps itself (no time zone file read before it is ready)
+stamp=$(sed -n '1s/ jobfs-daemon\[.*//p' "$state/jobs/j1/daemon.log")
+now=$(date -u +%s)
+check "the daemon log's time stamp is UTC, now" test \
+	"$(($(date -u -d "$stamp" +%s) - now))" -le 0 -a "$((now - $(date -u -d "$stamp" +%s)))" -le 60
+check "its format is YYYY-MM-DDTHH:MM:SSZ" grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z jobfs-daemon' "$state/jobs/j1/daemon.log"
 pid=$(record_field j1 pid)
 check "the recorded daemon runs" pid_running "$pid"
 check "record state" test "$(record_field j1 state)" = mounted

@@ -331,7 +331,8 @@ depends=$(field Depends)
 # package named in Depends
 libs=$({
 	objdump -p "$prefix/bin/jobfs" "$prefix/bin/jobfs-fs" | awk '/NEEDED/ { print $2 }'
-	strings "$prefix/bin/jobfs" "$prefix/bin/jobfs-fs" | grep -E '^lib[A-Za-z0-9_.+-]+\.so\.[0-9]+$'
+	# (-o: strings joins a name to printable bytes before it, as xxhash's inlined constants are)
+	strings "$prefix/bin/jobfs" "$prefix/bin/jobfs-fs" | grep -oE 'lib[A-Za-z0-9_.+-]+\.so\.[0-9]+$'
 } | sort -u)
 check "the programs need libsqlite3.so.0 (linked or opened)" grep -qx libsqlite3.so.0 <<<"$libs"
 for lib in $libs; do
@@ -344,7 +345,7 @@ for lib in $libs; do
 done
 # python3: the GitHub runner hooks read `jobfs policy show --json` with it (a fresh Debian 12
 # has none: the hooks then could not make the views' targets)
-for pkg in fuse3 libfuse3-3 libyaml-0-2 libxxhash0 libsqlite3-0 python3; do
+for pkg in fuse3 libfuse3-3 libyaml-0-2 libsqlite3-0 python3; do
 	check "Depends names $pkg" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
 done
 mkdir "$CT_DIR/control"

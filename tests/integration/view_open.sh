@@ -5,8 +5,9 @@
 # the open, as kernel overlayfs does); O_TRUNC
 # truncates; O_APPEND appends; a reader sees another writer's copy-up; files made by open(O_CREAT)
 # get the caller's mode; open files outlive their last name while the descriptor cache is under
-# pressure (max_fds=8), for reading, writing and fstat (nlink 0); fsync works on lower, metacopy
-# and upper files.
+# pressure (max_fds=8), for reading, writing and fstat (nlink 0); stat of files whose descriptors
+# were evicted (by name from the parent) shows the object now under the name: the lower's, the
+# copy-up's, the renamed one's; fsync works on lower, metacopy and upper files.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -21,6 +22,11 @@ printf 'lower append\n' >"$L/append"
 printf 'lower shared\n' >"$L/shared"
 printf 'lower gone\n' >"$L/gone"
 printf 'lower meta\n' >"$L/meta"
+mkdir "$L/s"
+for i in $(seq 1 40); do
+	head -c "$((i * 100))" /dev/zero >"$L/s/f$i"
+	chmod "$((i % 2 ? 644 : 640))" "$L/s/f$i"
+done
 snapshot_lower "$L"
 
 # A short Python program per check keeps several descriptors of one file open at once.
@@ -129,6 +135,45 @@ for p in sys.argv[1:]:
     os.close(fd)' "$MNT/d/f1" "$MNT/meta" "$MNT/made"
 	assert_missing "$UPPER/d/f1"
 	assert_content "$MNT/meta" "lower meta"
+
+	step "$mode: stat of files whose descriptors were evicted"
+	# each read makes the kernel ask for the attributes again (atime): GETATTR of an inode
+	# whose descriptor the cache (8) evicted in between
+	check "size, mode, mtime as the lower's; inode numbers stable" py '
+import os, stat, sys
+mnt, low = sys.argv[1], sys.argv[2]
+def read_all():
+    for i in range(1, 41):
+        with open(f"{mnt}/s/f{i}", "rb") as f:
+            f.read()
+def view_stats():
+    read_all()
+    return {i: os.lstat(f"{mnt}/s/f{i}") for i in range(1, 41)}
+first = view_stats()
+for i, st in first.items():
+    ls = os.lstat(f"{low}/s/f{i}")
+    assert st.st_size == i * 100 == ls.st_size, (i, st.st_size)
+    assert stat.S_IMODE(st.st_mode) == stat.S_IMODE(ls.st_mode), (i, oct(st.st_mode))
+    assert st.st_mtime_ns == ls.st_mtime_ns, i
+again = view_stats()
+assert all(again[i].st_ino == first[i].st_ino for i in first), "inode numbers changed"
+for i in range(1, 11):
+    os.chmod(f"{mnt}/s/f{i}", 0o600)   # copied up: the top object is now the upper one
+os.rename(f"{mnt}/s/f11", f"{mnt}/s/r11")
+for i in range(12, 41):   # evicts the descriptors of the files above again
+    with open(f"{mnt}/s/f{i}", "rb") as f:
+        f.read()
+for i in range(1, 11):
+    st = os.lstat(f"{mnt}/s/f{i}")
+    assert stat.S_IMODE(st.st_mode) == 0o600, (i, oct(st.st_mode))
+    assert st.st_size == i * 100 and st.st_ino == first[i].st_ino, i
+st = os.lstat(f"{mnt}/s/r11")
+assert st.st_size == 1100 and st.st_ino == first[11].st_ino, st
+try:
+    os.lstat(f"{mnt}/s/f11")
+    raise SystemExit("f11 still there after its rename")
+except FileNotFoundError:
+    pass' "$MNT" "$L"
 	unmount_view "$MNT"
 }
 

@@ -482,6 +482,16 @@ static bool all_evicted(struct jfs_inode *inode)
 	return true;
 }
 
+/* Takes the inode's descriptor of its top layer (re-opened and cached if it had none) and closes
+ * the caller's duplicate. */
+static void close_fd_of(struct jfs_fs *fs, struct jfs_inode *inode)
+{
+	int fd = jfs_inode_fd(fs, inode, 0, NULL);
+
+	assert_true(fd >= 0);
+	close(fd);
+}
+
 static void test_inode_evicted_descriptors_reopen(void **state)
 {
 	struct unit_overlay *ov = *state;
@@ -501,6 +511,11 @@ static void test_inode_evicted_descriptors_reopen(void **state)
 	assert_int_equal(jfs_lookup(fs, sub, "g", true, &g), 0);
 	assert_int_equal(jfs_getattr(fs, f, &before_f), 0);
 	assert_int_equal(jfs_getattr(fs, g, &before_g), 0);
+	/* a stat opens nothing: the lower file f, which its lookup did not open, is stat-ed by name
+	 * from d's lower descriptor (the upper g was opened by its lookup) */
+	assert_int_equal(__atomic_load_n(&fs->nfds, __ATOMIC_RELAXED), 2 + 1 + 1);
+	assert_true(all_evicted(f));
+	close_fd_of(fs, f);
 	assert_int_equal(__atomic_load_n(&fs->nfds, __ATOMIC_RELAXED), 2 + 1 + 1 + 1);
 
 	/* a sweep past the limit closes every descriptor of inodes below the root */
@@ -513,18 +528,22 @@ static void test_inode_evicted_descriptors_reopen(void **state)
 	assert_true(all_evicted(g));
 	fs->max_cached_fds = 1024;
 
-	/* the deepest first: g re-opens through sub, which re-opens through d's upper layer */
+	/* the deepest first: g is stat-ed through sub, which re-opens through d's upper layer */
 	assert_int_equal(jfs_getattr(fs, g, &st), 0);
 	assert_int_equal(st.st_ino, before_g.st_ino);
 	assert_int_equal(st.st_size, 5);
-	assert_true(g->layers[0].fd >= 0);
+	assert_true(all_evicted(g));
 	assert_true(sub->layers[0].fd >= 0);
 	assert_true(d->layers[0].fd >= 0);
-	/* f's only layer is the lower: re-opened through d's lower layer */
+	close_fd_of(fs, g); /* g's own descriptor re-opens by name too */
+	assert_true(g->layers[0].fd >= 0);
+	/* f's only layer is the lower: stat-ed through d's lower layer, re-opened for it */
 	assert_int_equal(jfs_getattr(fs, f, &st), 0);
 	assert_int_equal(st.st_ino, before_f.st_ino);
 	assert_int_equal(st.st_size, 10);
 	assert_true(d->layers[1].fd >= 0);
+	close_fd_of(fs, f);
+	assert_true(f->layers[0].fd >= 0);
 
 	/* a listing of the re-opened merged directory still sees both layers */
 	assert_int_equal(jfs_dirlist_build(fs, d, &list), 0);

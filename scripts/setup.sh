@@ -16,8 +16,9 @@ PACKAGES=(
 	# the benchmark's chart
 	gnuplot-nox
 	# packaging (pkg_install: systemd-analyze verify, man for the units' Documentation=, dpkg-shlibdeps
-	# from dpkg-dev for the .deb's Depends) and the JavaScript action (action_js)
-	systemd man-db dpkg-dev nodejs python3-yaml
+	# from dpkg-dev for the .deb's Depends, file, without which cpack -G DEB fails on a fresh Debian)
+	# and the JavaScript action (action_js)
+	systemd man-db dpkg-dev file nodejs python3-yaml
 )
 
 # Packages whose command may already come from elsewhere: Node.js from NodeSource ships its own npm,

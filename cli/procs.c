@@ -513,9 +513,11 @@ static int compare_pids(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int procs_holders(const struct procs_mount *mount, pid_t **ret_pids, size_t *ret_n)
+/* Every process of /proc that match accepts, sorted ascending in a malloc'ed array. */
+static int scan_procs(bool (*match)(pid_t pid, const void *arg), const void *arg, pid_t **ret_pids,
+		      size_t *ret_n)
 {
-	pid_t *pids = NULL, self = getpid();
+	pid_t *pids = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
 	DIR *proc;
@@ -527,7 +529,7 @@ int procs_holders(const struct procs_mount *mount, pid_t **ret_pids, size_t *ret
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
 
-		if (*end || pid <= 0 || pid == self || !pid_holds((pid_t)pid, mount))
+		if (*end || pid <= 0 || !match((pid_t)pid, arg))
 			continue;
 		if (n == cap) {
 			pid_t *grown = realloc(pids, sizeof(*pids) * (cap = cap ? cap * 2 : 16));
@@ -546,6 +548,16 @@ int procs_holders(const struct procs_mount *mount, pid_t **ret_pids, size_t *ret
 	*ret_pids = pids;
 	*ret_n = n;
 	return 0;
+}
+
+static bool match_holder(pid_t pid, const void *arg)
+{
+	return pid != getpid() && pid_holds(pid, arg);
+}
+
+int procs_holders(const struct procs_mount *mount, pid_t **ret_pids, size_t *ret_n)
+{
+	return scan_procs(match_holder, mount, ret_pids, ret_n);
 }
 
 /* --- the job marker ------------------------------------------------------------------------ */
@@ -631,55 +643,38 @@ static pid_t parent_of(pid_t pid)
 	return (pid_t)ppid;
 }
 
+struct marked_match {
+	const char *entry;
+	pid_t ancestors[64];
+	size_t n_ancestors;
+};
+
+static bool match_marked(pid_t pid, const void *arg)
+{
+	const struct marked_match *m = arg;
+	char *env = NULL;
+	size_t len = 0;
+	bool has;
+
+	for (size_t i = 0; i < m->n_ancestors; i++)
+		if (m->ancestors[i] == pid)
+			return false;
+	/* another user's (unreadable), a kernel thread's (empty) or a gone process's environment is
+	 * not the job's */
+	if (read_environ(pid, &env, &len) < 0)
+		return false;
+	has = procs_environ_has(env, len, m->entry);
+	free(env);
+	return has;
+}
+
 int procs_marked(const char *entry, pid_t **ret_pids, size_t *ret_n)
 {
-	pid_t *pids = NULL, ancestors[64];
-	size_t n = 0, cap = 0, n_ancestors = 0;
-	struct dirent *de;
-	DIR *proc;
+	struct marked_match m = {.entry = entry};
 
 	/* this process and its ancestors carry the marker when a hook of the job runs us: never
 	 * them */
-	for (pid_t p = getpid(); p > 0 && n_ancestors < 64; p = parent_of(p))
-		ancestors[n_ancestors++] = p;
-	proc = opendir("/proc");
-	if (!proc)
-		return -errno;
-	while ((de = readdir(proc))) {
-		char *end, *env = NULL;
-		long pid = strtol(de->d_name, &end, 10);
-		size_t len = 0, i;
-		bool has;
-
-		if (*end || pid <= 0)
-			continue;
-		for (i = 0; i < n_ancestors && ancestors[i] != (pid_t)pid; i++)
-			;
-		if (i < n_ancestors)
-			continue;
-		/* another user's (unreadable), a kernel thread's (empty) or a gone process's
-		 * environment is not the job's */
-		if (read_environ((pid_t)pid, &env, &len) < 0)
-			continue;
-		has = procs_environ_has(env, len, entry);
-		free(env);
-		if (!has)
-			continue;
-		if (n == cap) {
-			pid_t *grown = realloc(pids, sizeof(*pids) * (cap = cap ? cap * 2 : 16));
-			if (!grown) {
-				free(pids);
-				closedir(proc);
-				return -ENOMEM;
-			}
-			pids = grown;
-		}
-		pids[n++] = (pid_t)pid;
-	}
-	closedir(proc);
-	if (n)
-		qsort(pids, n, sizeof(*pids), compare_pids);
-	*ret_pids = pids;
-	*ret_n = n;
-	return 0;
+	for (pid_t p = getpid(); p > 0 && m.n_ancestors < 64; p = parent_of(p))
+		m.ancestors[m.n_ancestors++] = p;
+	return scan_procs(match_marked, &m, ret_pids, ret_n);
 }

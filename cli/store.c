@@ -794,18 +794,20 @@ int store_record_write(int job_fd, const struct store_record *record)
 		r = -ENOMEM;
 	if (r < 0)
 		goto out_free;
-	fd = store_openat_new(job_fd, "record.tmp", O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-			      0600);
+	fd = openat(job_fd, "record.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
 	if (fd < 0) {
-		r = fd;
+		r = -errno;
 		goto out_free;
 	}
 	/* root's gc rewriting a job of the runner user: the record stays the job owner's, who must
-	 * read it (a record the owner cannot read makes the job an orphan to it) */
+	 * read it (a record the owner cannot read makes the job an orphan to it). In a state dir
+	 * root does not own that must succeed, as for all it creates there (store_adopt); elsewhere
+	 * it is best effort. */
 	if (geteuid() == 0 && fstat(job_fd, &job_st) == 0 && job_st.st_uid != 0 &&
-	    fchown(fd, job_st.st_uid, job_st.st_gid) < 0)
-		(void)0; /* best effort: without CAP_CHOWN the record is root's, as it was before */
-	while (done < len) {
+	    fchown(fd, job_st.st_uid, job_st.st_gid) < 0 && state_owner.adopt)
+		r = -errno;
+	while (r == 0 && done < len) {
 		ssize_t n = write(fd, text + done, len - done);
 		if (n < 0) {
 			if (errno == EINTR)

@@ -41,16 +41,12 @@ struct holder {
 	uint64_t start; /* so a reused PID is never signalled */
 };
 
-static int find_holders(const struct procs_mount *m, struct holder **ret, size_t *ret_n)
+/* The processes of pids (freed here) with their start times; those gone meanwhile left out. */
+static int holders_of(pid_t *pids, size_t n, struct holder **ret, size_t *ret_n)
 {
 	struct holder *holders;
-	pid_t *pids;
-	size_t n, kept = 0;
-	int r;
+	size_t kept = 0;
 
-	r = procs_holders(m, &pids, &n);
-	if (r < 0)
-		return r;
 	holders = calloc(n ? n : 1, sizeof(*holders));
 	if (!holders) {
 		free(pids);
@@ -63,6 +59,18 @@ static int find_holders(const struct procs_mount *m, struct holder **ret, size_t
 	*ret = holders;
 	*ret_n = kept;
 	return 0;
+}
+
+static int find_holders(const struct procs_mount *m, struct holder **ret, size_t *ret_n)
+{
+	pid_t *pids;
+	size_t n;
+	int r;
+
+	r = procs_holders(m, &pids, &n);
+	if (r < 0)
+		return r;
+	return holders_of(pids, n, ret, ret_n);
 }
 
 static void signal_holders(const struct holder *holders, size_t n, int sig)
@@ -86,6 +94,25 @@ static bool wait_holders(const struct holder *holders, size_t n, double seconds)
 		if (now_s() >= deadline)
 			return false;
 		nap_ms(20);
+	}
+}
+
+/* --kill: says what it signals ("jobfs: umount: PREFIXsending SIGTERM to PID CMD SUFFIX"), then
+ * SIGTERM, and SIGKILL to what outlives the timeout. */
+static void end_holders(const struct holder *holders, size_t n, long timeout, const char *prefix,
+			const char *suffix)
+{
+	for (size_t i = 0; i < n; i++) {
+		char cmd[512];
+
+		procs_cmdline(holders[i].pid, cmd, sizeof(cmd));
+		fprintf(stderr, "jobfs: umount: %ssending SIGTERM to %d %s%s\n", prefix,
+			(int)holders[i].pid, cmd, suffix);
+	}
+	signal_holders(holders, n, SIGTERM);
+	if (!wait_holders(holders, n, (double)timeout)) {
+		signal_holders(holders, n, SIGKILL);
+		wait_holders(holders, n, 5);
 	}
 }
 
@@ -167,6 +194,7 @@ static void detach_pass_through(const struct store_view *view, const struct proc
 static int unmount_view(const struct cli_verb *verb, const char *job_id,
 			const struct store_view *view, bool kill_them, long timeout)
 {
+	char prefix[sizeof("view '': ") + POLICY_NAME_MAX];
 	struct procs_mount m;
 	struct holder *holders = NULL;
 	size_t n = 0;
@@ -188,19 +216,9 @@ static int unmount_view(const struct cli_verb *verb, const char *job_id,
 		free(holders);
 		return 1;
 	}
+	snprintf(prefix, sizeof(prefix), "view '%s': ", view->name);
 	for (int round = 0; round < 2 && r == -EBUSY; round++) {
-		for (size_t i = 0; i < n; i++) {
-			char cmd[512];
-
-			procs_cmdline(holders[i].pid, cmd, sizeof(cmd));
-			fprintf(stderr, "jobfs: umount: view '%s': sending SIGTERM to %d %s\n",
-				view->name, (int)holders[i].pid, cmd);
-		}
-		signal_holders(holders, n, SIGTERM);
-		if (!wait_holders(holders, n, (double)timeout)) {
-			signal_holders(holders, n, SIGKILL);
-			wait_holders(holders, n, 5);
-		}
+		end_holders(holders, n, timeout, prefix, "");
 		free(holders);
 		holders = NULL;
 		r = gc_unmount(&m, false);
@@ -227,39 +245,16 @@ static int unmount_view(const struct cli_verb *verb, const char *job_id,
  * ancestors (a hook of the job runs us). TERM, then KILL after the timeout. */
 static void kill_marked(const char *job_id, long timeout)
 {
-	char entry[sizeof(PROCS_MARKER_VAR) + POLICY_JOB_ID_MAX + 2];
+	char entry[sizeof(PROCS_MARKER_VAR) + POLICY_JOB_ID_MAX + 2], suffix[sizeof(entry) + 16];
 	struct holder *marked;
 	pid_t *pids;
-	size_t n, kept = 0;
+	size_t n;
 
 	snprintf(entry, sizeof(entry), "%s=%s", PROCS_MARKER_VAR, job_id);
-	if (procs_marked(entry, &pids, &n) < 0)
+	if (procs_marked(entry, &pids, &n) < 0 || holders_of(pids, n, &marked, &n) < 0)
 		return;
-	if (n == 0) {
-		free(pids);
-		return;
-	}
-	marked = calloc(n, sizeof(*marked));
-	if (!marked) {
-		free(pids);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char cmd[512];
-
-		if (procs_start_time(pids[i], &marked[kept].start) < 0)
-			continue;
-		marked[kept++].pid = pids[i];
-		procs_cmdline(pids[i], cmd, sizeof(cmd));
-		fprintf(stderr, "jobfs: umount: sending SIGTERM to %d %s (it carries %s)\n",
-			(int)pids[i], cmd, entry);
-	}
-	free(pids);
-	signal_holders(marked, kept, SIGTERM);
-	if (!wait_holders(marked, kept, (double)timeout)) {
-		signal_holders(marked, kept, SIGKILL);
-		wait_holders(marked, kept, 5);
-	}
+	snprintf(suffix, sizeof(suffix), " (it carries %s)", entry);
+	end_holders(marked, n, timeout, "", suffix);
 	free(marked);
 }
 

@@ -18,6 +18,7 @@ JOBFS_CMD=(${JOBFS_TEST_WRAPPER:+"$JOBFS_TEST_WRAPPER"} "$JOBFS")
 CT_DIR=""
 CT_JOBS=()	# jobs this test mounted, by ID
 CT_PIDS=()	# processes this test started; only these are ever signalled
+CT_TRACKED=()	# "PID START" of processes it started that are not its children (ct_track)
 CT_POLICIES=()	# policy files, so the trap can unmount jobs of each
 passed=0
 failed=0
@@ -66,6 +67,23 @@ is_mounted() { # PATH: a mount point right now
 }
 record_field() { # JOB KEY [STATE_DIR]
 	sed -n "s/^$2=//p" "${3:-$CT_DIR/state}/jobs/$1/record"
+}
+start_time() { # PID: its start time (/proc/PID/stat field 22), to tell it from a later one
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	# shellcheck disable=SC2086
+	set -- $stat
+	echo "${20}"
+}
+ct_track() { # PID...: processes the test started that are not its children (a setsid server,
+	# a job daemon), ended by the exit trap if still the same processes
+	local pid start
+	for pid; do
+		if start=$(start_time "$pid"); then # one already gone needs no ending
+			CT_TRACKED+=("$pid $start")
+		fi
+	done
 }
 pid_running() { # PID: exists and is not a zombie
 	local stat
@@ -132,6 +150,11 @@ ct_on_exit() {
 			wait "$pid" 2>/dev/null
 			;;
 		esac
+	done
+	local tracked
+	for tracked in "${CT_TRACKED[@]}"; do
+		pid=${tracked% *}
+		[ "$(start_time "$pid")" = "${tracked#* }" ] && kill -KILL "$pid" 2>/dev/null
 	done
 	for ((i = ${#CT_JOBS[@]} - 1; i >= 0; i--)); do
 		for policy in "${CT_POLICIES[@]}"; do

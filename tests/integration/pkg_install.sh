@@ -256,7 +256,7 @@ rc=0
 unshare --mount --propagation private "${JOBFS_CMD[@]}" mount --job ns1 >"$CT_DIR/out" 2>"$CT_DIR/err" || rc=$?
 expect_rc 0 "mount ns1 in a private mount namespace"
 ns_daemon=$(record_field ns1 pid)
-CT_PIDS+=("$ns_daemon") # the trap ends it, and its namespace with it, if the test stops early
+ct_track "$ns_daemon" # the trap ends it, and its namespace with it, if the test stops early
 check "ns1's views are not in this namespace" bash -c "! grep -q ' $CT_DIR/mnt/ns1/' /proc/self/mountinfo"
 run ls --json
 check "ls calls ns1 mounted, not stale" test "$(json '[x["state"] for x in d if x["id"] == "ns1"][0]')" = mounted

@@ -311,7 +311,7 @@ run_pair() {
 
 	step "$mode: job 1 completes while job 2 runs; its server dies, job 2's lives"
 	srv1=$(cat "$sync/r1.server.pid") srv2=$(cat "$sync/r2.server.pid")
-	CT_PIDS+=("$srv1" "$srv2")
+	ct_track "$srv1" "$srv2"
 	check "$mode: both servers run" pid_running "$srv1"
 	check "$mode: both servers run (2)" pid_running "$srv2"
 	touch "$sync/r1.go"
@@ -437,7 +437,7 @@ check "home: the runner dir stays real (r1's db, written through the view)" \
 	test "$(sqlite3 "$home2/runners/r1/_work/app/app/test-results.db" 'select name from t')" = r1
 srv1=$(cat "$sync/r1.server.pid") srv2=$(cat "$sync/r2.server.pid")
 ws1=$(cat "$sync/r1.ws-server.pid") ws2=$(cat "$sync/r2.ws-server.pid")
-CT_PIDS+=("$srv1" "$srv2" "$ws1" "$ws2")
+ct_track "$srv1" "$srv2" "$ws1" "$ws2"
 check "home: both servers run" pid_running "$srv1"
 check "home: both servers run (2)" pid_running "$srv2"
 check "home: both workspace servers run" pid_running "$ws1"
@@ -523,7 +523,7 @@ if command -v setpriv >/dev/null && command -v fusermount3 >/dev/null; then
 	check "user: the host's ~/.npm untouched" test "$(ls "$uhome/.npm")" = host-file
 	usrv1=$(cat "$usync/r1.server.pid") usrv2=$(cat "$usync/r2.server.pid")
 	ud1=$(sed -n 's/^pid=//p' "$ustate/jobs/$ku1/record") ud2=$(sed -n 's/^pid=//p' "$ustate/jobs/$ku2/record")
-	CT_PIDS+=("$usrv1" "$usrv2" "$ud1" "$ud2")
+	ct_track "$usrv1" "$usrv2" "$ud1" "$ud2"
 	touch "$usync/r1.go"
 	check "user: job 1 completed" wait_file "$usync/r1.done"
 	check "user: r1 job-completed exit 0" test "$(cat "$usync/r1.job-completed.rc")" = 0
@@ -581,7 +581,7 @@ CRASH
 bg unshare --mount --propagation slave bash "$CT_DIR/crash.sh"
 wait "$BG_PID"
 sleeper=$(cat "$CT_DIR/a.sleeper")
-CT_PIDS+=("$sleeper")
+ct_track "$sleeper"
 check "job A's job-started exit 0" test "$(cat "$CT_DIR/a.rc")" = 0
 check "job B's job-started exit 0" test "$(cat "$CT_DIR/b.rc")" = 0
 expect_grep "$CT_DIR/b.out" "recovering job '$ka'" "B's hook recovers A"

@@ -99,7 +99,7 @@ echo built >build.out
 echo \$! >'$CT_DIR/server.pid'"
 expect_rc 0 "1001 step_script sees its own sources and the base at the canonical paths"
 server=$(cat "$CT_DIR/server.pid")
-CT_PIDS+=("$server")
+ct_track "$server"
 check "the server runs" pid_running "$server"
 stage 1002 step_script "cd '$project'
 test \"\$(cat who)\" = 1002

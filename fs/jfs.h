@@ -236,8 +236,9 @@ struct jfs_fs {
 	bool killpriv;		 /* we clear set-ID bits on write, truncate and chown (inode.c) */
 	uint64_t init_unique;	 /* the INIT request, whose reply super.c amends; 0 once done */
 	uint32_t init_add_flags; /* protocol flags the reply must carry (jfs_op_init) */
-	uint64_t evict_retry_at; /* atomic: no sweep below this many cached descriptors */
-	int64_t quota_used;	 /* atomic: bytes the upper holds and reserved (quota.c) */
+	uint32_t kernel_init_flags; /* protocol flags the kernel's INIT request offered */
+	uint64_t evict_retry_at;    /* atomic: no sweep below this many cached descriptors */
+	int64_t quota_used;	    /* atomic: bytes the upper holds and reserved (quota.c) */
 	pthread_mutex_t files_lock; /* protects files */
 	struct jfs_file *files;	    /* open files (per-open mode), for freeing at the end */
 };

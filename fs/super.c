@@ -70,6 +70,15 @@ static void jfs_op_init(void *userdata, struct fuse_conn_info *conn)
 			fs->init_add_flags |= FUSE_HANDLE_KILLPRIV;
 			fs->killpriv = true;
 		}
+		/* version 2 of the same (protocol 7.33, which libfuse 3.14 does not speak, but the
+		 * flag is all it takes) lets the kernel mark an inode it found without set-ID bits
+		 * and file capabilities as such until its attributes next come from us, so it stops
+		 * asking for security.capability before every write (one GETXATTR per 4 KiB random
+		 * write). What it leaves to us is what kill_setid already does: it still sends the
+		 * set-ID clearing of a write as a setattr (file_remove_privs, whenever the mode has
+		 * the bits), and still removes capabilities itself. */
+		if (fs->killpriv && (fs->kernel_init_flags & FUSE_HANDLE_KILLPRIV_V2))
+			fs->init_add_flags |= FUSE_HANDLE_KILLPRIV_V2;
 	}
 	/* READDIRPLUS for every listing, not the kernel's adaptive choice: in AUTO mode a cold
 	 * find lists a directory with READDIRPLUS and then LOOKUPs half its entries anyway (one
@@ -102,7 +111,8 @@ void jfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 /*
  * libfuse 3.14 takes FUSE_CAP_HANDLE_KILLPRIV in conn->want but never tells the kernel (libfuse
  * issue 884, fixed in 3.16), so the INIT reply is amended on its way to /dev/fuse: the read hook
- * notes the INIT request (it arrives by read(2): libfuse splices only after INIT), the writev
+ * notes the INIT request (it arrives by read(2): libfuse splices only after INIT) and the flags
+ * the kernel offers in it, which libfuse drops where it does not know them; the writev
  * hook adds fs->init_add_flags to the reply to it. Every other request and reply passes through
  * untouched; both run in the thread serving INIT, before any other request is read.
  */
@@ -112,8 +122,13 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	ssize_t n = read(fd, buf, len);
 	const struct fuse_in_header *in = buf;
 
-	if (n >= (ssize_t)sizeof(*in) && in->opcode == FUSE_INIT)
+	if (n >= (ssize_t)(sizeof(*in) + offsetof(struct fuse_init_in, flags) + sizeof(uint32_t)) &&
+	    in->opcode == FUSE_INIT) {
+		const struct fuse_init_in *init = (const void *)(in + 1);
 		fs->init_unique = in->unique;
+		fs->kernel_init_flags =
+			init->flags; /* what the kernel offers, read by jfs_op_init */
+	}
 	return n;
 }
 

@@ -119,6 +119,10 @@ setid_case "nobody appends to its setuid+setgid file" 6755 nobody 755 "${append[
 setid_case "root appends to a setuid file" 4755 root 4755 "${append[@]}"
 setid_case "nobody truncates its setuid file" 4755 nobody 755 truncate -s 1 {}
 setid_case "root truncates a setuid file" 4755 root 4755 truncate -s 1 {}
+# the kernel stops asking about set-ID bits once it has seen a file without them (fs/super.c,
+# HANDLE_KILLPRIV_V2): a chmod through the view must make it ask again
+setid_case "nobody writes its file, sets setuid, writes again" 755 nobody 755 \
+	sh -c 'echo a >>"$1"; chmod 4755 "$1"; echo b >>"$1"' _ {}
 setid_case "nobody opens its setgid file with O_TRUNC" 2755 nobody 755 sh -c ': >"$1"' _ {}
 setid_case "nobody fallocates in its setuid file" 4755 nobody 755 fallocate -l 8192 {}
 setid_case "root chowns a setuid file" 4755 root 755 chown 65534:65534 {}
@@ -135,6 +139,46 @@ check "nobody appends to its setuid base file" as_nobody sh -c 'echo more >>"$1"
 assert_stat "$MNT/pub/setid-lower" '%a' 755
 assert_stat "$UPPER/pub/setid-lower" '%a' 755
 assert_stat "$L1/pub/setid-lower" '%a' 4755
+
+step "file capabilities go with a write, as on a plain directory"
+# security.capability (a v2 blob: CAP_NET_BIND_SERVICE, effective), set on a file in the view
+# and on one in a plain directory; every case must leave both without it
+fcaps_case()
+{
+	local desc=$1 dir f
+	shift
+	for dir in "$REF" "$MNT/pub/setid"; do
+		f=$dir/caps$setid_n
+		printf 'data\n' >"$f"
+		chown 65534:65534 "$f"
+		chmod 0755 "$f"
+		check "$desc: setcap" python3 -c "$fcaps_py" set "$f"
+		check "$desc: the capability is there" python3 -c "$fcaps_py" has "$f"
+		local cmd=("${@//\{\}/$f}")
+		check "$desc" "${cmd[@]}"
+		check "$desc: no capability left" python3 -c "$fcaps_py" none "$f"
+	done
+	setid_n=$((setid_n + 1))
+}
+fcaps_py='
+import os, struct, sys
+what, path = sys.argv[1:]
+if what == "set":
+    os.setxattr(path, "security.capability", struct.pack("<5I", 0x02000001, 1 << 10, 0, 0, 0))
+    sys.exit(0)
+try:
+    os.getxattr(path, "security.capability")
+    sys.exit(0 if what == "has" else 1)
+except OSError:
+    sys.exit(1 if what == "has" else 0)'
+write2_py='import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"a"); os.write(fd, b"b"); os.close(fd)'
+fcaps_case "root appends twice to a file with capabilities" python3 -c "$write2_py" {}
+fcaps_case "nobody appends to a file with capabilities" as_nobody sh -c 'echo x >>"$1"' _ {}
+fcaps_case "root writes, sets capabilities, writes again" \
+	sh -c 'echo a >>"$1"; python3 -c "$2" set "$1"; echo b >>"$1"' _ {} "$fcaps_py"
+fcaps_case "root truncates a file with capabilities" truncate -s 1 {}
 
 step "the mount is nosuid and nodev"
 mount_opts=$(mount_options "$MNT")

@@ -37,6 +37,8 @@ workloads (the benchmark's cells; docs/bench.md):
   pnpm-warm    the same in seed2/ right after the one in seed/ (the benchmark's second project)
   append       4 KiB appended to each of the 100 large lower files (copy-up), caches dropped
   randwrite    4096 random 4 KiB writes into large/big, then fsync, caches dropped
+  extract      tar -xf of the 10,000 small files (small.tar) into VIEW/extract
+  delete       rm -rf of them, right after their extraction
 
 options:
   -c, --contender NAME  jobfs (default: through `jobfs mount`, as the benchmark), jobfs-fs (the
@@ -90,7 +92,7 @@ done
 workload=$1
 case $workload in
 mount-cold | find-cold | find-warm | read-cold | read-warm | large-cold | large-warm | pnpm-cold | pnpm-warm | \
-	append | randwrite) ;;
+	append | randwrite | extract | delete) ;;
 *) echo "profile: unknown workload '$workload'" >&2; echo "try 'scripts/bench/profile.sh --help'" >&2; exit 1 ;;
 esac
 case $contender in
@@ -243,6 +245,8 @@ run_workload() {
 			xargs -0 -r cat >/dev/null
 		;;
 	large-*) cat "$view/large/big" >/dev/null ;;
+	extract) mkdir -p "$view/extract" && tar -xf "$data/$set_name/small.tar" -C "$view/extract" ;;
+	delete) rm -rf "$view/extract" ;;
 	pnpm-cold) pnpm_install seed ;;
 	pnpm-warm) pnpm_install seed2 ;;
 	append)
@@ -277,7 +281,7 @@ EOF
 workload_script() {
 	{
 		echo 'set -euo pipefail'
-		declare -p workload view pnpm py
+		declare -p workload view pnpm py data set_name
 		declare -f pnpm_install run_workload
 		echo run_workload
 	} >"$tmp/workload.sh"
@@ -303,6 +307,9 @@ prepare() {
 	case $workload in
 	pnpm-warm) pnpm_install seed ;;
 	*-warm) run_workload ;;
+	# as the benchmark: the tarball in the page cache, the view not dropped
+	extract) cat "$data/$set_name/small.tar" >/dev/null ;;
+	delete) (workload=extract && run_workload) ;;
 	*) drop_caches ;;
 	esac
 }

@@ -280,6 +280,8 @@ class Jobfs(Contender):
     def job_id(self, slot):
         return f"bench-{slot}"
 
+    volatile = False   # the views' policy says volatile: true (JobfsVolatile)
+
     def policy_for(self, base, state=None, view="base", promote=None):
         """A policy with one view over base (the main cells' unless told otherwise)."""
         key = (base, state, view, promote)
@@ -293,7 +295,8 @@ class Jobfs(Contender):
                         f"  - name: {view}\n"
                         f"    lower: [{base}]\n"
                         f"    target: {self.jobs_dir}/mnt/${{JOB_ID}}\n" +
-                        (f"    promote: {promote}\n" if promote else ""))
+                        (f"    promote: {promote}\n" if promote else "") +
+                        ("    volatile: true\n" if self.volatile else ""))
             self.policies[key] = path
         return self.policies[key]
 
@@ -387,4 +390,13 @@ class JobfsBaseline(Jobfs):
         return super().available()
 
 
-ALL = [Plain, CopyAll, KernelOverlay, FuseOverlayfs, UnionfsFuse, JobfsBaseline, Jobfs]
+class JobfsVolatile(Jobfs):
+    """The same jobfs with a volatile view (policy `volatile: true`): nothing synced, copy-ups
+    included, as fuse-overlayfs never syncs; for a cache a job fills and throws away or promotes.
+    The main cells only: promote and the stack-depth cells are the durable contender's."""
+    name, label, can_stack, can_promote = "jobfs-volatile", "jobfs, volatile view", False, False
+    volatile = True
+
+
+ALL = [Plain, CopyAll, KernelOverlay, FuseOverlayfs, UnionfsFuse, JobfsBaseline, JobfsVolatile,
+       Jobfs]

@@ -1,8 +1,10 @@
 /* `jobfs exec --job ID [--cwd DIR] -- CMD [ARGS...]`: runs CMD where the job's views are. For a job
  * mounted with --namespace private it enters the job's mount namespace through the job's daemon,
  * checked to be the recorded one (PID and start time, then held by a pidfd, so a recycled PID is
- * never trusted); for a job in the host namespace it only checks the job is mounted. Nothing
- * else changes: user, environment, descriptors and signals are CMD's as they were ours. Then it
+ * never trusted); for a job in the host namespace it only checks the job is mounted. It sets the
+ * job's marker, JOBFS_JOB_ID=ID, so that `umount --kill` also ends what CMD leaves running where
+ * it holds no view (a server whose cwd is a pass-through). Nothing else changes: user, the rest of
+ * the environment, descriptors and signals are CMD's as they were ours. Then it
  * replaces itself with CMD, so the exit status is CMD's; jobfs's own failures use its exit codes,
  * and CMD not found or not executable 127 or 126, as a shell does. */
 #include <errno.h>
@@ -125,6 +127,11 @@ int cmd_exec(const struct cli_verb *verb, int argc, char **argv)
 	rc = enter_job(verb, job.rec, &saved);
 	if (rc)
 		goto out_close;
+	if (setenv(PROCS_MARKER_VAR, job.rec->id, 1) < 0) {
+		cli_error(verb, "cannot set %s: %s", PROCS_MARKER_VAR, strerror(errno));
+		rc = JOBFS_EXIT_SYSTEM;
+		goto out_close;
+	}
 	/* the lock is for the checks only: CMD may run for hours, and umount must end it */
 	cli_job_close(&job);
 	ns_stay(&saved);

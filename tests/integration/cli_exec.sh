@@ -54,6 +54,10 @@ check "the host does not see the write" test ! -e "$ws/new"
 run exec --job x1 cat "$ws/new"
 expect_rc 0 "a second exec (CMD right after the options, no --)"
 check "a second exec sees the first one's write" grep -qx job-write "$CT_DIR/out"
+JOBFS_JOB_ID=other run exec --job x1 -- sh -c 'echo "marker=$JOBFS_JOB_ID"'
+expect_rc 0 "exec with a marker in its environment"
+check "CMD carries the job's marker, JOBFS_JOB_ID=x1, in place of the one exec had" \
+	grep -qx marker=x1 "$CT_DIR/out"
 for code in 1 3 42 255; do
 	run exec --job x1 -- sh -c "exit $code"
 	expect_rc "$code" "exit status $code passes through"

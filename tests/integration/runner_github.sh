@@ -337,6 +337,8 @@ run_pair() {
 	check "$mode: job 2 completed" wait_file "$sync/r2.done"
 	check "$mode: r2 job-completed exit 0" test "$(cat "$sync/r2.job-completed.rc")" = 0
 	expect_grep "$sync/r2.job-completed.out" "not promoted" "$mode: r2 not promoted (not marked ok)"
+	check "$mode: the refusal is said once" \
+		test "$(grep -c 'not marked' "$sync/r2.job-completed.out")" = 1
 	check "$mode: job 2's server killed at its completion" wait_gone "$srv2" 50
 	touch "$sync/r1.exit" "$sync/r2.exit"
 	check "$mode: runner 1 exited" wait_gone "$p1" 100
@@ -714,6 +716,7 @@ start_hook r8 1101 "$CT_DIR/trust.yaml" "$CT_DIR/g2.out" job-completed
 check "trust: job-completed exit 0" test "$rc" = 0
 expect_grep "$CT_DIR/g2.out" "not promoted" "says it was not promoted"
 expect_grep "$CT_DIR/g2.out" "trust" "names the trust rule"
+check "trust: the refusal is said once" test "$(grep -c 'trust' "$CT_DIR/g2.out")" = 1
 check "trust: nothing promoted" test -z "$(gen_files npm-cache | grep -x untrusted-r8)"
 JOBFS_POLICY=$CT_DIR/trust.yaml "$JOBFS" gc --older-than 0s >/dev/null
 

@@ -41,7 +41,7 @@ jfs() {
 	rc=$?
 	hook_err=$(head -c 2000 "$errfile")
 	rm -f "$errfile"
-	[ -z "$hook_err" ] || printf '%s\n' "$hook_err"
+	[ -z "$hook_err" ] || [ -n "${jfs_quiet:-}" ] || printf '%s\n' "$hook_err"
 	[ "$rc" -ne 124 ] || hook_err="jobfs $1 timed out after ${hook_timeout}s"
 	return "$rc"
 }

@@ -414,6 +414,23 @@ class Bench:
         else:
             self.base_check.setdefault(c.name, "unchanged")
 
+    def roundtrip(self):
+        """What one FUSE request costs right now (scripts/bench/roundtrip.sh --json: microseconds
+        with the daemon free, on the caller's CPU, on the other), or None where it cannot run:
+        recorded before and after the runs, since the ratios of request-bound rows follow it."""
+        build = os.path.dirname(os.path.dirname(os.path.abspath(self.jobfs)))
+        r = subprocess.run(["bash", os.path.join(HERE, "roundtrip.sh"), "--json", "--build", build,
+                            "--calls", "5000"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            log(f"no round-trip figure: {r.stderr.strip() or r.returncode}")
+            return None
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            log(f"no round-trip figure: unreadable output '{r.stdout.strip()}'")
+            return None
+
     def check_base_contents(self, active):
         """Once at the end: every file's content against the manifest."""
         if self.base_changed:
@@ -463,6 +480,7 @@ class Bench:
         # than in others (scripts/bench/roundtrip.sh), and every FUSE request is one, so a
         # contender measured in one bad stretch would be off in every run.
         self.base_changed = False
+        roundtrip = {"before": self.roundtrip()}
         try:
             for r in range(args.runs):
                 for c in active:
@@ -472,6 +490,7 @@ class Bench:
             for c in active:
                 c.cleanup()
         finished = datetime.datetime.now(datetime.timezone.utc)
+        roundtrip["after"] = self.roundtrip()
         result = dict(
             started=started.isoformat(timespec="seconds"),
             minutes=round((finished - started).total_seconds() / 60, 1),
@@ -490,6 +509,7 @@ class Bench:
             samples=self.samples,
             errors=self.errors,
             base_check=self.base_check,
+            roundtrip=roundtrip,
         )
         out = args.out or os.path.join(self.data, "results",
                                        started.strftime("%Y%m%d-%H%M%S") + "-" + result["mode"])

@@ -116,6 +116,16 @@ def header(result):
         "to the row named after it, for the same contender. Versions: " +
         ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".",
     ]
+    rt = result.get("roundtrip") or {}
+    if rt.get("before") and rt.get("after"):
+        b, a = rt["before"], rt["after"]
+        out += ["", "One FUSE request (`scripts/bench/roundtrip.sh`, a getxattr the daemon answers "
+                "from memory) before and after the runs, µs: daemon where the scheduler puts it "
+                f"{b['free']:.0f} / {a['free']:.0f}, on the caller's CPU {b['same_cpu']:.0f} / "
+                f"{a['same_cpu']:.0f}, on the other CPU {b['other_cpus']:.0f} / "
+                f"{a['other_cpus']:.0f}; the same call on kernel overlayfs {b['overlay']:.1f} / "
+                f"{a['overlay']:.1f}. Rows made of requests follow the first figure "
+                "(docs/performance.md)."]
     if "promote" in d:
         p = d["promote"]
         out += ["", f"Promotion: a job mounts a pnpm-store view of that store and adds what "

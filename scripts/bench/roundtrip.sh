@@ -9,17 +9,18 @@
 # and, for scale, the same call on kernel overlayfs (no daemon). docs/performance.md uses it to
 # explain the rows whose every step is a request (extract, delete). Needs root and 2 CPUs.
 #
-# usage: scripts/bench/roundtrip.sh [--build DIR] [--calls N] [--runs N]
+# usage: scripts/bench/roundtrip.sh [--build DIR] [--calls N] [--runs N] [--json]
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$root/build
 calls=20000
 runs=3
+json=0
 
 usage() {
 	cat <<'EOF'
-usage: scripts/bench/roundtrip.sh [--build DIR] [--calls N] [--runs N]
+usage: scripts/bench/roundtrip.sh [--build DIR] [--calls N] [--runs N] [--json]
 
 Mean time of one getxattr request on a jobfs-fs view (the daemon answers it from memory), with
 the daemon and the caller free, on the same CPU, and on different CPUs; and of the same call on
@@ -28,6 +29,8 @@ kernel overlayfs. Prints microseconds per call, the median of --runs runs of --c
   --build DIR   the jobfs build (default build/)
   --calls N     calls per run (default 20000)
   --runs N      runs per placement (default 3)
+  --json        one JSON object on stdout: {"free": US, "same_cpu": US, "other_cpus": US,
+                "overlay": US} (what the benchmark records before and after its runs)
 exit status: 0 measured, 1 usage error, 2 cannot run here (not root, one CPU, no build)
 EOF
 }
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
 	--build) build=${2:?}; shift 2 ;;
 	--calls) calls=${2:?}; shift 2 ;;
 	--runs) runs=${2:?}; shift 2 ;;
+	--json) json=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "roundtrip: unknown argument '$1'" >&2; echo "try 'scripts/bench/roundtrip.sh --help'" >&2; exit 1 ;;
 	esac
@@ -84,12 +88,15 @@ median() {
 	sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-# measure LABEL CALLER_PIN: runs the caller --runs times against $tmp/mnt/f
+# measure KEY LABEL CALLER_PIN: runs the caller --runs times against $tmp/mnt/f
+results=()
 measure() {
-	local label=$1 pin=$2 i
-	for ((i = 0; i < runs; i++)); do
+	local key=$1 label=$2 pin=$3 i us
+	us=$(for ((i = 0; i < runs; i++)); do
 		$pin python3 -c "$calls_py" "$tmp/mnt/f" "$calls"
-	done | median | awk -v l="$label" '{ printf "%-28s %8.2f us per call\n", l, $1 }'
+	done | median)
+	results+=("\"$key\": $us")
+	[ "$json" = 1 ] || printf '%-28s %8.2f us per call\n' "$label" "$us"
 }
 
 # view DAEMON_PIN: a fresh jobfs-fs view of $tmp/lower at $tmp/mnt, the daemon pinned as given
@@ -106,16 +113,19 @@ unview() {
 	mounted=()
 }
 
-echo "one FUSE request (getxattr, answered from memory), $calls calls, median of $runs runs"
+[ "$json" = 1 ] || echo "one FUSE request (getxattr, answered from memory), $calls calls, median of $runs runs"
 view ""
-measure "jobfs, free" ""
+measure free "jobfs, free" ""
 unview
 view "taskset -c 0"
-measure "jobfs, same CPU" "taskset -c 0"
+measure same_cpu "jobfs, same CPU" "taskset -c 0"
 unview
 view "taskset -c 1"
-measure "jobfs, other CPUs" "taskset -c 0"
+measure other_cpus "jobfs, other CPUs" "taskset -c 0"
 unview
 mount -t overlay overlay -o "lowerdir=$tmp/lower,upperdir=$tmp/upper,workdir=$tmp/work" "$tmp/mnt"
 mounted=("$tmp/mnt")
-measure "kernel overlayfs (no daemon)" ""
+measure overlay "kernel overlayfs (no daemon)" ""
+if [ "$json" = 1 ]; then
+	(IFS=,; echo "{${results[*]}}")
+fi

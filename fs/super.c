@@ -125,9 +125,9 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	if (n >= (ssize_t)(sizeof(*in) + offsetof(struct fuse_init_in, flags) + sizeof(uint32_t)) &&
 	    in->opcode == FUSE_INIT) {
 		const struct fuse_init_in *init = (const void *)(in + 1);
+
 		fs->init_unique = in->unique;
-		fs->kernel_init_flags =
-			init->flags; /* what the kernel offers, read by jfs_op_init */
+		fs->kernel_init_flags = init->flags; /* what the kernel offers, for jfs_op_init */
 	}
 	return n;
 }

@@ -124,6 +124,7 @@ class Bench:
         self.samples = {}
         self.errors = {}
         self.base_check = {}
+        self.base_changed = False  # a run changed the base: later runs are not checked
         self.wanted = [c for c, _, _ in CELLS + FIGURES
                        if not (args.quick and c in QUICK_SKIP)
                        and (not args.only or c in args.only)]
@@ -479,7 +480,6 @@ class Bench:
         # on this kind of machine a wake-up across CPUs costs 2x to 10x more in some minutes
         # than in others (scripts/bench/roundtrip.sh), and every FUSE request is one, so a
         # contender measured in one bad stretch would be off in every run.
-        self.base_changed = False
         roundtrip = {"before": self.roundtrip()}
         try:
             for r in range(args.runs):

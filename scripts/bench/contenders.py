@@ -261,6 +261,7 @@ class UnionfsFuse(FuseDaemon):
 class Jobfs(Contender):
     """jobfs through its CLI, as a runner's hook uses it: `jobfs mount` / `jobfs umount --collect`."""
     name, label, can_stack, can_promote = "jobfs", "jobfs", True, True
+    volatile = False   # the views' policy says volatile: true (JobfsVolatile)
 
     def __init__(self, bench):
         super().__init__(bench)
@@ -279,8 +280,6 @@ class Jobfs(Contender):
 
     def job_id(self, slot):
         return f"bench-{slot}"
-
-    volatile = False   # the views' policy says volatile: true (JobfsVolatile)
 
     def policy_for(self, base, state=None, view="base", promote=None):
         """A policy with one view over base (the main cells' unless told otherwise)."""
